@@ -1,0 +1,417 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Aqmp.Pipelines.Transports;
+
+namespace Aqmp.Pipelines.Session;
+
+// Upper half: establishing a session (connect, listen/accept, open) and the handshake.
+public abstract partial class PipeProtocol<TMessage>
+{
+    /// <summary>
+    /// Connects to a server and starts the session: transport, then
+    /// <see cref="EstablishSessionAsync"/>, then the loops.
+    /// </summary>
+    /// <param name="endPoint">A <see cref="UnixDomainSocketEndPoint"/>, <see cref="IPEndPoint"/> or <see cref="DnsEndPoint"/>.</param>
+    /// <param name="tls">TLS client options, or <see langword="null"/> for a plain connection.</param>
+    /// <param name="cancellationToken">Cancels the attempt, including the handshake.</param>
+    /// <returns>A task that completes when the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">
+    /// The connection ("Failed to establish connection") or the handshake ("Failed to establish
+    /// session") failed; the runstate is back to <see cref="Runstate.Idle"/> and nothing is left open.
+    /// </exception>
+    /// <exception cref="OperationCanceledException">
+    /// <paramref name="cancellationToken"/> fired or <see cref="DisconnectAsync"/> was called
+    /// meanwhile; the runstate is back to <see cref="Runstate.Idle"/>.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The object was disposed.</exception>
+    public async Task ConnectAsync(EndPoint endPoint, SslClientAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        var start = BeginStart(Runstate.Idle);
+        PipeProtocolLog.Connecting(Logger, "Connecting", AddressParser.Format(endPoint));
+        await EstablishAsync(start, token => SocketTransport.ConnectAsync(endPoint, tls, _transportOptions, token), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Connects to a server given as text: <c>unix:/path</c>, <c>/path</c>, <c>host:port</c> or
+    /// <c>[v6]:port</c> (see <see cref="AddressParser"/>). Otherwise as <see cref="ConnectAsync(EndPoint, SslClientAuthenticationOptions?, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="address">The address.</param>
+    /// <param name="tls">TLS client options, or <see langword="null"/> for a plain connection.</param>
+    /// <param name="cancellationToken">Cancels the attempt, including the handshake.</param>
+    /// <returns>A task that completes when the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="FormatException">The address is malformed; the runstate is unchanged.</exception>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">The connection or the handshake failed; the runstate is <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="OperationCanceledException">The attempt was cancelled; the runstate is <see cref="Runstate.Idle"/>.</exception>
+    public Task ConnectAsync(string address, SslClientAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
+        => ConnectAsync(AddressParser.Parse(address), tls, cancellationToken);
+
+    /// <summary>
+    /// Binds and listens on <paramref name="endPoint"/> and returns the bound address (so port 0
+    /// works); the runstate becomes and stays <see cref="Runstate.Connecting"/> until
+    /// <see cref="AcceptAsync"/> or <see cref="DisconnectAsync"/>.
+    /// </summary>
+    /// <param name="endPoint">Where to listen: a Unix socket path or an IP address and port.</param>
+    /// <param name="tls">TLS server options for the connection to accept, or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Cancels binding.</param>
+    /// <returns>The bound endpoint.</returns>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">Binding failed (address in use…); the runstate is <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the runstate is <see cref="Runstate.Idle"/>.</exception>
+    public async Task<EndPoint> StartServerAsync(EndPoint endPoint, SslServerAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        var start = BeginStart(Runstate.Idle);
+        SocketListener? bound = null;
+        try
+        {
+            await GuardAsync(
+                start,
+                ConnectException.ConnectionPhase,
+                async token =>
+                {
+                    var listener = await SocketListener.BindAsync(endPoint, _options.ListenBacklog, token).ConfigureAwait(false);
+                    lock (_gate)
+                    {
+                        _listener = bound = listener;
+                        _serverTls = tls;
+                    }
+
+                    PipeProtocolLog.Listening(Logger, AddressParser.Format(listener.LocalEndPoint));
+                },
+                cancellationToken).ConfigureAwait(false);
+            return bound!.LocalEndPoint;
+        }
+        finally
+        {
+            EndStart(start);
+        }
+    }
+
+    /// <summary>
+    /// Binds and listens on an address given as text (see <see cref="AddressParser"/>). Otherwise as
+    /// <see cref="StartServerAsync(EndPoint, SslServerAuthenticationOptions?, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="address">Where to listen.</param>
+    /// <param name="tls">TLS server options for the connection to accept, or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Cancels binding.</param>
+    /// <returns>The bound endpoint.</returns>
+    /// <exception cref="FormatException">The address is malformed; the runstate is unchanged.</exception>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">Binding failed; the runstate is <see cref="Runstate.Idle"/>.</exception>
+    public Task<EndPoint> StartServerAsync(string address, SslServerAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
+        => StartServerAsync(AddressParser.Parse(address), tls, cancellationToken);
+
+    /// <summary>
+    /// Accepts exactly one peer on the listener of <see cref="StartServerAsync(EndPoint, SslServerAuthenticationOptions?, CancellationToken)"/>,
+    /// stops listening (a further, extraneous connection is closed, never served), and starts the session.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels waiting for a peer and the handshake.</param>
+    /// <returns>A task that completes when the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="StateException">
+    /// The runstate is not <see cref="Runstate.Connecting"/> with a listener waiting (no
+    /// <c>StartServerAsync</c> yet, or another connect or accept under way).
+    /// </exception>
+    /// <exception cref="ConnectException">Accepting or the handshake failed; the runstate is <see cref="Runstate.Idle"/> and the listener closed.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the runstate is <see cref="Runstate.Idle"/> and the listener closed.</exception>
+    public async Task AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        SocketListener listener;
+        SslServerAuthenticationOptions? tls;
+        SessionStart start;
+        lock (_gate)
+        {
+            Require(Runstate.Connecting);
+            if (_listener is null || _start is not null)
+            {
+                throw NewStateException(Runstate.Connecting);
+            }
+
+            listener = _listener;
+            tls = _serverTls;
+            start = _start = new SessionStart();
+        }
+
+        await EstablishAsync(
+            start,
+            async token =>
+            {
+                var connection = await listener.AcceptAsync(tls, _transportOptions, token).ConfigureAwait(false);
+                lock (_gate)
+                {
+                    _listener = null;
+                }
+
+                listener.Dispose();
+                return connection;
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <see cref="StartServerAsync(EndPoint, SslServerAuthenticationOptions?, CancellationToken)"/> then <see cref="AcceptAsync"/>.
+    /// </summary>
+    /// <param name="endPoint">Where to listen.</param>
+    /// <param name="tls">TLS server options, or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Cancels binding, waiting and the handshake.</param>
+    /// <returns>The endpoint that was bound, once the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">Binding, accepting or the handshake failed; the runstate is <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the runstate is <see cref="Runstate.Idle"/>.</exception>
+    public async Task<EndPoint> StartServerAndAcceptAsync(EndPoint endPoint, SslServerAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
+    {
+        var bound = await StartServerAsync(endPoint, tls, cancellationToken).ConfigureAwait(false);
+        await AcceptAsync(cancellationToken).ConfigureAwait(false);
+        return bound;
+    }
+
+    /// <summary>
+    /// Starts a session on an already connected socket; the session takes ownership of it.
+    /// </summary>
+    /// <param name="socket">A connected stream socket (TCP, Unix-domain, one end of a socket pair).</param>
+    /// <param name="cancellationToken">Cancels the handshake.</param>
+    /// <returns>A task that completes when the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="ArgumentException">The socket is not a connected stream socket; the runstate is unchanged.</exception>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">The handshake failed; the socket is closed and the runstate is <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the socket is closed and the runstate is <see cref="Runstate.Idle"/>.</exception>
+    public Task OpenAsync(Socket socket, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        if (socket.SocketType != SocketType.Stream || !socket.Connected)
+        {
+            throw new ArgumentException("The socket must be a connected stream socket.", nameof(socket));
+        }
+
+        return OpenAsync(_ => SocketTransport.Open(socket, _transportOptions), cancellationToken);
+    }
+
+    /// <summary>
+    /// Starts a session on an open, readable and writable stream (e.g. an authenticated
+    /// <see cref="SslStream"/>); the session takes ownership of it.
+    /// </summary>
+    /// <param name="stream">The stream.</param>
+    /// <param name="cancellationToken">Cancels the handshake.</param>
+    /// <returns>A task that completes when the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="ArgumentException">The stream cannot both read and write; the runstate is unchanged.</exception>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">The handshake failed; the stream is disposed and the runstate is <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the stream is disposed and the runstate is <see cref="Runstate.Idle"/>.</exception>
+    public Task OpenAsync(Stream stream, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanRead || !stream.CanWrite)
+        {
+            throw new ArgumentException("The stream must be readable and writable.", nameof(stream));
+        }
+
+        return OpenAsync(_ => SocketTransport.Open(stream, _transportOptions), cancellationToken);
+    }
+
+    /// <summary>
+    /// Starts a session on an existing duplex pipe (e.g. a pair of in-memory <see cref="Pipe"/>s).
+    /// The session reads <c>Input</c>, writes <c>Output</c>, and completes both when it ends.
+    /// </summary>
+    /// <param name="pipe">The pipe.</param>
+    /// <param name="cancellationToken">Cancels the handshake.</param>
+    /// <returns>A task that completes when the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">The handshake failed; the pipe is completed and the runstate is <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the pipe is completed and the runstate is <see cref="Runstate.Idle"/>.</exception>
+    public Task OpenAsync(IDuplexPipe pipe, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(pipe);
+        return OpenAsync(_ => SocketTransport.Open(pipe), cancellationToken);
+    }
+
+    /// <summary>
+    /// Starts a session on a transport connection of any kind: the plug-in point for custom
+    /// transports. The session takes ownership of <paramref name="connection"/>.
+    /// </summary>
+    /// <param name="connection">The connection.</param>
+    /// <param name="cancellationToken">Cancels the handshake.</param>
+    /// <returns>A task that completes when the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="ConnectException">The handshake failed; the connection is aborted and the runstate is <see cref="Runstate.Idle"/>.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the connection is aborted and the runstate is <see cref="Runstate.Idle"/>.</exception>
+    public Task OpenAsync(TransportConnection connection, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return OpenAsync(_ => connection, cancellationToken);
+    }
+
+    /// <summary>
+    /// The handshake, run after the transport is up and before the loops start (the seed's
+    /// <c>_establish_session</c>, minus starting the loops, which the base class does afterwards).
+    /// The runstate is <see cref="Runstate.Connecting"/>; <see cref="ReceiveAsync"/> reads messages
+    /// directly and <see cref="SendAsync"/> writes and flushes them directly. The base does nothing.
+    /// </summary>
+    /// <param name="cancellationToken">Fires when the caller cancels or <see cref="DisconnectAsync"/> is called.</param>
+    /// <returns>A task that completes when the session is established.</returns>
+    /// <remarks>Whatever this throws fails the attempt with a <see cref="ConnectException"/> ("Failed to establish session").</remarks>
+    protected virtual Task EstablishSessionAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task OpenAsync(Func<CancellationToken, TransportConnection> open, CancellationToken cancellationToken)
+    {
+        var start = BeginStart(Runstate.Idle);
+        await EstablishAsync(start, token => ValueTask.FromResult(open(token)), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Checks the runstate and enters <see cref="Runstate.Connecting"/> with a new attempt.</summary>
+    private SessionStart BeginStart(Runstate required)
+    {
+        lock (_gate)
+        {
+            Require(required);
+            var start = _start = new SessionStart();
+            SetState(Runstate.Connecting);
+            return start;
+        }
+    }
+
+    /// <summary>Marks an attempt finished, whatever its outcome, waking a disconnect that waits for it.</summary>
+    private void EndStart(SessionStart start)
+    {
+        lock (_gate)
+        {
+            if (_start == start)
+            {
+                _start = null;
+            }
+        }
+
+        start.Finished.TrySetResult();
+    }
+
+    /// <summary>Opens the transport, runs the handshake, and starts the loops, rolling back on any failure.</summary>
+    private async Task EstablishAsync(SessionStart start, Func<CancellationToken, ValueTask<TransportConnection>> openTransport, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await GuardAsync(
+                start,
+                ConnectException.ConnectionPhase,
+                async token =>
+                {
+                    var connection = await openTransport(token).ConfigureAwait(false);
+                    lock (_gate)
+                    {
+                        _connection = connection;
+                    }
+
+                    PipeProtocolLog.Connected(Logger, connection.ToString());
+                },
+                cancellationToken).ConfigureAwait(false);
+
+            await GuardAsync(start, ConnectException.SessionPhase, HandshakeAndRunAsync, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            EndStart(start);
+        }
+
+        async Task HandshakeAndRunAsync(CancellationToken token)
+        {
+            await EstablishSessionAsync(token).ConfigureAwait(false);
+            lock (_gate)
+            {
+                // A disconnect or cancellation that raced with a handshake that ignored it still wins.
+                token.ThrowIfCancellationRequested();
+                StartLoops();
+                SetState(Runstate.Running);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs one phase of an attempt (the seed's <c>_session_guard</c>): on failure, rolls back to
+    /// <see cref="Runstate.Idle"/>, then raises cancellation as it is and anything else as a
+    /// <see cref="ConnectException"/> for <paramref name="phase"/>.
+    /// </summary>
+    private async Task GuardAsync(SessionStart start, string phase, Func<CancellationToken, Task> action, CancellationToken cancellationToken)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, start.Abort.Token);
+        try
+        {
+            await action(linked.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            PipeProtocolLog.ConnectFailed(Logger, phase, PipeProtocolLog.Summarize(ex), ex);
+            RollBack();
+            if (ex is OperationCanceledException)
+            {
+                throw;
+            }
+
+            if (linked.IsCancellationRequested)
+            {
+                // The failure is a consequence of the cancellation (an aborted socket, say).
+                throw new OperationCanceledException("The connection attempt was cancelled.", ex, linked.Token);
+            }
+
+            if (ex is ConnectException)
+            {
+                throw;
+            }
+
+            throw new ConnectException(phase, ex);
+        }
+    }
+
+    /// <summary>Undoes a failed attempt: Connecting → Disconnecting → Idle, closing whatever it opened.</summary>
+    private void RollBack()
+    {
+        TransportConnection? connection;
+        SocketListener? listener;
+        lock (_gate)
+        {
+            SetState(Runstate.Disconnecting);
+            connection = _connection;
+            listener = _listener;
+        }
+
+        listener?.Dispose();
+        connection?.Abort();
+        lock (_gate)
+        {
+            var start = _start;
+            ResetSession();
+            _start = start;
+            SetState(Runstate.Idle);
+        }
+    }
+
+    /// <summary>Creates the outbound queue and starts both loops. Call under the gate.</summary>
+    private void StartLoops()
+    {
+        ReleaseHandshakeRead();
+        _outgoing = Channel.CreateBounded<TMessage>(new BoundedChannelOptions(_options.OutboundQueueCapacity)
+        {
+            SingleReader = true,
+            SingleWriter = false,
+            FullMode = BoundedChannelFullMode.Wait,
+            AllowSynchronousContinuations = false,
+        });
+        _sessionAbort = new CancellationTokenSource();
+        var connection = _connection!;
+        var outgoing = _outgoing;
+        var abort = _sessionAbort.Token;
+        _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(connection.Pipe.Output, outgoing.Reader, abort), abort));
+        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection.Pipe.Input, abort), abort));
+    }
+
+    /// <summary>A connection attempt under way: how to abort it, and when it has finished.</summary>
+    private sealed class SessionStart
+    {
+        // Not disposed: a disconnect may cancel it at any time, even after the attempt finished.
+        public CancellationTokenSource Abort { get; } = new();
+
+        public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

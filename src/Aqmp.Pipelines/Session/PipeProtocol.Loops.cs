@@ -1,0 +1,125 @@
+using System.IO.Pipelines;
+using System.Threading.Channels;
+
+namespace Aqmp.Pipelines.Session;
+
+// Bottom half: the read loop and the write loop, which run the session while it is Running.
+public abstract partial class PipeProtocol<TMessage>
+{
+    /// <summary>
+    /// Runs one loop to its end (the seed's <c>_bh_loop_forever</c>). A loop that fails records
+    /// its error as the root cause and schedules a disconnect; the task itself never faults.
+    /// </summary>
+    private async Task RunLoopAsync(string name, Func<Task> loop, CancellationToken abort)
+    {
+        try
+        {
+            await loop().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        {
+            // Torn down while the loop (say, OnMessageAsync) was waiting: a normal end.
+        }
+        catch (Exception ex)
+        {
+            if (ex is EndOfStreamException)
+            {
+                PipeProtocolLog.LoopEndOfStream(Logger, name, PipeProtocolLog.Summarize(ex));
+            }
+            else
+            {
+                PipeProtocolLog.LoopFailed(Logger, name, PipeProtocolLog.Summarize(ex), ex);
+            }
+
+            RecordRootCause(ex);
+            lock (_gate)
+            {
+                ScheduleDisconnect();
+            }
+        }
+        finally
+        {
+            PipeProtocolLog.LoopExited(Logger, name);
+        }
+    }
+
+    /// <summary>
+    /// The canonical pipe read loop: read, parse every frame the buffer holds, deliver each,
+    /// advance past what was consumed and examined, stop when the peer ends the stream.
+    /// </summary>
+    private async Task ReadLoopAsync(PipeReader input, CancellationToken abort)
+    {
+        while (true)
+        {
+            var result = await input.ReadAsync().ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                return;
+            }
+
+            var buffer = result.Buffer;
+            var consumed = buffer.Start;
+            var examined = buffer.Start;
+            try
+            {
+                while (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
+                {
+                    buffer = buffer.Slice(consumed);
+                    if (abort.IsCancellationRequested)
+                    {
+                        return;
+                    }
+
+                    await OnMessageAsync(OnInbound(message), abort).ConfigureAwait(false);
+                }
+
+                if (result.IsCompleted)
+                {
+                    if (!buffer.IsEmpty && _framer.TryReadFinalMessage(buffer, out var last))
+                    {
+                        consumed = examined = buffer.End;
+                        await OnMessageAsync(OnInbound(last), abort).ConfigureAwait(false);
+                    }
+
+                    throw NewPeerClosedException();
+                }
+            }
+            finally
+            {
+                input.AdvanceTo(consumed, examined);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The write loop: frame every message already queued (up to the queue's capacity), then
+    /// flush once; end when the queue is completed and empty, or when torn down.
+    /// </summary>
+    private async Task WriteLoopAsync(PipeWriter output, ChannelReader<TMessage> queue, CancellationToken abort)
+    {
+        var batchLimit = _options.OutboundQueueCapacity;
+        while (await queue.WaitToReadAsync().ConfigureAwait(false))
+        {
+            for (var written = 0; written < batchLimit && !abort.IsCancellationRequested && queue.TryRead(out var message); written++)
+            {
+                _framer.WriteMessage(OnOutbound(message), output);
+            }
+
+            if (abort.IsCancellationRequested)
+            {
+                return;
+            }
+
+            var flush = await output.FlushAsync().ConfigureAwait(false);
+            if (flush.IsCanceled)
+            {
+                return;
+            }
+
+            if (flush.IsCompleted)
+            {
+                throw new IOException("The transport stopped accepting outbound data: the connection is closed.");
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+using System.Buffers;
+using System.Threading.Channels;
+using Aqmp.Pipelines.Framing;
+
+namespace Aqmp.Pipelines.Session;
+
+// Message I/O shared by both halves: sending, handshake receiving, and the filter hooks.
+public abstract partial class PipeProtocol<TMessage>
+{
+    // A read held by ReceiveAsync during the handshake: the buffer it returned, how far messages
+    // were taken from it, and whether the peer had ended the stream. Guarded by the handshake's
+    // single-caller rule, reset under the gate.
+    private HandshakeRead _handshakeRead;
+
+    /// <summary>
+    /// Sends a message. While <see cref="Runstate.Running"/>, queues it for the write loop and
+    /// returns once it is queued, waiting while the queue is full (backpressure); messages are
+    /// written in the order they were queued. During <see cref="EstablishSessionAsync"/>, writes
+    /// and flushes it directly (the seed's <c>_send</c>); do not call it concurrently there.
+    /// </summary>
+    /// <param name="message">The message; <see cref="OnOutbound"/> sees it before it is framed.</param>
+    /// <param name="cancellationToken">Stops waiting for queue space; the message is then not sent.</param>
+    /// <returns>A task that completes when the message is queued (or, during the handshake, flushed).</returns>
+    /// <exception cref="StateException">
+    /// The runstate is not <see cref="Runstate.Running"/> (nor the handshake under way), or the
+    /// session ended while the call waited for queue space; the message was not queued.
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the message was not queued.</exception>
+    protected async ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
+    {
+        ChannelWriter<TMessage>? queue = null;
+        lock (_gate)
+        {
+            if (_runstate != Runstate.Connecting || !IsHandshaking)
+            {
+                Require(Runstate.Running);
+                queue = _outgoing!.Writer;
+            }
+        }
+
+        if (queue is null)
+        {
+            await SendDirectAsync(message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (queue.TryWrite(message))
+        {
+            return;
+        }
+
+        try
+        {
+            await queue.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException ex)
+        {
+            lock (_gate)
+            {
+                throw NewStateException(Runstate.Running, _rootCause ?? ex);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads one message directly from the transport, for use in <see cref="EstablishSessionAsync"/>
+    /// only (the seed's <c>_recv</c>): once the loops run, messages go to <see cref="OnMessageAsync"/>.
+    /// The message has passed <see cref="OnInbound"/>. A message that points into the pipe's
+    /// memory stays valid until the next call or the end of the handshake.
+    /// </summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The next message.</returns>
+    /// <exception cref="InvalidOperationException">Called outside the handshake.</exception>
+    /// <exception cref="EndOfStreamException">The peer closed the connection at a frame boundary.</exception>
+    /// <exception cref="IncompleteFrameException">The peer closed the connection in the middle of a frame.</exception>
+    /// <exception cref="FrameTooLargeException">The next frame is over the framer's limit.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    protected async ValueTask<TMessage> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        var input = HandshakeTransport().Pipe.Input;
+        while (true)
+        {
+            if (_handshakeRead.IsHeld)
+            {
+                var buffer = _handshakeRead.Buffer.Slice(_handshakeRead.Consumed);
+                var consumed = buffer.Start;
+                var examined = buffer.Start;
+                if (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
+                {
+                    _handshakeRead.Consumed = consumed;
+                    return OnInbound(message);
+                }
+
+                if (_handshakeRead.IsCompleted)
+                {
+                    if (!buffer.IsEmpty && _framer.TryReadFinalMessage(buffer, out var last))
+                    {
+                        _handshakeRead.Consumed = buffer.End;
+                        return OnInbound(last);
+                    }
+
+                    throw NewPeerClosedException();
+                }
+
+                input.AdvanceTo(consumed, examined);
+                _handshakeRead = default;
+            }
+
+            var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                input.AdvanceTo(result.Buffer.Start);
+                throw new OperationCanceledException("The read was cancelled.");
+            }
+
+            _handshakeRead = new HandshakeRead(result.Buffer, result.IsCompleted);
+        }
+    }
+
+    /// <summary>
+    /// Handles one inbound message, called by the read loop in arrival order, one at a time; the
+    /// next message is not read until the returned task completes. The base does nothing.
+    /// </summary>
+    /// <param name="message">The message, already through <see cref="OnInbound"/>. See
+    /// <see cref="IMessageFramer{TMessage}"/> for how long a message pointing into pipe memory stays valid.</param>
+    /// <param name="cancellationToken">Fires when the session is being torn down.</param>
+    /// <returns>A task that completes when the message is handled.</returns>
+    /// <remarks>
+    /// Runs in the read loop: awaiting a reply to a message sent from here would deadlock, and
+    /// awaiting anything slow stalls reading. Whatever this throws ends the session and is the
+    /// error <see cref="DisconnectAsync"/> raises.
+    /// </remarks>
+    protected virtual ValueTask OnMessageAsync(TMessage message, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Filter hook for every inbound message, before <see cref="OnMessageAsync"/> (and for
+    /// <see cref="ReceiveAsync"/>). The base logs <c>&lt;-- {message}</c> at Debug and returns it unchanged.
+    /// </summary>
+    /// <param name="message">The raw inbound message.</param>
+    /// <returns>The message to deliver.</returns>
+    protected virtual TMessage OnInbound(TMessage message)
+    {
+        if (Logger.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Debug))
+        {
+            PipeProtocolLog.Inbound(Logger, FormatForLog(message));
+        }
+
+        return message;
+    }
+
+    /// <summary>
+    /// Filter hook for every outbound message, just before it is framed by the write loop (or
+    /// during the handshake, by <see cref="SendAsync"/>). The base logs <c>--&gt; {message}</c> at
+    /// Debug and returns it unchanged.
+    /// </summary>
+    /// <param name="message">The outbound message.</param>
+    /// <returns>The message to write.</returns>
+    protected virtual TMessage OnOutbound(TMessage message)
+    {
+        if (Logger.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Debug))
+        {
+            PipeProtocolLog.Outbound(Logger, FormatForLog(message));
+        }
+
+        return message;
+    }
+
+    /// <summary>
+    /// How a message reads in the logs of <see cref="OnInbound"/> and <see cref="OnOutbound"/>;
+    /// called only when Debug logging is on. The base uses <see cref="object.ToString"/>.
+    /// </summary>
+    /// <param name="message">The message.</param>
+    /// <returns>Its log text.</returns>
+    protected virtual string FormatForLog(TMessage message) => message?.ToString() ?? "(null)";
+
+    private bool IsHandshaking => _connection is not null && _outgoing is null && _start is not null;
+
+    private Transports.TransportConnection HandshakeTransport()
+    {
+        lock (_gate)
+        {
+            if (_runstate != Runstate.Connecting || !IsHandshaking)
+            {
+                throw new InvalidOperationException("ReceiveAsync reads messages only during EstablishSessionAsync; afterwards they are delivered to OnMessageAsync.");
+            }
+
+            return _connection!;
+        }
+    }
+
+    private async ValueTask SendDirectAsync(TMessage message, CancellationToken cancellationToken)
+    {
+        var output = HandshakeTransport().Pipe.Output;
+        _framer.WriteMessage(OnOutbound(message), output);
+        var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        if (flush.IsCompleted)
+        {
+            throw NewPeerClosedException();
+        }
+    }
+
+    /// <summary>Hands a read held by the handshake back to the pipe, unexamined, so the read loop sees its rest. Call under the gate.</summary>
+    private void ReleaseHandshakeRead()
+    {
+        if (_handshakeRead.IsHeld)
+        {
+            _connection!.Pipe.Input.AdvanceTo(_handshakeRead.Consumed);
+            _handshakeRead = default;
+        }
+    }
+
+    private static EndOfStreamException NewPeerClosedException() => new("The peer closed the connection.");
+
+    private struct HandshakeRead(ReadOnlySequence<byte> buffer, bool isCompleted)
+    {
+        public readonly ReadOnlySequence<byte> Buffer = buffer;
+        public readonly bool IsCompleted = isCompleted;
+        public readonly bool IsHeld = true;
+        public SequencePosition Consumed = buffer.Start;
+    }
+}

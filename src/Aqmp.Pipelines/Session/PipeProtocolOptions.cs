@@ -1,0 +1,102 @@
+using System.IO.Pipelines;
+using Aqmp.Pipelines.Transports;
+
+namespace Aqmp.Pipelines.Session;
+
+/// <summary>
+/// Buffering, backpressure and shutdown settings of a <see cref="PipeProtocol{TMessage}"/>.
+/// </summary>
+public sealed record PipeProtocolOptions
+{
+    /// <summary>
+    /// How many messages <see cref="PipeProtocol{TMessage}.SendAsync"/> may queue ahead of the
+    /// write loop; a sender waits once it is full (backpressure). Also the most messages the write
+    /// loop writes between two flushes. Default 1024.
+    /// </summary>
+    public int OutboundQueueCapacity { get; init; } = 1024;
+
+    /// <summary>
+    /// Unread inbound bytes at which the transport stops reading from the socket. Raised
+    /// automatically above the framer's <see cref="Framing.IMessageFramer{TMessage}.MaximumFrameLength"/>
+    /// so that a legal frame always fits. Default 1 MiB.
+    /// </summary>
+    public long ReceivePauseThreshold { get; init; } = 1024 * 1024;
+
+    /// <summary>Unread inbound bytes below which reading from the socket resumes. Default 512 KiB.</summary>
+    public long ReceiveResumeThreshold { get; init; } = 512 * 1024;
+
+    /// <summary>
+    /// Unsent outbound bytes at which the write loop's flush waits for the socket (backpressure
+    /// towards <see cref="OutboundQueueCapacity"/> and then the senders). Default 1 MiB.
+    /// </summary>
+    public long SendPauseThreshold { get; init; } = 1024 * 1024;
+
+    /// <summary>Unsent outbound bytes below which a waiting flush resumes. Default 512 KiB.</summary>
+    public long SendResumeThreshold { get; init; } = 512 * 1024;
+
+    /// <summary>
+    /// The smallest buffer segment the pipes rent. Larger segments mean fewer frames straddle two
+    /// segments (the framers' slow path) and fewer socket calls. Default 16 KiB.
+    /// </summary>
+    public int MinimumSegmentSize { get; init; } = 16 * 1024;
+
+    /// <summary>
+    /// How long a graceful disconnect keeps draining inbound bytes after sending everything,
+    /// waiting for the peer to close (see <see cref="TransportOptions.LingerTimeout"/>). Default 500 ms.
+    /// </summary>
+    public TimeSpan LingerTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How many pending connections a listening socket queues before one is accepted. Default 1.</summary>
+    public int ListenBacklog { get; init; } = 1;
+
+    /// <summary>The options used when none are given.</summary>
+    public static PipeProtocolOptions Default { get; } = new();
+
+    /// <summary>Checks that every setting is in range.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A setting is out of range.</exception>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(OutboundQueueCapacity, 1, nameof(OutboundQueueCapacity));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ReceivePauseThreshold, 1, nameof(ReceivePauseThreshold));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(ReceiveResumeThreshold, ReceivePauseThreshold, nameof(ReceiveResumeThreshold));
+        ArgumentOutOfRangeException.ThrowIfLessThan(SendPauseThreshold, 1, nameof(SendPauseThreshold));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(SendResumeThreshold, SendPauseThreshold, nameof(SendResumeThreshold));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MinimumSegmentSize, 1, nameof(MinimumSegmentSize));
+        ArgumentOutOfRangeException.ThrowIfLessThan(LingerTimeout, TimeSpan.Zero, nameof(LingerTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ListenBacklog, 1, nameof(ListenBacklog));
+    }
+
+    /// <summary>
+    /// The transport settings these options imply for a framer whose largest frame is
+    /// <paramref name="maximumFrameLength"/> bytes.
+    /// </summary>
+    /// <param name="maximumFrameLength">The framer's largest inbound frame, when known.</param>
+    /// <returns>The transport options.</returns>
+    public TransportOptions ToTransportOptions(long? maximumFrameLength)
+    {
+        var receivePause = ReceivePauseThreshold;
+        var receiveResume = ReceiveResumeThreshold;
+        if (maximumFrameLength is { } frame && frame + MinimumSegmentSize >= receivePause)
+        {
+            // A partial frame sits unconsumed in the pipe: the pipe must never pause below it.
+            receivePause = frame + (2L * MinimumSegmentSize);
+            receiveResume = Math.Max(receiveResume, frame);
+        }
+
+        return new TransportOptions
+        {
+            SendPipeOptions = CreatePipeOptions(SendPauseThreshold, SendResumeThreshold),
+            ReceivePipeOptions = CreatePipeOptions(receivePause, receiveResume),
+            LingerTimeout = LingerTimeout,
+        };
+    }
+
+    private PipeOptions CreatePipeOptions(long pause, long resume) => new(
+        pool: null,
+        readerScheduler: PipeScheduler.ThreadPool,
+        writerScheduler: PipeScheduler.ThreadPool,
+        pauseWriterThreshold: pause,
+        resumeWriterThreshold: resume,
+        minimumSegmentSize: MinimumSegmentSize,
+        useSynchronizationContext: false);
+}

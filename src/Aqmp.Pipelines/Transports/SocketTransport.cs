@@ -1,0 +1,173 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using Pipelines.Sockets.Unofficial;
+
+namespace Aqmp.Pipelines.Transports;
+
+/// <summary>
+/// Opens <see cref="TransportConnection"/>s over sockets (TCP over IPv4 or IPv6, Unix-domain),
+/// optionally secured with TLS, over streams, and over existing pipes.
+/// </summary>
+public static class SocketTransport
+{
+    /// <summary>
+    /// Connects a socket to <paramref name="endPoint"/> and, when <paramref name="tls"/> is given,
+    /// authenticates as a TLS client.
+    /// </summary>
+    /// <param name="endPoint">
+    /// A <see cref="UnixDomainSocketEndPoint"/>, an <see cref="IPEndPoint"/> or a <see cref="DnsEndPoint"/>
+    /// (every address of the name is tried).
+    /// </param>
+    /// <param name="tls">
+    /// TLS client options, or <see langword="null"/> for a plain connection. When
+    /// <see cref="SslClientAuthenticationOptions.TargetHost"/> is empty, the host of
+    /// <paramref name="endPoint"/> is used (the options object is not modified).
+    /// </param>
+    /// <param name="options">Buffering and close options; <see cref="TransportOptions.Default"/> when null.</param>
+    /// <param name="cancellationToken">Cancels the connection attempt.</param>
+    /// <returns>The connection.</returns>
+    /// <exception cref="SocketException">The connection was refused, the host is unknown, the Unix path is missing…</exception>
+    /// <exception cref="System.Security.Authentication.AuthenticationException">The TLS handshake failed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; nothing is left open.</exception>
+    public static async ValueTask<TransportConnection> ConnectAsync(EndPoint endPoint, SslClientAuthenticationOptions? tls = null, TransportOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        options ??= TransportOptions.Default;
+        var socket = CreateSocket(endPoint);
+        try
+        {
+            await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+            if (tls is null)
+            {
+                return Open(socket, options);
+            }
+
+            var clientOptions = WithTargetHost(tls, endPoint);
+            return await AuthenticateAsync(
+                socket,
+                options,
+                (stream, token) => stream.AuthenticateAsClientAsync(clientOptions, token),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Wraps an already connected socket; the connection takes ownership of it.
+    /// </summary>
+    /// <param name="socket">A connected stream socket.</param>
+    /// <param name="options">Buffering and close options; <see cref="TransportOptions.Default"/> when null.</param>
+    /// <returns>The connection.</returns>
+    /// <exception cref="ArgumentException">The socket is not connected or not a stream socket.</exception>
+    public static TransportConnection Open(Socket socket, TransportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        if (socket.SocketType != SocketType.Stream || !socket.Connected)
+        {
+            throw new ArgumentException("The socket must be a connected stream socket.", nameof(socket));
+        }
+
+        options ??= TransportOptions.Default;
+        SocketConnection.SetRecommendedClientOptions(socket);
+        var connection = SocketConnection.Create(socket, options.SendPipeOptions, options.ReceivePipeOptions, SocketConnectionOptions.None);
+        return new SocketTransportConnection(connection, options);
+    }
+
+    /// <summary>
+    /// Wraps an already open, readable and writable stream (e.g. an authenticated
+    /// <see cref="SslStream"/>); the connection takes ownership of it.
+    /// </summary>
+    /// <param name="stream">The stream.</param>
+    /// <param name="options">Buffering and close options; <see cref="TransportOptions.Default"/> when null.</param>
+    /// <returns>The connection.</returns>
+    /// <exception cref="ArgumentException">The stream cannot both read and write.</exception>
+    public static TransportConnection Open(Stream stream, TransportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanRead || !stream.CanWrite)
+        {
+            throw new ArgumentException("The stream must be readable and writable.", nameof(stream));
+        }
+
+        return StreamTransportConnection.Create(stream, options ?? TransportOptions.Default);
+    }
+
+    /// <summary>
+    /// Wraps an existing duplex pipe (in-memory pipes, another framework's connection). Closing
+    /// the connection completes the pipe's reader and writer.
+    /// </summary>
+    /// <param name="pipe">The pipe.</param>
+    /// <returns>The connection.</returns>
+    public static TransportConnection Open(IDuplexPipe pipe)
+    {
+        ArgumentNullException.ThrowIfNull(pipe);
+        return new DuplexPipeConnection(pipe);
+    }
+
+    /// <summary>Creates an unconnected stream socket suited to <paramref name="endPoint"/>.</summary>
+    internal static Socket CreateSocket(EndPoint endPoint) => endPoint switch
+    {
+        UnixDomainSocketEndPoint => new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified),
+        IPEndPoint ip => new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true },
+        DnsEndPoint => new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true },
+        _ => throw new ArgumentException($"Unsupported endpoint type {endPoint.GetType().Name}.", nameof(endPoint)),
+    };
+
+    /// <summary>Runs a TLS handshake over a connected socket and wraps the authenticated stream.</summary>
+    internal static async ValueTask<TransportConnection> AuthenticateAsync(
+        Socket socket,
+        TransportOptions options,
+        Func<SslStream, CancellationToken, Task> authenticate,
+        CancellationToken cancellationToken)
+    {
+        var local = socket.LocalEndPoint;
+        var remote = socket.RemoteEndPoint;
+        var tls = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        try
+        {
+            await authenticate(tls, cancellationToken).ConfigureAwait(false);
+            return StreamTransportConnection.Create(tls, options, local, remote);
+        }
+        catch
+        {
+            await tls.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static SslClientAuthenticationOptions WithTargetHost(SslClientAuthenticationOptions tls, EndPoint endPoint)
+    {
+        if (!string.IsNullOrEmpty(tls.TargetHost))
+        {
+            return tls;
+        }
+
+        return new SslClientAuthenticationOptions
+        {
+            TargetHost = endPoint switch
+            {
+                DnsEndPoint dns => dns.Host,
+                IPEndPoint ip => ip.Address.ToString(),
+                _ => "localhost",
+            },
+            AllowRenegotiation = tls.AllowRenegotiation,
+            AllowTlsResume = tls.AllowTlsResume,
+            ApplicationProtocols = tls.ApplicationProtocols,
+            CertificateChainPolicy = tls.CertificateChainPolicy,
+            CertificateRevocationCheckMode = tls.CertificateRevocationCheckMode,
+            CipherSuitesPolicy = tls.CipherSuitesPolicy,
+            ClientCertificateContext = tls.ClientCertificateContext,
+            ClientCertificates = tls.ClientCertificates,
+            EnabledSslProtocols = tls.EnabledSslProtocols,
+            EncryptionPolicy = tls.EncryptionPolicy,
+            LocalCertificateSelectionCallback = tls.LocalCertificateSelectionCallback,
+            RemoteCertificateValidationCallback = tls.RemoteCertificateValidationCallback,
+        };
+    }
+}

@@ -1,0 +1,54 @@
+using System.IO.Pipelines;
+using System.Net;
+
+namespace Aqmp.Pipelines.Transports;
+
+/// <summary>
+/// An established full-duplex byte connection: a socket, a stream or a pipe pair, seen as an
+/// <see cref="IDuplexPipe"/>. Sessions run on these; implement it to plug in another transport.
+/// </summary>
+/// <remarks>
+/// The user of a connection must stop reading <see cref="Pipe"/>'s input and writing its output
+/// before calling <see cref="CloseAsync"/> or <see cref="Abort"/>: a
+/// <see cref="System.IO.Pipelines.PipeReader"/> and <see cref="System.IO.Pipelines.PipeWriter"/> each
+/// have a single owner. Both calls are idempotent.
+/// </remarks>
+public abstract class TransportConnection : IAsyncDisposable
+{
+    /// <summary>The connection's pipes: <c>Input</c> carries bytes from the peer, <c>Output</c> to it.</summary>
+    public abstract IDuplexPipe Pipe { get; }
+
+    /// <summary>The local address, when the transport has one.</summary>
+    public virtual EndPoint? LocalEndPoint => null;
+
+    /// <summary>The peer's address, when the transport has one.</summary>
+    public virtual EndPoint? RemoteEndPoint => null;
+
+    /// <summary>
+    /// Closes gracefully: every byte flushed to <c>Output</c> reaches the peer (the operating
+    /// system), the sending direction is closed, inbound bytes are drained for at most the
+    /// linger timeout, then everything is released.
+    /// </summary>
+    /// <param name="cancellationToken">Abandons the graceful part; resources are released regardless.</param>
+    /// <returns>A task that completes when the connection is released.</returns>
+    /// <exception cref="IOException">The connection failed before every flushed byte was sent.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
+    public abstract ValueTask CloseAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Releases the connection at once, discarding anything not yet sent. Never throws.
+    /// </summary>
+    public abstract void Abort();
+
+    /// <summary>Releases the connection at once, like <see cref="Abort"/>.</summary>
+    /// <returns>A completed task.</returns>
+    public ValueTask DisposeAsync()
+    {
+        Abort();
+        GC.SuppressFinalize(this);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{GetType().Name} {LocalEndPoint} <-> {RemoteEndPoint}";
+}
