@@ -1,0 +1,4 @@
+// dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --filter '*'
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

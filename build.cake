@@ -1,0 +1,98 @@
+// Aqmp.Pipelines build script.
+//   dotnet tool restore && dotnet cake --target=Test     (default target)
+// Targets: Clean, Build, Test, Pack.
+// Test runs every test project and ends with one line: "N passed, N failed, N skipped".
+using System.Xml.Linq;
+
+var target = Argument("target", "Test");
+var configuration = Argument("configuration", "Release");
+var solution = File("./Aqmp.Pipelines.sln");
+var artifacts = Directory("./artifacts");
+var testResults = artifacts + Directory("test-results");
+
+Task("Clean")
+    .Does(() =>
+{
+    CleanDirectory(artifacts);
+    DotNetClean(solution, new DotNetCleanSettings { Configuration = configuration, Verbosity = DotNetVerbosity.Minimal });
+});
+
+Task("Build")
+    .Does(() =>
+{
+    DotNetBuild(solution, new DotNetBuildSettings
+    {
+        Configuration = configuration,
+        Verbosity = DotNetVerbosity.Minimal,
+        NoLogo = true,
+    });
+});
+
+Task("Test")
+    .IsDependentOn("Build")
+    .Does(() =>
+{
+    CleanDirectory(testResults);
+    var failedProjects = new List<string>();
+    foreach (var project in GetFiles("./test/**/*.Tests.csproj"))
+    {
+        var name = project.GetFilenameWithoutExtension().ToString();
+        try
+        {
+            DotNetTest(project.FullPath, new DotNetTestSettings
+            {
+                Configuration = configuration,
+                NoBuild = true,
+                NoLogo = true,
+                ResultsDirectory = testResults,
+                Loggers = { $"trx;LogFileName={name}.trx", "console;verbosity=normal" },
+                Settings = File("./test/test.runsettings"),
+            });
+        }
+        catch (Exception ex)
+        {
+            Error($"{name}: {ex.Message}");
+            failedProjects.Add(name);
+        }
+    }
+
+    long passed = 0, failed = 0, skipped = 0;
+    foreach (var trx in GetFiles($"{testResults}/*.trx"))
+    {
+        var counters = XDocument.Load(trx.FullPath).Descendants().First(e => e.Name.LocalName == "Counters");
+        long Read(string attribute) => long.Parse(counters.Attribute(attribute)?.Value ?? "0");
+        var total = Read("total");
+        passed += Read("passed");
+        failed += Read("failed") + Read("error") + Read("timeout") + Read("aborted");
+        skipped += total - Read("passed") - (Read("failed") + Read("error") + Read("timeout") + Read("aborted"));
+    }
+
+    if (failedProjects.Count > 0 && failed == 0)
+    {
+        // A test host that crashed or timed out leaves no counts: never report that as green.
+        failed = failedProjects.Count;
+    }
+
+    var summary = $"{passed} passed, {failed} failed, {skipped} skipped";
+    System.IO.File.WriteAllText(testResults + File("summary.txt"), summary + Environment.NewLine);
+    Console.WriteLine(summary);
+    if (failed > 0 || failedProjects.Count > 0)
+    {
+        throw new Exception($"Tests failed in: {string.Join(", ", failedProjects)}");
+    }
+});
+
+Task("Pack")
+    .IsDependentOn("Build")
+    .Does(() =>
+{
+    DotNetPack("./src/Aqmp.Pipelines/Aqmp.Pipelines.csproj", new DotNetPackSettings
+    {
+        Configuration = configuration,
+        NoBuild = true,
+        NoLogo = true,
+        OutputDirectory = artifacts + Directory("packages"),
+    });
+});
+
+RunTarget(target);
