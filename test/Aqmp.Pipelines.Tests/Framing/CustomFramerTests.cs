@@ -1,0 +1,121 @@
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Session;
+using Aqmp.Pipelines.Tests.Support;
+
+namespace Aqmp.Pipelines.Tests.Framing;
+
+/// <summary>A user-written framer (the README's length-prefixed one) plugs into a session unchanged.</summary>
+public class CustomFramerTests
+{
+    [Test]
+    public async Task Length_prefixed_messages_of_every_size_cross_a_session_intact_and_in_order()
+    {
+        var (left, right) = CreatePipePair();
+        await using var sender = new BlobProtocol(new LengthPrefixedFramer());
+        await using var receiver = new BlobProtocol(new LengthPrefixedFramer());
+        await sender.OpenAsync(left).Bounded();
+        await receiver.OpenAsync(right).Bounded();
+
+        var random = new Random(1234);
+        var payloads = Enumerable.Range(0, 300).Select(i => RandomBytes(random, i switch { 0 => 0, < 10 => i, _ => random.Next(0, 70_000) })).ToList();
+        foreach (var payload in payloads)
+        {
+            await sender.SendBlobAsync(payload).Bounded();
+        }
+
+        foreach (var expected in payloads)
+        {
+            var actual = await receiver.Received.ReadAsync().Bounded();
+            Assert.That(actual, Is.EqualTo(expected));
+        }
+
+        await sender.DisconnectAsync().Bounded();
+        await Assert.ThrowsAsync<EndOfStreamException>(() => receiver.DisconnectAsync().Bounded());
+    }
+
+    [Test]
+    public async Task A_frame_larger_than_the_default_receive_pause_threshold_is_buffered_whole_instead_of_deadlocking()
+    {
+        // The default receive pipe pauses at 1 MiB; the framer allows 3 MiB, so the session must
+        // raise the pause threshold above the framer's MaximumFrameLength.
+        var path = TempPaths.NewSocketPath();
+        var framer = new LengthPrefixedFramer(maximumPayload: 3 << 20);
+        await using var server = new BlobProtocol(framer);
+        await using var client = new BlobProtocol(framer);
+        await server.StartServerAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+        var accepted = server.AcceptAsync();
+        await client.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+        await accepted.Bounded();
+
+        var big = RandomBytes(new Random(7), (3 << 20) - 16);
+        await client.SendBlobAsync(big).Bounded();
+        Assert.That(await server.Received.ReadAsync().Bounded(), Is.EqualTo(big));
+        await client.DisconnectAsync().Bounded();
+    }
+
+    [Test]
+    public async Task A_framer_that_raises_FrameTooLargeException_ends_the_session_with_that_error()
+    {
+        var (left, right) = CreatePipePair();
+        await using var sender = new BlobProtocol(new LengthPrefixedFramer(maximumPayload: 1 << 20));
+        await using var receiver = new BlobProtocol(new LengthPrefixedFramer(maximumPayload: 100));
+        await sender.OpenAsync(left).Bounded();
+        await receiver.OpenAsync(right).Bounded();
+
+        await sender.SendBlobAsync(new byte[101]).Bounded();
+        await receiver.UntilRunstateAsync(Runstate.Disconnecting);
+        var error = await Assert.ThrowsAsync<FrameTooLargeException>(() => receiver.DisconnectAsync().Bounded());
+        Assert.That(error!.MaximumLength, Is.EqualTo(100));
+        Assert.That(receiver.Runstate, Is.EqualTo(Runstate.Idle));
+    }
+
+    [Test]
+    public async Task Malformed_bytes_end_the_session_with_the_framers_ProtocolException()
+    {
+        var (left, right) = CreatePipePair();
+        await using var receiver = new BlobProtocol(new LengthPrefixedFramer());
+        await receiver.OpenAsync(right).Bounded();
+
+        await left.Output.WriteAsync(new byte[] { 0xFF, 0xFF, 0xFF, 0xFF }).Bounded();
+        var error = await Assert.ThrowsAsync<ProtocolException>(() => WaitThenDisconnectAsync(receiver));
+        Assert.That(error!.Message, Does.Contain("Negative frame length"));
+    }
+
+    [Test]
+    public async Task The_end_of_stream_inside_a_frame_raises_IncompleteFrameException_by_default()
+    {
+        var (left, right) = CreatePipePair();
+        await using var receiver = new BlobProtocol(new LengthPrefixedFramer());
+        await receiver.OpenAsync(right).Bounded();
+
+        await left.Output.WriteAsync(new byte[] { 0, 0, 0, 10, 1, 2, 3 }).Bounded();
+        await left.Output.CompleteAsync();
+        var error = await Assert.ThrowsAsync<IncompleteFrameException>(() => WaitThenDisconnectAsync(receiver));
+        Assert.That(error!.BytesReceived, Is.EqualTo(7));
+        Assert.That(error.InnerException, Is.TypeOf<EndOfStreamException>());
+    }
+
+    private static async Task WaitThenDisconnectAsync(BlobProtocol protocol)
+    {
+        await protocol.UntilRunstateAsync(Runstate.Disconnecting);
+        await protocol.DisconnectAsync().Bounded();
+    }
+
+    private static byte[] RandomBytes(Random random, int length)
+    {
+        var bytes = new byte[length];
+        random.NextBytes(bytes);
+        return bytes;
+    }
+
+    private static (IDuplexPipe Left, IDuplexPipe Right) CreatePipePair()
+    {
+        var leftToRight = new Pipe();
+        var rightToLeft = new Pipe();
+        return (new PipePair(rightToLeft.Reader, leftToRight.Writer), new PipePair(leftToRight.Reader, rightToLeft.Writer));
+    }
+
+    private sealed record PipePair(PipeReader Input, PipeWriter Output) : IDuplexPipe;
+}
