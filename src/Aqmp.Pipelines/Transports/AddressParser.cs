@@ -31,12 +31,12 @@ public static class AddressParser
             var path = address[UnixPrefix.Length..];
             return path.Length == 0
                 ? throw new FormatException($"Address '{address}' has an empty Unix socket path.")
-                : new UnixDomainSocketEndPoint(path);
+                : UnixEndPoint(address, path);
         }
 
         if (address.Contains('/', StringComparison.Ordinal))
         {
-            return new UnixDomainSocketEndPoint(address);
+            return UnixEndPoint(address, address);
         }
 
         var colon = address.LastIndexOf(':');
@@ -74,6 +74,18 @@ public static class AddressParser
         DnsEndPoint dns => $"{dns.Host}:{dns.Port}",
         _ => endPoint.ToString() ?? endPoint.GetType().Name,
     };
+
+    private static UnixDomainSocketEndPoint UnixEndPoint(string address, string path)
+    {
+        try
+        {
+            return new UnixDomainSocketEndPoint(path);
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new FormatException($"Address '{address}': the Unix socket path is longer than the system allows.", ex);
+        }
+    }
 
     private static int ParsePort(string address, string text)
     {

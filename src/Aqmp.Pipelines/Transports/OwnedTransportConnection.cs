@@ -30,7 +30,7 @@ internal abstract class OwnedTransportConnection : TransportConnection
 
     public sealed override async ValueTask CloseAsync(CancellationToken cancellationToken = default)
     {
-        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        if (Interlocked.Exchange(ref _closing, 1) != 0 || Volatile.Read(ref _released) != 0)
         {
             return;
         }

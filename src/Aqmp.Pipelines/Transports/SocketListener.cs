@@ -50,11 +50,8 @@ public sealed class SocketListener : IDisposable
         var socket = SocketTransport.CreateSocket(endPoint);
         try
         {
-            if (endPoint is IPEndPoint)
-            {
-                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            }
-
+            // No ReuseAddress here: .NET already sets SO_REUSEADDR for TCP binds on Unix, and the
+            // option would let a second listener share (and steal connections from) a port in use.
             socket.Bind(endPoint);
             socket.Listen(backlog);
             return new SocketListener(socket);

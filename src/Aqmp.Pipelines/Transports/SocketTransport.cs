@@ -132,7 +132,7 @@ public static class SocketTransport
         try
         {
             await authenticate(tls, cancellationToken).ConfigureAwait(false);
-            return StreamTransportConnection.Create(tls, options, local, remote);
+            return StreamTransportConnection.Create(tls, options, socket, local, remote);
         }
         catch
         {

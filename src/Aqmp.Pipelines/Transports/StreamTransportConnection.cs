@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Security;
+using System.Net.Sockets;
 using Pipelines.Sockets.Unofficial;
 
 namespace Aqmp.Pipelines.Transports;
@@ -8,11 +9,13 @@ namespace Aqmp.Pipelines.Transports;
 internal sealed class StreamTransportConnection : OwnedTransportConnection
 {
     private readonly CountingStream _stream;
+    private readonly Socket? _socket;
 
-    private StreamTransportConnection(CountingStream stream, TransportOptions options, EndPoint? local, EndPoint? remote)
+    private StreamTransportConnection(CountingStream stream, TransportOptions options, Socket? socket, EndPoint? local, EndPoint? remote)
         : base(StreamConnection.GetDuplex(stream, options.SendPipeOptions, options.ReceivePipeOptions), options.LingerTimeout)
     {
         _stream = stream;
+        _socket = socket ?? (stream.Inner as NetworkStream)?.Socket;
         LocalEndPoint = local;
         RemoteEndPoint = remote;
     }
@@ -23,14 +26,25 @@ internal sealed class StreamTransportConnection : OwnedTransportConnection
 
     protected override long BytesDelivered => _stream.BytesWritten;
 
-    public static StreamTransportConnection Create(Stream stream, TransportOptions options, EndPoint? local = null, EndPoint? remote = null)
-        => new(new CountingStream(stream), options, local, remote);
+    /// <summary>Wraps a stream; <paramref name="socket"/>, when known, is the socket under it, shut down for sending on close.</summary>
+    public static StreamTransportConnection Create(Stream stream, TransportOptions options, Socket? socket = null, EndPoint? local = null, EndPoint? remote = null)
+        => new(new CountingStream(stream), options, socket, local, remote);
 
+    /// <summary>Sends TLS close_notify (for an <see cref="SslStream"/>), then shuts the socket's sending direction.</summary>
     protected override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken)
     {
-        if (_stream.Inner is SslStream tls)
+        try
         {
-            await tls.ShutdownAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (_stream.Inner is SslStream tls)
+            {
+                await tls.ShutdownAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            _socket?.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            // The peer is already gone: everything flushed was delivered, nothing is left to close.
         }
     }
 
