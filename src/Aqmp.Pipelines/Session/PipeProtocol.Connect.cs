@@ -18,6 +18,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// <param name="tls">TLS client options, or <see langword="null"/> for a plain connection.</param>
     /// <param name="cancellationToken">Cancels the attempt, including the handshake.</param>
     /// <returns>A task that completes when the runstate is <see cref="Runstate.Running"/>.</returns>
+    /// <exception cref="ArgumentException">The endpoint type is not supported; the runstate is unchanged.</exception>
     /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
     /// <exception cref="ConnectException">
     /// The connection ("Failed to establish connection") or the handshake ("Failed to establish
@@ -30,7 +31,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// <exception cref="ObjectDisposedException">The object was disposed.</exception>
     public async Task ConnectAsync(EndPoint endPoint, SslClientAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(endPoint);
+        SocketTransport.ThrowIfUnsupported(endPoint);
         var start = BeginStart(Runstate.Idle);
         PipeProtocolLog.Connecting(Logger, "Connecting", AddressParser.Format(endPoint));
         await EstablishAsync(start, token => SocketTransport.ConnectAsync(endPoint, tls, _transportOptions, token), cancellationToken).ConfigureAwait(false);
@@ -65,7 +66,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// <exception cref="OperationCanceledException">Cancelled; the runstate is <see cref="Runstate.Idle"/>.</exception>
     public async Task<EndPoint> StartServerAsync(EndPoint endPoint, SslServerAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(endPoint);
+        SocketTransport.ThrowIfUnsupported(endPoint);
         var start = BeginStart(Runstate.Idle);
         SocketListener? bound = null;
         try
@@ -338,21 +339,28 @@ public abstract partial class PipeProtocol<TMessage>
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, start.Abort.Token);
         try
         {
+            linked.Token.ThrowIfCancellationRequested();
             await action(linked.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
             PipeProtocolLog.ConnectFailed(Logger, phase, PipeProtocolLog.Summarize(ex), ex);
             RollBack();
-            if (ex is OperationCanceledException)
+            if (cancellationToken.IsCancellationRequested)
             {
-                throw;
+                // The caller's own cancellation, carrying the caller's token (whatever the
+                // cancellation made the socket or the handshake throw).
+                throw new OperationCanceledException("The connection attempt was cancelled.", ex, cancellationToken);
             }
 
             if (linked.IsCancellationRequested)
             {
-                // The failure is a consequence of the cancellation (an aborted socket, say).
-                throw new OperationCanceledException("The connection attempt was cancelled.", ex, linked.Token);
+                throw new OperationCanceledException("The connection attempt was cancelled by DisconnectAsync.", ex, start.Abort.Token);
+            }
+
+            if (ex is OperationCanceledException)
+            {
+                throw;
             }
 
             if (ex is ConnectException)

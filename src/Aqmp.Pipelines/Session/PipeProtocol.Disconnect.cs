@@ -32,7 +32,12 @@ public abstract partial class PipeProtocol<TMessage>
     /// </param>
     /// <returns>A task that completes when the runstate is <see cref="Runstate.Idle"/>.</returns>
     /// <exception cref="Exception">The root cause that ended the session, re-raised as it was.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> cut the drain short.</exception>
+    /// <exception cref="OperationCanceledException">
+    /// <paramref name="cancellationToken"/> cut the drain short; or the call was made from the
+    /// read loop (<see cref="OnMessageAsync"/>, or work it started), which the teardown must stop:
+    /// the disconnect then proceeds once the hook returns, and a later call from outside the loop
+    /// returns the runstate to <see cref="Runstate.Idle"/> and reports the outcome.
+    /// </exception>
     public async Task DisconnectAsync(CancellationToken cancellationToken = default)
     {
         PipeProtocolLog.DisconnectCalled(Logger);
@@ -67,6 +72,15 @@ public abstract partial class PipeProtocol<TMessage>
 
         using (cancellationToken.Register(static state => ((DisconnectOperation)state!).AbortDrain(), operation))
         {
+            if (ReferenceEquals(ReadLoopOwner.Value, this))
+            {
+                // Called from OnMessageAsync: the teardown waits for the read loop, so waiting for
+                // the teardown here would deadlock. As in the seed, where the teardown cancels the
+                // reader task running disconnect(), this call ends with OperationCanceledException
+                // once the teardown cancels the loop.
+                await operation.Teardown.WaitAsync(operation.SessionAbortToken).ConfigureAwait(false);
+            }
+
             await operation.Teardown.ConfigureAwait(false);
         }
 
@@ -112,7 +126,7 @@ public abstract partial class PipeProtocol<TMessage>
         if (_disconnect is null)
         {
             SetState(Runstate.Disconnecting);
-            var operation = _disconnect = new DisconnectOperation();
+            var operation = _disconnect = new DisconnectOperation(_sessionAbort?.Token ?? CancellationToken.None);
             operation.Teardown = Task.Run(() => TeardownAsync(operation));
         }
 
@@ -237,9 +251,12 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>One teardown: its task, its outcome, and how a caller can cut its drain short.</summary>
-    private sealed class DisconnectOperation
+    private sealed class DisconnectOperation(CancellationToken sessionAbortToken)
     {
         private readonly CancellationTokenSource _drainAbort = new();
+
+        /// <summary>The session's token, which the teardown cancels to stop the loops.</summary>
+        public CancellationToken SessionAbortToken { get; } = sessionAbortToken;
 
         public Task Teardown { get; set; } = Task.CompletedTask;
 

@@ -6,6 +6,9 @@ namespace Aqmp.Pipelines.Session;
 // Bottom half: the read loop and the write loop, which run the session while it is Running.
 public abstract partial class PipeProtocol<TMessage>
 {
+    /// <summary>The protocol whose read loop the current async flow belongs to, if any.</summary>
+    private static readonly AsyncLocal<PipeProtocol<TMessage>?> ReadLoopOwner = new();
+
     /// <summary>
     /// Runs one loop to its end (the seed's <c>_bh_loop_forever</c>). A loop that fails records
     /// its error as the root cause and schedules a disconnect; the task itself never faults.
@@ -49,6 +52,8 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     private async Task ReadLoopAsync(PipeReader input, CancellationToken abort)
     {
+        // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
+        ReadLoopOwner.Value = this;
         while (true)
         {
             var result = await input.ReadAsync().ConfigureAwait(false);

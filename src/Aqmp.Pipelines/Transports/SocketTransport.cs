@@ -110,6 +110,18 @@ public static class SocketTransport
         return new DuplexPipeConnection(pipe);
     }
 
+    /// <summary>Throws unless <paramref name="endPoint"/> is a kind of endpoint these sockets can use.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="endPoint"/> is null.</exception>
+    /// <exception cref="ArgumentException">The endpoint type is not supported.</exception>
+    internal static void ThrowIfUnsupported(EndPoint endPoint)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        if (endPoint is not (UnixDomainSocketEndPoint or IPEndPoint or DnsEndPoint))
+        {
+            throw new ArgumentException($"Unsupported endpoint type {endPoint.GetType().Name}: use a UnixDomainSocketEndPoint, IPEndPoint or DnsEndPoint.", nameof(endPoint));
+        }
+    }
+
     /// <summary>Creates an unconnected stream socket suited to <paramref name="endPoint"/>.</summary>
     internal static Socket CreateSocket(EndPoint endPoint) => endPoint switch
     {

@@ -320,6 +320,52 @@ public class ConnectTests : SessionSpecBase
     }
 
     [Test]
+    public async Task A_cancelled_accept_raises_OperationCanceledException_carrying_the_callers_token()
+    {
+        var listening = Own(new LineProtocol(SessionSpecKit.Quick));
+        await listening.StartServerAsync(SessionSpecKit.Loopback0).Bounded();
+        using var cts = new CancellationTokenSource();
+
+        var accept = listening.AcceptAsync(cts.Token);
+        await cts.CancelAsync().Bounded();
+
+        var error = await Assert.CatchAsync<OperationCanceledException>(() => accept.Bounded());
+        Assert.That(error!.CancellationToken, Is.EqualTo(cts.Token));
+    }
+
+    [Test]
+    public async Task Listening_with_an_already_cancelled_token_raises_OperationCanceledException_and_ends_Idle()
+    {
+        var listening = Own(new LineProtocol(SessionSpecKit.Quick));
+        var recorder = new RunstateRecorder(listening);
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+
+        var error = await Assert.CatchAsync<OperationCanceledException>(() => listening.StartServerAsync(SessionSpecKit.Loopback0, cancellationToken: cts.Token).Bounded());
+
+        Assert.That(error!.CancellationToken, Is.EqualTo(cts.Token));
+        Assert.That(listening.Runstate, Is.EqualTo(Runstate.Idle));
+        Assert.That(recorder.Transitions, Is.EqualTo(new[] { (Runstate.Idle, Runstate.Connecting), (Runstate.Connecting, Runstate.Disconnecting), (Runstate.Disconnecting, Runstate.Idle) }));
+    }
+
+    [Test]
+    public void An_unsupported_endpoint_type_raises_ArgumentException_before_any_transition()
+    {
+        var client = Own(new LineProtocol(SessionSpecKit.Quick));
+        var recorder = new RunstateRecorder(client);
+
+        Assert.ThrowsAsync<ArgumentException>(() => client.ConnectAsync(new UnsupportedEndPoint()));
+        Assert.ThrowsAsync<ArgumentException>(() => client.StartServerAsync(new UnsupportedEndPoint()));
+
+        Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
+        Assert.That(recorder.Transitions, Is.Empty);
+    }
+
+    private sealed class UnsupportedEndPoint : EndPoint
+    {
+    }
+
+    [Test]
     public async Task A_cancelled_Unix_accept_raises_OperationCanceledException_ends_Idle_and_removes_the_socket_file()
     {
         var path = TempPaths.NewSocketPath();

@@ -1,0 +1,248 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Aqmp.Pipelines.Session;
+using Aqmp.Pipelines.Tests.Support;
+
+namespace Aqmp.Pipelines.Tests.Session;
+
+/// <summary>
+/// Outbound backpressure: the queue fed by <c>SendAsync</c> is bounded
+/// (<see cref="PipeProtocolOptions.OutboundQueueCapacity"/>), so a peer that stops reading makes
+/// senders wait instead of letting memory grow without bound.
+/// </summary>
+public class BackpressureTests
+{
+    private const int LineLength = 4096;
+
+    private static readonly PipeProtocolOptions SmallQueue = new() { OutboundQueueCapacity = 4 };
+
+    [Test]
+    public async Task SendLineAsync_waits_while_the_peer_does_not_read_and_every_message_arrives_once_it_does()
+    {
+        await using var client = new LineProtocol(SmallQueue, name: "client");
+        using var peer = SilentPeer.Listen();
+        await client.ConnectAsync(peer.EndPoint).Bounded();
+        using var socket = await peer.AcceptAsync();
+
+        var (completed, pending) = await FillUntilSendPendsAsync(client);
+
+        // The pipe pauses at 1 MiB and the kernel buffers are finite: far less than 64 MiB is queued.
+        Assert.That(completed, Is.LessThan(64 * 1024 * 1024 / LineLength));
+        await Task.Delay(200);
+        Assert.That(pending.IsCompleted, Is.False, "the send stays pending while the peer does not read");
+
+        var reading = Task.Run(() => SilentPeer.ReadLinesAsync(socket, completed + 1));
+        await pending.Bounded();
+        var received = await reading.Bounded();
+        Assert.That(received, Is.EqualTo(Enumerable.Range(0, completed + 1).Select(Fill)), "every message arrives, in order");
+
+        var drained = Task.Run(() => SilentPeer.ReadToEndAsync(socket));
+        await client.DisconnectAsync().Bounded();
+        Assert.That(await drained.Bounded(), Is.Empty);
+    }
+
+    [Test]
+    public async Task A_SendLineAsync_cancelled_while_waiting_for_queue_space_raises_OperationCanceledException_and_is_never_sent()
+    {
+        await using var client = new LineProtocol(SmallQueue, name: "client");
+        using var peer = SilentPeer.Listen();
+        await client.ConnectAsync(peer.EndPoint).Bounded();
+        using var socket = await peer.AcceptAsync();
+        var (completed, pending) = await FillUntilSendPendsAsync(client);
+
+        using var cts = new CancellationTokenSource();
+        var cancelled = client.SendLineAsync("cancelled", cts.Token).AsTask();
+        await Task.Delay(50);
+        Assert.That(cancelled.IsCompleted, Is.False, "the send waits for queue space");
+        await cts.CancelAsync();
+        await Assert.CatchAsync<OperationCanceledException>(() => cancelled.Bounded());
+
+        var after = client.SendLineAsync("after").AsTask();
+        var reading = Task.Run(() => SilentPeer.ReadLinesAsync(socket, completed + 2));
+        await pending.Bounded();
+        await after.Bounded();
+        var received = await reading.Bounded();
+
+        var expected = Enumerable.Range(0, completed + 1).Select(Fill).Append("after");
+        Assert.That(received, Is.EqualTo(expected), "the cancelled message is not sent; the others are, in order");
+        var drained = Task.Run(() => SilentPeer.ReadToEndAsync(socket));
+        await client.DisconnectAsync().Bounded();
+        Assert.That(await drained.Bounded(), Is.Empty, "nothing else, in particular not the cancelled message");
+    }
+
+    [Test]
+    public async Task A_SendLineAsync_waiting_for_queue_space_raises_StateException_when_the_peer_ends_the_session()
+    {
+        await using var client = new LineProtocol(SmallQueue, name: "client");
+        using var peer = SilentPeer.Listen();
+        await client.ConnectAsync(peer.EndPoint).Bounded();
+        var socket = await peer.AcceptAsync();
+        var (_, pending) = await FillUntilSendPendsAsync(client);
+        var change = client.WaitForRunstateChangeAsync();
+
+        socket.Close(); // unread data: the peer resets the connection
+
+        Assert.That(await change.Bounded(), Is.EqualTo(Runstate.Disconnecting));
+        var error = await Assert.ThrowsAsync<StateException>(() => pending.Bounded());
+        Assert.That(error!.InnerException, Is.Not.Null, "it carries why the session ended");
+        await Assert.CatchAsync<Exception>(() => client.DisconnectAsync().Bounded(), "the session ended with an error");
+        Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
+    }
+
+    [Test]
+    public async Task A_SendLineAsync_waiting_for_queue_space_raises_StateException_when_DisconnectAsync_is_called()
+    {
+        await using var client = new LineProtocol(SmallQueue, name: "client");
+        using var peer = SilentPeer.Listen();
+        await client.ConnectAsync(peer.EndPoint).Bounded();
+        using var socket = await peer.AcceptAsync();
+        var (completed, pending) = await FillUntilSendPendsAsync(client);
+
+        var disconnect = client.DisconnectAsync();
+        await Assert.ThrowsAsync<StateException>(() => pending.Bounded());
+        Assert.That(disconnect.IsCompleted, Is.False, "the drain waits for the peer to read");
+
+        // Everything queued before DisconnectAsync still arrives; the rejected message does not.
+        var received = Task.Run(() => SilentPeer.ReadToEndAsync(socket));
+        await disconnect.Bounded();
+        var expected = string.Concat(Enumerable.Range(0, completed).Select(i => Fill(i) + "\n"));
+        Assert.That(await received.Bounded(), Is.EqualTo(expected));
+        Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
+    }
+
+    [Test]
+    public async Task A_fast_sender_and_a_slow_reading_peer_deliver_every_message_with_a_queue_of_four()
+    {
+        await using var server = new LineProtocol(name: "server");
+        await using var client = new LineProtocol(SmallQueue, name: "client");
+        server.OnLine = async (line, _) =>
+        {
+            if (line.EndsWith('0'))
+            {
+                await Task.Yield();
+            }
+        };
+        var bound = await server.StartServerAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
+        var accept = server.AcceptAsync();
+        await client.ConnectAsync(bound).Bounded();
+        await accept.Bounded();
+
+        for (var i = 0; i < 20_000; i++)
+        {
+            await client.SendLineAsync($"message {i}").Bounded();
+        }
+
+        await client.DisconnectAsync().Bounded();
+        using var cts = new CancellationTokenSource(TestTimeouts.Default);
+        for (var i = 0; i < 20_000; i++)
+        {
+            Assert.That(await server.Received.ReadAsync(cts.Token), Is.EqualTo($"message {i}"));
+        }
+
+        await Assert.ThrowsAsync<EndOfStreamException>(() => server.DisconnectAsync().Bounded());
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Helpers
+    // ---------------------------------------------------------------------------------------
+
+    private static string Fill(int i) => $"{i:D6}" + new string('f', LineLength - 6);
+
+    /// <summary>
+    /// Sends distinct lines (<see cref="Fill"/>) until one send stays pending; returns how many
+    /// completed before it (the pending one is line number <c>completed</c>) and the pending send.
+    /// </summary>
+    private static async Task<(int Completed, Task Pending)> FillUntilSendPendsAsync(LineProtocol client)
+    {
+        for (var i = 0; i < 64 * 1024 * 1024 / LineLength; i++)
+        {
+            var send = client.SendLineAsync(Fill(i)).AsTask();
+            if (await Task.WhenAny(send, Task.Delay(200)) != send)
+            {
+                return (i, send);
+            }
+
+            await send;
+        }
+
+        Assert.Fail("SendLineAsync never waited although the peer does not read: the outbound buffering is unbounded.");
+        return default;
+    }
+}
+
+/// <summary>A bare TCP peer that reads only when told to.</summary>
+file sealed class SilentPeer : IDisposable
+{
+    private readonly Socket _listener;
+
+    private SilentPeer(Socket listener)
+    {
+        _listener = listener;
+        EndPoint = listener.LocalEndPoint!;
+    }
+
+    public EndPoint EndPoint { get; }
+
+    public static SilentPeer Listen()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+        {
+            ReceiveBufferSize = 4096, // inherited by the accepted socket: fills up quickly
+        };
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        socket.Listen(1);
+        return new SilentPeer(socket);
+    }
+
+    public Task<Socket> AcceptAsync() => _listener.AcceptAsync().Bounded();
+
+    public static async Task<List<string>> ReadLinesAsync(Socket socket, int count)
+    {
+        var lines = new List<string>(count);
+        var pending = new List<byte>();
+        var chunk = new byte[64 * 1024];
+        while (lines.Count < count)
+        {
+            var read = await socket.ReceiveAsync(chunk);
+            if (read == 0)
+            {
+                break;
+            }
+
+            for (var i = 0; i < read; i++)
+            {
+                if (chunk[i] == (byte)'\n')
+                {
+                    lines.Add(Encoding.UTF8.GetString([.. pending]));
+                    pending.Clear();
+                }
+                else
+                {
+                    pending.Add(chunk[i]);
+                }
+            }
+        }
+
+        Assert.That(pending, Is.Empty, "reading stopped at a line boundary");
+        return lines;
+    }
+
+    public static async Task<string> ReadToEndAsync(Socket socket)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[64 * 1024];
+        while (true)
+        {
+            var read = await socket.ReceiveAsync(chunk);
+            if (read == 0)
+            {
+                return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+    }
+
+    public void Dispose() => _listener.Dispose();
+}
