@@ -33,16 +33,24 @@ internal sealed class StreamTransportConnection : OwnedTransportConnection
     /// <summary>Sends TLS close_notify (for an <see cref="SslStream"/>), then shuts the socket's sending direction.</summary>
     protected override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken)
     {
-        try
+        if (_stream.Inner is SslStream tls)
         {
-            if (_stream.Inner is SslStream tls)
+            try
             {
                 await tls.ShutdownAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
             }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or System.Security.Cryptography.CryptographicException or InvalidOperationException)
+            {
+                // The peer is gone, or OpenSSL refuses close_notify while TLS 1.3 post-handshake
+                // messages are in flight: the socket-level shutdown below still ends the stream.
+            }
+        }
 
+        try
+        {
             _socket?.Shutdown(SocketShutdown.Send);
         }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
             // The peer is already gone: everything flushed was delivered, nothing is left to close.
         }
