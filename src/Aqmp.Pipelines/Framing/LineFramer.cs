@@ -10,7 +10,8 @@ namespace Aqmp.Pipelines.Framing;
 /// session's <c>OnMessageAsync</c> for it completes: copy it (<c>ToArray()</c>) to keep it.
 /// An outbound message is any <see cref="ReadOnlySequence{T}"/> the caller owns (for a byte
 /// array: <c>new ReadOnlySequence&lt;byte&gt;(bytes)</c>); it must stay unchanged until the
-/// write loop has written it, and must not contain a line feed.
+/// write loop has written it, and must not contain a line feed. Content that ends with a carriage
+/// return loses it on the way back (it reads as the CR of a CRLF terminator).
 /// </remarks>
 public sealed class LineFramer : LineFramer<ReadOnlySequence<byte>>
 {

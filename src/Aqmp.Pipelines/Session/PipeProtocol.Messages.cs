@@ -128,7 +128,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// <remarks>
     /// Runs in the read loop: awaiting a reply to a message sent from here would deadlock, and
     /// awaiting anything slow stalls reading. Whatever this throws ends the session and is the
-    /// error <see cref="DisconnectAsync"/> raises.
+    /// error <see cref="DisconnectAsync"/> raises. <see cref="DisconnectAsync"/> awaited from here
+    /// starts the disconnect and then raises <see cref="OperationCanceledException"/> (the loop
+    /// must stop before the session can end); let it propagate or return.
     /// </remarks>
     protected virtual ValueTask OnMessageAsync(TMessage message, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 

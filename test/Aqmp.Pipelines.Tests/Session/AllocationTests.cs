@@ -34,12 +34,20 @@ public class AllocationTests
         await sender.SendManyAsync(line, warmUp).Bounded();
         await receiver.UntilCountAsync(warmUp);
 
-        var before = GC.GetTotalAllocatedBytes(precise: true);
-        await sender.SendManyAsync(line, measured).Bounded();
-        await receiver.UntilCountAsync(warmUp + measured);
-        var perMessage = (double)(GC.GetTotalAllocatedBytes(precise: true) - before) / measured;
+        // The counter is process-wide, so work left over by other tests can add to one round: a
+        // per-message allocation would show in every round, so the quietest round is the figure.
+        var perMessage = double.MaxValue;
+        long expected = warmUp;
+        for (var round = 0; round < 3; round++)
+        {
+            var before = GC.GetTotalAllocatedBytes(precise: true);
+            await sender.SendManyAsync(line, measured).Bounded();
+            expected += measured;
+            await receiver.UntilCountAsync(expected);
+            perMessage = Math.Min(perMessage, (double)(GC.GetTotalAllocatedBytes(precise: true) - before) / measured);
+        }
 
-        TestContext.Out.WriteLine($"{perMessage:F3} bytes allocated per message (whole process)");
+        TestContext.Out.WriteLine($"{perMessage:F3} bytes allocated per message (whole process, quietest of 3 rounds)");
         // The smallest heap object is 24 bytes: under 16 bytes a message on average means no
         // message costs an allocation; what remains is amortized per batch (flushes, waits).
         Assert.That(perMessage, Is.LessThan(16), "bytes allocated per message, both loops of both sessions included");
