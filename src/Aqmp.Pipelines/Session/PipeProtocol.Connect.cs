@@ -83,6 +83,8 @@ public abstract partial class PipeProtocol<TMessage>
                         _serverTls = tls;
                     }
 
+                    token.ThrowIfCancellationRequested();
+
                     PipeProtocolLog.Listening(Logger, AddressParser.Format(listener.LocalEndPoint));
                 },
                 cancellationToken).ConfigureAwait(false);
@@ -254,7 +256,13 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     /// <param name="cancellationToken">Fires when the caller cancels or <see cref="DisconnectAsync"/> is called.</param>
     /// <returns>A task that completes when the session is established.</returns>
-    /// <remarks>Whatever this throws fails the attempt with a <see cref="ConnectException"/> ("Failed to establish session").</remarks>
+    /// <remarks>
+    /// Whatever this throws fails the attempt with a <see cref="ConnectException"/> ("Failed to
+    /// establish session"), a timeout of its own included; only the caller's cancellation or a
+    /// <see cref="DisconnectAsync"/> surfaces as <see cref="OperationCanceledException"/>.
+    /// <see cref="ReceiveAsync"/> and direct sends are reserved to this method's own flow: other
+    /// threads calling <see cref="SendAsync"/> meanwhile get a <see cref="StateException"/>.
+    /// </remarks>
     protected virtual Task EstablishSessionAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private async Task OpenAsync(Func<CancellationToken, TransportConnection> open, CancellationToken cancellationToken)
@@ -305,6 +313,10 @@ public abstract partial class PipeProtocol<TMessage>
                         _connection = connection;
                     }
 
+                    // Checked only now, so that a connection handed in by OpenAsync is owned (and
+                    // closed by the rollback) even when the attempt was cancelled before it started.
+                    token.ThrowIfCancellationRequested();
+
                     PipeProtocolLog.Connected(Logger, connection.ToString());
                 },
                 cancellationToken).ConfigureAwait(false);
@@ -318,6 +330,7 @@ public abstract partial class PipeProtocol<TMessage>
 
         async Task HandshakeAndRunAsync(CancellationToken token)
         {
+            SessionFlow.Enter(this, SessionFlowRole.Handshake);
             await EstablishSessionAsync(token).ConfigureAwait(false);
             lock (_gate)
             {
@@ -339,7 +352,6 @@ public abstract partial class PipeProtocol<TMessage>
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, start.Abort.Token);
         try
         {
-            linked.Token.ThrowIfCancellationRequested();
             await action(linked.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
@@ -356,11 +368,6 @@ public abstract partial class PipeProtocol<TMessage>
             if (linked.IsCancellationRequested)
             {
                 throw new OperationCanceledException("The connection attempt was cancelled by DisconnectAsync.", ex, start.Abort.Token);
-            }
-
-            if (ex is OperationCanceledException)
-            {
-                throw;
             }
 
             if (ex is ConnectException)
@@ -407,6 +414,7 @@ public abstract partial class PipeProtocol<TMessage>
             AllowSynchronousContinuations = false,
         });
         _sessionAbort = new CancellationTokenSource();
+        Volatile.Write(ref _runningQueue, _outgoing.Writer);
         var connection = _connection!;
         var outgoing = _outgoing;
         var abort = _sessionAbort.Token;

@@ -1,4 +1,5 @@
 using System.Runtime.ExceptionServices;
+using System.Threading.Channels;
 using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
@@ -6,6 +7,9 @@ namespace Aqmp.Pipelines.Session;
 // Ending a session: DisconnectAsync (upper half) and the teardown it waits for (bottom half).
 public abstract partial class PipeProtocol<TMessage>
 {
+    /// <summary>How long a cancelled DisconnectAsync still waits for the aborted teardown to reach Idle.</summary>
+    private static readonly TimeSpan AbandonedDrainGrace = TimeSpan.FromSeconds(1);
+
     /// <summary>
     /// Disconnects and waits until every task of the session has stopped, then returns the
     /// runstate to <see cref="Runstate.Idle"/>. Idempotent and callable in any runstate.
@@ -21,39 +25,71 @@ public abstract partial class PipeProtocol<TMessage>
     /// this waits for it, then returns to <see cref="Runstate.Idle"/>.</item>
     /// <item><b>Idle:</b> passes through <see cref="Runstate.Disconnecting"/> back to <see cref="Runstate.Idle"/>.</item>
     /// </list>
+    /// <para>
     /// If an error ended the session (the peer closed: <see cref="EndOfStreamException"/>; a loop,
     /// the framer, <see cref="OnMessageAsync"/> or the final flush failed), it is raised here, once:
     /// the first such error, its root cause. Concurrent callers of the same disconnect all see it.
+    /// </para>
+    /// <para>
+    /// Called from the session's own code it cannot wait for itself: from
+    /// <see cref="EstablishSessionAsync"/> it cancels the attempt and raises
+    /// <see cref="OperationCanceledException"/>; from <see cref="OnMessageAsync"/> it starts the
+    /// disconnect and raises <see cref="OperationCanceledException"/> once the teardown stops the
+    /// read loop (as the seed's reader task is cancelled); from <see cref="OnSessionEndedAsync"/> it
+    /// returns at once. In each case the runstate reaches <see cref="Runstate.Idle"/> by itself
+    /// as soon as the hook has returned.
+    /// </para>
     /// </remarks>
     /// <param name="cancellationToken">
     /// Abandons the graceful drain: queued messages not yet sent are discarded (and logged), the
-    /// transport is aborted, the runstate still returns to <see cref="Runstate.Idle"/>, and then
-    /// <see cref="OperationCanceledException"/> is raised (unless an earlier root cause is raised instead).
+    /// transport is aborted, the runstate returns to <see cref="Runstate.Idle"/>, and then
+    /// <see cref="OperationCanceledException"/> is raised (unless an earlier root cause is raised
+    /// instead). If a hook ignores its own token and keeps the teardown waiting, the call raises
+    /// <see cref="OperationCanceledException"/> while still <see cref="Runstate.Disconnecting"/>;
+    /// the runstate becomes <see cref="Runstate.Idle"/> by itself when the hook returns.
     /// </param>
     /// <returns>A task that completes when the runstate is <see cref="Runstate.Idle"/>.</returns>
     /// <exception cref="Exception">The root cause that ended the session, re-raised as it was.</exception>
     /// <exception cref="OperationCanceledException">
-    /// <paramref name="cancellationToken"/> cut the drain short; or the call was made from the
-    /// read loop (<see cref="OnMessageAsync"/>, or work it started), which the teardown must stop:
-    /// the disconnect then proceeds once the hook returns, and a later call from outside the loop
-    /// returns the runstate to <see cref="Runstate.Idle"/> and reports the outcome.
+    /// <paramref name="cancellationToken"/> cut the drain short, or the call came from
+    /// <see cref="EstablishSessionAsync"/> or <see cref="OnMessageAsync"/>.
     /// </exception>
     public async Task DisconnectAsync(CancellationToken cancellationToken = default)
     {
         PipeProtocolLog.DisconnectCalled(Logger);
+        if (SessionFlow.Is(this, SessionFlowRole.Handshake))
+        {
+            SessionStart? current;
+            lock (_gate)
+            {
+                current = _start;
+            }
+
+            current?.Abort.Cancel();
+            throw new OperationCanceledException("DisconnectAsync was called from EstablishSessionAsync: the connection attempt is cancelled.");
+        }
+
+        var fromTeardown = SessionFlow.Is(this, SessionFlowRole.Teardown);
         DisconnectOperation operation;
         while (true)
         {
             SessionStart? attempt = null;
             lock (_gate)
             {
-                if (_runstate == Runstate.Connecting && _start is not null)
+                if (_start is not null && !fromTeardown)
                 {
+                    // An attempt is connecting or rolling back: it ends the session itself.
                     attempt = _start;
                 }
                 else
                 {
                     operation = ScheduleDisconnect();
+                    operation.Requested = true;
+                    if (operation.TeardownDone)
+                    {
+                        Finish(operation);
+                    }
+
                     break;
                 }
             }
@@ -70,29 +106,20 @@ public abstract partial class PipeProtocol<TMessage>
             }
         }
 
-        using (cancellationToken.Register(static state => ((DisconnectOperation)state!).AbortDrain(), operation))
+        if (fromTeardown)
         {
-            if (ReferenceEquals(ReadLoopOwner.Value, this))
-            {
-                // Called from OnMessageAsync: the teardown waits for the read loop, so waiting for
-                // the teardown here would deadlock. As in the seed, where the teardown cancels the
-                // reader task running disconnect(), this call ends with OperationCanceledException
-                // once the teardown cancels the loop.
-                await operation.Teardown.WaitAsync(operation.SessionAbortToken).ConfigureAwait(false);
-            }
-
-            await operation.Teardown.ConfigureAwait(false);
+            return;
         }
 
-        lock (_gate)
+        using (cancellationToken.Register(static state => ((DisconnectOperation)state!).AbortDrain(), operation))
         {
-            // The first waiter to wake finishes the disconnect (the seed's _cleanup); the others
-            // only report its outcome. A new session may already be starting by then.
-            if (_disconnect == operation)
+            if (SessionFlow.Is(this, SessionFlowRole.ReadLoop))
             {
-                ResetSession();
-                SetState(Runstate.Idle);
+                // The teardown must stop this very loop before it can end: raise once it does.
+                await operation.Finished.Task.WaitAsync(operation.Resources.SessionAbortToken).ConfigureAwait(false);
             }
+
+            await WaitUntilFinishedAsync(operation, cancellationToken).ConfigureAwait(false);
         }
 
         if (operation.RootCause is { } error)
@@ -107,30 +134,67 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Called once per session by the teardown, after both loops have stopped and the transport
-    /// is closed, before the runstate can return to <see cref="Runstate.Idle"/>: the place to fail
-    /// requests still waiting for replies. The base does nothing.
+    /// Called once per session that reached <see cref="Runstate.Running"/>, by the teardown, after
+    /// both loops have stopped and the transport is closed, before the runstate can return to
+    /// <see cref="Runstate.Idle"/>: the place to fail requests still waiting for replies. The base
+    /// does nothing.
     /// </summary>
     /// <param name="rootCause">The error that ended the session, or <see langword="null"/> for a clean disconnect.</param>
     /// <returns>A task that completes when the hook is done.</returns>
     /// <remarks>Runs in the bottom half. An exception from it is logged and becomes the root cause if there was none.</remarks>
     protected virtual ValueTask OnSessionEndedAsync(Exception? rootCause) => ValueTask.CompletedTask;
 
+    private static async Task WaitUntilFinishedAsync(DisconnectOperation operation, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await operation.Finished.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The drain is aborted; the teardown now only releases. Let it reach Idle unless a hook
+            // that ignores its token holds it up.
+            await Task.WhenAny(operation.Finished.Task, Task.Delay(AbandonedDrainGrace, CancellationToken.None)).ConfigureAwait(false);
+            if (!operation.Finished.Task.IsCompleted)
+            {
+                throw;
+            }
+        }
+    }
+
     /// <summary>
     /// Starts the teardown unless it is already under way; idempotent (the seed's
     /// <c>_schedule_disconnect</c>). Used by <see cref="DisconnectAsync"/> and by a failing loop.
-    /// Call under the gate.
+    /// The teardown works on the resources of the session as they are now. Call under the gate.
     /// </summary>
     private DisconnectOperation ScheduleDisconnect()
     {
         if (_disconnect is null)
         {
             SetState(Runstate.Disconnecting);
-            var operation = _disconnect = new DisconnectOperation(_sessionAbort?.Token ?? CancellationToken.None);
+            Volatile.Write(ref _runningQueue, null);
+            var resources = new SessionResources(_readerTask, _writerTask, _connection, _listener, _outgoing, _sessionAbort);
+            var operation = _disconnect = new DisconnectOperation(resources);
             operation.Teardown = Task.Run(() => TeardownAsync(operation));
         }
 
         return _disconnect;
+    }
+
+    /// <summary>
+    /// Ends the disconnect (the seed's <c>_cleanup</c>): forgets the session and returns to
+    /// <see cref="Runstate.Idle"/>, once the teardown is done and a disconnect was requested.
+    /// Call under the gate.
+    /// </summary>
+    private void Finish(DisconnectOperation operation)
+    {
+        if (_disconnect == operation)
+        {
+            ResetSession();
+            SetState(Runstate.Idle);
+        }
+
+        operation.Finished.TrySetResult();
     }
 
     /// <summary>
@@ -140,22 +204,8 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     private async Task TeardownAsync(DisconnectOperation operation)
     {
-        Task? reader;
-        Task? writer;
-        TransportConnection? connection;
-        SocketListener? listener;
-        System.Threading.Channels.Channel<TMessage>? outgoing;
-        CancellationTokenSource? sessionAbort;
-        lock (_gate)
-        {
-            reader = _readerTask;
-            writer = _writerTask;
-            connection = _connection;
-            listener = _listener;
-            outgoing = _outgoing;
-            sessionAbort = _sessionAbort;
-        }
-
+        SessionFlow.Enter(this, SessionFlowRole.Teardown);
+        var (reader, writer, connection, listener, outgoing, sessionAbort) = operation.Resources;
         var errorPathway = Volatile.Read(ref _rootCause) is not null;
         if (!errorPathway && writer is not null && outgoing is not null && connection is not null)
         {
@@ -181,17 +231,7 @@ public abstract partial class PipeProtocol<TMessage>
 
         await Task.WhenAll(reader ?? Task.CompletedTask, writer ?? Task.CompletedTask).ConfigureAwait(false);
         listener?.Dispose();
-        var dropped = 0;
-        while (outgoing is not null && outgoing.Reader.TryRead(out _))
-        {
-            dropped++;
-        }
-
-        if (dropped > 0)
-        {
-            PipeProtocolLog.DroppedOutbound(Logger, dropped);
-        }
-
+        DiscardUnsent(outgoing);
         await CloseTransportAsync(connection, errorPathway, operation).ConfigureAwait(false);
         if (reader is not null)
         {
@@ -206,7 +246,30 @@ public abstract partial class PipeProtocol<TMessage>
             }
         }
 
-        operation.RootCause = Volatile.Read(ref _rootCause);
+        PipeProtocolLog.Disconnected(Logger);
+        lock (_gate)
+        {
+            operation.RootCause = _rootCause;
+            operation.TeardownDone = true;
+            if (operation.Requested)
+            {
+                Finish(operation);
+            }
+        }
+    }
+
+    private void DiscardUnsent(Channel<TMessage>? outgoing)
+    {
+        var dropped = 0;
+        while (outgoing is not null && outgoing.Reader.TryRead(out _))
+        {
+            dropped++;
+        }
+
+        if (dropped > 0)
+        {
+            PipeProtocolLog.DroppedOutbound(Logger, dropped);
+        }
     }
 
     private async Task CloseTransportAsync(TransportConnection? connection, bool errorPathway, DisconnectOperation operation)
@@ -250,15 +313,34 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    /// <summary>One teardown: its task, its outcome, and how a caller can cut its drain short.</summary>
-    private sealed class DisconnectOperation(CancellationToken sessionAbortToken)
+    /// <summary>What a teardown stops and releases: the session's resources when it was scheduled.</summary>
+    private sealed record SessionResources(
+        Task? Reader,
+        Task? Writer,
+        TransportConnection? Connection,
+        SocketListener? Listener,
+        Channel<TMessage>? Outgoing,
+        CancellationTokenSource? SessionAbort)
+    {
+        public CancellationToken SessionAbortToken => SessionAbort?.Token ?? CancellationToken.None;
+    }
+
+    /// <summary>One teardown: its task, its outcome, and how a caller can cut its drain short. Flags are guarded by the gate.</summary>
+    private sealed class DisconnectOperation(SessionResources resources)
     {
         private readonly CancellationTokenSource _drainAbort = new();
 
-        /// <summary>The session's token, which the teardown cancels to stop the loops.</summary>
-        public CancellationToken SessionAbortToken { get; } = sessionAbortToken;
+        public SessionResources Resources { get; } = resources;
 
         public Task Teardown { get; set; } = Task.CompletedTask;
+
+        /// <summary>Completed when the runstate has returned to Idle for this disconnect.</summary>
+        public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Whether DisconnectAsync (not only a failing loop) asked for this disconnect.</summary>
+        public bool Requested { get; set; }
+
+        public bool TeardownDone { get; set; }
 
         public Exception? RootCause { get; set; }
 

@@ -6,9 +6,6 @@ namespace Aqmp.Pipelines.Session;
 // Bottom half: the read loop and the write loop, which run the session while it is Running.
 public abstract partial class PipeProtocol<TMessage>
 {
-    /// <summary>The protocol whose read loop the current async flow belongs to, if any.</summary>
-    private static readonly AsyncLocal<PipeProtocol<TMessage>?> ReadLoopOwner = new();
-
     /// <summary>
     /// Runs one loop to its end (the seed's <c>_bh_loop_forever</c>). A loop that fails records
     /// its error as the root cause and schedules a disconnect; the task itself never faults.
@@ -19,9 +16,10 @@ public abstract partial class PipeProtocol<TMessage>
         {
             await loop().ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        catch (OperationCanceledException) when (abort.IsCancellationRequested || Volatile.Read(ref _disconnect) is not null)
         {
-            // Torn down while the loop (say, OnMessageAsync) was waiting: a normal end.
+            // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
+            // sending: a normal end, not a root cause.
         }
         catch (Exception ex)
         {
@@ -53,7 +51,7 @@ public abstract partial class PipeProtocol<TMessage>
     private async Task ReadLoopAsync(PipeReader input, CancellationToken abort)
     {
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
-        ReadLoopOwner.Value = this;
+        SessionFlow.Enter(this, SessionFlowRole.ReadLoop);
         while (true)
         {
             var result = await input.ReadAsync().ConfigureAwait(false);
@@ -102,6 +100,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     private async Task WriteLoopAsync(PipeWriter output, ChannelReader<TMessage> queue, CancellationToken abort)
     {
+        SessionFlow.Clear();
         var batchLimit = _options.OutboundQueueCapacity;
         while (await queue.WaitToReadAsync().ConfigureAwait(false))
         {

@@ -15,8 +15,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// <summary>
     /// Sends a message. While <see cref="Runstate.Running"/>, queues it for the write loop and
     /// returns once it is queued, waiting while the queue is full (backpressure); messages are
-    /// written in the order they were queued. During <see cref="EstablishSessionAsync"/>, writes
-    /// and flushes it directly (the seed's <c>_send</c>); do not call it concurrently there.
+    /// written in the order they were queued. Called by <see cref="EstablishSessionAsync"/> itself
+    /// (its own async flow), writes and flushes it directly (the seed's <c>_send</c>); do not call
+    /// it concurrently there.
     /// </summary>
     /// <param name="message">The message; <see cref="OnOutbound"/> sees it before it is framed.</param>
     /// <param name="cancellationToken">Stops waiting for queue space; the message is then not sent.</param>
@@ -26,40 +27,63 @@ public abstract partial class PipeProtocol<TMessage>
     /// session ended while the call waited for queue space; the message was not queued.
     /// </exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the message was not queued.</exception>
-    protected async ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
+    protected ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
-        ChannelWriter<TMessage>? queue = null;
-        lock (_gate)
-        {
-            if (_runstate != Runstate.Connecting || !IsHandshaking)
-            {
-                Require(Runstate.Running);
-                queue = _outgoing!.Writer;
-            }
-        }
+        // Lock-free fast path: while Running, queue space is the only thing to wait for.
+        var queue = Volatile.Read(ref _runningQueue);
+        return queue is not null && queue.TryWrite(message) ? ValueTask.CompletedTask : SendSlowAsync(message, cancellationToken);
+    }
 
-        if (queue is null)
+    private async ValueTask SendSlowAsync(TMessage message, CancellationToken cancellationToken)
+    {
+        if (IsHandshakeFlow())
         {
             await SendDirectAsync(message, cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        if (queue.TryWrite(message))
+        ChannelWriter<TMessage> queue;
+        lock (_gate)
         {
-            return;
+            ThrowIfNotSendable();
+            queue = _outgoing!.Writer;
         }
 
         try
         {
             await queue.WriteAsync(message, cancellationToken).ConfigureAwait(false);
         }
-        catch (ChannelClosedException ex)
+        catch (ChannelClosedException)
         {
             lock (_gate)
             {
-                throw NewStateException(Runstate.Running, _rootCause ?? ex);
+                ThrowIfNotSendable();
             }
+
+            throw;
         }
+    }
+
+    /// <summary>
+    /// Throws unless messages can be queued: a <see cref="StateException"/> to the application,
+    /// or, to the read loop while the session is disconnecting, an
+    /// <see cref="OperationCanceledException"/> (a reply that can no longer be sent ends the
+    /// handler, not the session with an error). Call under the gate.
+    /// </summary>
+    private void ThrowIfNotSendable()
+    {
+        if (_runstate == Runstate.Running && _disconnect is null)
+        {
+            return;
+        }
+
+        if (_disconnect is not null && SessionFlow.Is(this, SessionFlowRole.ReadLoop))
+        {
+            throw new OperationCanceledException("The session is disconnecting: the message was not sent.");
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed && _runstate == Runstate.Idle, this);
+        throw NewStateException(Runstate.Running, _rootCause);
     }
 
     /// <summary>
@@ -175,18 +199,30 @@ public abstract partial class PipeProtocol<TMessage>
     /// <returns>Its log text.</returns>
     protected virtual string FormatForLog(TMessage message) => message?.ToString() ?? "(null)";
 
-    private bool IsHandshaking => _connection is not null && _outgoing is null && _start is not null;
+    /// <summary>Whether the caller is this session's own <see cref="EstablishSessionAsync"/>, with the transport up.</summary>
+    private bool IsHandshakeFlow()
+    {
+        if (!SessionFlow.Is(this, SessionFlowRole.Handshake))
+        {
+            return false;
+        }
+
+        lock (_gate)
+        {
+            return _runstate == Runstate.Connecting && _connection is not null && _outgoing is null;
+        }
+    }
 
     private Transports.TransportConnection HandshakeTransport()
     {
         lock (_gate)
         {
-            if (_runstate != Runstate.Connecting || !IsHandshaking)
+            if (!SessionFlow.Is(this, SessionFlowRole.Handshake) || _runstate != Runstate.Connecting || _connection is null || _outgoing is not null)
             {
-                throw new InvalidOperationException("ReceiveAsync reads messages only during EstablishSessionAsync; afterwards they are delivered to OnMessageAsync.");
+                throw new InvalidOperationException("ReceiveAsync reads messages only within EstablishSessionAsync; afterwards they are delivered to OnMessageAsync.");
             }
 
-            return _connection!;
+            return _connection;
         }
     }
 

@@ -53,6 +53,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     private SslServerAuthenticationOptions? _serverTls;
     private SessionStart? _start;
     private Channel<TMessage>? _outgoing;
+    private ChannelWriter<TMessage>? _runningQueue; // _outgoing's writer while Running: SendAsync's lock-free path
     private CancellationTokenSource? _sessionAbort;
     private Task? _readerTask;
     private Task? _writerTask;
@@ -83,8 +84,10 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
 
     /// <summary>
     /// Raised on every runstate transition, synchronously, on the thread that makes it and in the
-    /// order transitions happen. Handlers must be quick and must not call back into this object
-    /// synchronously; an exception from a handler is logged and otherwise ignored.
+    /// order transitions happen, while the object's internal lock is held: handlers must be quick,
+    /// must not block on other threads that use this object, and must not call its methods that
+    /// change state. Every handler sees every transition; an exception from one is logged and
+    /// otherwise ignored. For asynchronous watching use <see cref="WatchRunstateAsync"/>.
     /// </summary>
     public event EventHandler<RunstateChangedEventArgs>? RunstateChanged;
 
@@ -154,7 +157,11 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     /// ended the session, and makes every later guarded call raise <see cref="ObjectDisposedException"/>.
     /// Safe at any moment and more than once.
     /// </summary>
-    /// <returns>A task that completes when the object is <see cref="Runstate.Idle"/>.</returns>
+    /// <returns>
+    /// A task that completes when the object is <see cref="Runstate.Idle"/>; called from the
+    /// session's own hooks, it completes at once and the object reaches <see cref="Runstate.Idle"/>
+    /// as soon as the hook returns.
+    /// </returns>
     public async ValueTask DisposeAsync()
     {
         lock (_gate)
@@ -211,13 +218,22 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         _currentRunstate = node;
         before.Next.SetResult(node);
 
-        try
+        if (RunstateChanged is not { } handlers)
         {
-            RunstateChanged?.Invoke(this, new RunstateChangedEventArgs(previous, state));
+            return;
         }
-        catch (Exception ex)
+
+        var args = new RunstateChangedEventArgs(previous, state);
+        foreach (var handler in handlers.GetInvocationList())
         {
-            PipeProtocolLog.RunstateHandlerFailed(Logger, ex);
+            try
+            {
+                ((EventHandler<RunstateChangedEventArgs>)handler)(this, args);
+            }
+            catch (Exception ex)
+            {
+                PipeProtocolLog.RunstateHandlerFailed(Logger, ex);
+            }
         }
     }
 
@@ -232,6 +248,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         _serverTls = null;
         _start = null;
         _outgoing = null;
+        _runningQueue = null;
         _sessionAbort?.Dispose();
         _sessionAbort = null;
         _readerTask = null;

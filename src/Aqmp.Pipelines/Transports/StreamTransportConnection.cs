@@ -35,9 +35,18 @@ internal sealed class StreamTransportConnection : OwnedTransportConnection
     {
         if (_stream.Inner is SslStream tls)
         {
+            Task? shutdown = null;
             try
             {
-                await tls.ShutdownAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+                // ShutdownAsync itself may throw (OpenSSL: "shutdown while in init").
+                shutdown = tls.ShutdownAsync();
+                await shutdown.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (shutdown is { IsCompleted: false })
+            {
+                // Abandoned: it faults once the stream is released; observe that so it is not reported as unobserved.
+                _ = shutdown.ContinueWith(static task => task.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                throw;
             }
             catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or System.Security.Cryptography.CryptographicException or InvalidOperationException)
             {
