@@ -21,6 +21,15 @@ public abstract partial class PipeProtocol<TMessage>
             // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
             // sending: a normal end, not a root cause.
         }
+        catch (Exception ex) when (IsPeerCloseExpected && ex is IOException or System.Net.Sockets.SocketException)
+        {
+            // The peer went away (FIN or reset) when the protocol expected it to: end without an error.
+            PipeProtocolLog.PeerClosedAsExpected(Logger);
+            lock (_gate)
+            {
+                ScheduleDisconnect();
+            }
+        }
         catch (Exception ex)
         {
             if (ex is EndOfStreamException)
@@ -84,7 +93,19 @@ public abstract partial class PipeProtocol<TMessage>
                         await OnMessageAsync(OnInbound(last), abort).ConfigureAwait(false);
                     }
 
-                    throw NewPeerClosedException();
+                    if (!IsPeerCloseExpected)
+                    {
+                        throw NewPeerClosedException();
+                    }
+
+                    // A clean end the protocol expected: the session still ends, without an error.
+                    PipeProtocolLog.PeerClosedAsExpected(Logger);
+                    lock (_gate)
+                    {
+                        ScheduleDisconnect();
+                    }
+
+                    return;
                 }
             }
             finally

@@ -159,6 +159,16 @@ public abstract partial class PipeProtocol<TMessage>
     protected virtual ValueTask OnMessageAsync(TMessage message, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     /// <summary>
+    /// Whether the peer going away — ending the stream at a frame boundary, or resetting the
+    /// connection — is, right now, the expected end of the session (QMP: after a successful
+    /// <c>quit</c>). When true, the session still ends by itself (<see cref="Runstate.Disconnecting"/>)
+    /// but without an error: <see cref="DisconnectAsync"/> raises nothing. The base returns false:
+    /// the peer closing raises <see cref="EndOfStreamException"/>, a reset its <see cref="IOException"/>.
+    /// Read by the loops when the stream ends or fails.
+    /// </summary>
+    protected virtual bool IsPeerCloseExpected => false;
+
+    /// <summary>
     /// Filter hook for every inbound message, before <see cref="OnMessageAsync"/> (and for
     /// <see cref="ReceiveAsync"/>). The base logs <c>&lt;-- {message}</c> at Debug and returns it unchanged.
     /// </summary>

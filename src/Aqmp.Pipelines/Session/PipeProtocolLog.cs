@@ -59,6 +59,9 @@ internal static partial class PipeProtocolLog
     [LoggerMessage(EventId = 18, Level = LogLevel.Debug, Message = "Disposed; the session had ended with: {Summary}")]
     public static partial void DisposedWithError(ILogger logger, string summary);
 
+    [LoggerMessage(EventId = 19, Level = LogLevel.Information, Message = "The peer closed the connection, as the protocol expected.")]
+    public static partial void PeerClosedAsExpected(ILogger logger);
+
     /// <summary>The seed's <c>exception_summary</c>: "TypeName: message", or the type name alone.</summary>
     public static string Summarize(Exception exception)
         => string.IsNullOrEmpty(exception.Message) ? exception.GetType().Name : $"{exception.GetType().Name}: {exception.Message}";

@@ -1,0 +1,350 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Qmp.Messages;
+using Aqmp.Pipelines.Session;
+using Microsoft.Extensions.Logging;
+
+namespace Aqmp.Pipelines.Qmp.Client;
+
+/// <summary>
+/// A QEMU Machine Protocol client: connects (see <see cref="PipeProtocol{TMessage}"/>), reads the
+/// greeting, negotiates capabilities, then executes commands — many at once, pipelined, replies
+/// matched by id — and delivers events to any number of <see cref="QmpEventListener"/>s.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Connecting fails with <see cref="QmpNegotiationException"/> when the peer is not a QMP server or
+/// refuses <c>qmp_capabilities</c>. Events the server sends before or during the negotiation are
+/// kept and delivered to the listeners, first.
+/// </para>
+/// <para>
+/// When the session ends — the server exits, the socket drops, <c>DisconnectAsync</c> — every
+/// pending execute fails with <see cref="QmpExecuteInterruptedException"/> and every listener's
+/// enumeration ends, so nothing waits on a dead server. After a successful <c>quit</c>, the server
+/// closing the connection is the expected, clean end of the session.
+/// </para>
+/// </remarks>
+public class QmpClient : PipeProtocol<QmpMessage>
+{
+    private const string CapabilitiesCommand = "qmp_capabilities";
+    private const string QuitCommand = "quit";
+
+    private readonly QmpClientOptions _options;
+    private readonly ConcurrentDictionary<long, PendingExecute> _pending = new();
+    private readonly Lock _listenersGate = new();
+    private List<QmpEventListener> _listeners = [];
+    private long _nextId;
+    private volatile bool _quitSucceeded;
+
+    /// <summary>Creates a client in <see cref="Runstate.Idle"/>.</summary>
+    /// <param name="options">Client settings; <see cref="QmpClientOptions.Default"/> when null.</param>
+    /// <param name="loggerFactory">Where to log; nothing is logged when null.</param>
+    /// <param name="name">A nickname for the connection, used in logs.</param>
+    public QmpClient(QmpClientOptions? options = null, ILoggerFactory? loggerFactory = null, string? name = null)
+        : base(new QmpFramer((options ?? QmpClientOptions.Default).MaximumMessageLength), (options ?? QmpClientOptions.Default).Session, loggerFactory, name)
+    {
+        _options = options ?? QmpClientOptions.Default;
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.EventListenerCapacity, 1, nameof(QmpClientOptions.EventListenerCapacity));
+    }
+
+    /// <summary>The greeting of the current (or last) session's server; null before the first.</summary>
+    public QmpGreeting? Greeting { get; private set; }
+
+    /// <summary>Whether out-of-band execution was enabled for the current session.</summary>
+    public bool OutOfBandEnabled { get; private set; }
+
+    /// <inheritdoc />
+    protected override bool IsPeerCloseExpected => _quitSucceeded;
+
+    /// <summary>
+    /// Creates an event listener, registered at once: it receives every later event whose name
+    /// it accepts, until the session ends or it is disposed. Create it before connecting to see
+    /// the events a server sends during the negotiation.
+    /// </summary>
+    /// <param name="names">The event names to accept (e.g. <c>STOP</c>); none for every event.</param>
+    /// <returns>The listener; dispose it to stop listening.</returns>
+    public QmpEventListener Listen(params string[] names)
+    {
+        var listener = new QmpEventListener(names, _options.EventListenerCapacity, _options.EventOverflowPolicy, Unregister);
+        lock (_listenersGate)
+        {
+            _listeners = [.. _listeners, listener];
+        }
+
+        return listener;
+    }
+
+    /// <summary>
+    /// Executes a command and returns its <c>return</c> value.
+    /// </summary>
+    /// <param name="command">The command, e.g. <c>query-status</c>.</param>
+    /// <param name="arguments">Its arguments, a JSON object, or null.</param>
+    /// <param name="cancellationToken">Stops waiting for the reply; the session stays usable and the late reply is discarded.</param>
+    /// <returns>The <c>return</c> value.</returns>
+    /// <exception cref="QmpExecuteException">The server answered with an error.</exception>
+    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply.</exception>
+    /// <exception cref="StateException">The client is not <see cref="Runstate.Running"/>.</exception>
+    /// <exception cref="TimeoutException"><see cref="QmpClientOptions.DefaultExecuteTimeout"/> elapsed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    public async Task<JsonElement> ExecuteAsync(string command, JsonElement? arguments = null, CancellationToken cancellationToken = default)
+    {
+        var reply = await ExecuteMessageAsync(QmpMessage.Command(command, arguments), cancellationToken).ConfigureAwait(false);
+        return ReturnValueOf(command, reply);
+    }
+
+    /// <summary>
+    /// Executes a command and deserializes its <c>return</c> value with source-generated metadata
+    /// (trimming- and NativeAOT-safe).
+    /// </summary>
+    /// <typeparam name="T">The result type.</typeparam>
+    /// <param name="command">The command.</param>
+    /// <param name="arguments">Its arguments, a JSON object, or null.</param>
+    /// <param name="resultType">The metadata of <typeparamref name="T"/>, e.g. from a <c>JsonSerializerContext</c>.</param>
+    /// <param name="cancellationToken">Stops waiting for the reply.</param>
+    /// <returns>The deserialized <c>return</c> value.</returns>
+    /// <exception cref="QmpExecuteException">The server answered with an error.</exception>
+    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply.</exception>
+    /// <exception cref="JsonException">The value does not fit <typeparamref name="T"/>.</exception>
+    public async Task<T?> ExecuteAsync<T>(string command, JsonElement? arguments, JsonTypeInfo<T> resultType, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(resultType);
+        var value = await ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
+        return value.Deserialize(resultType);
+    }
+
+    /// <summary>
+    /// Sends a command message as it is (with a fresh id, replacing any it has) and returns the raw
+    /// reply, success or error, without interpreting it.
+    /// </summary>
+    /// <param name="command">A message of kind <see cref="QmpMessageKind.Command"/>.</param>
+    /// <param name="cancellationToken">Stops waiting for the reply; the late reply is discarded.</param>
+    /// <returns>The reply: <see cref="QmpMessageKind.Return"/> or <see cref="QmpMessageKind.Error"/>.</returns>
+    /// <exception cref="ArgumentException"><paramref name="command"/> is not a command.</exception>
+    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply.</exception>
+    /// <exception cref="StateException">The client is not <see cref="Runstate.Running"/>.</exception>
+    /// <exception cref="TimeoutException"><see cref="QmpClientOptions.DefaultExecuteTimeout"/> elapsed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    public async Task<QmpMessage> ExecuteMessageAsync(QmpMessage command, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        if (command.Kind != QmpMessageKind.Command)
+        {
+            throw new ArgumentException($"A {command.Kind} message cannot be executed.", nameof(command));
+        }
+
+        var name = command.CommandName!;
+        var id = Interlocked.Increment(ref _nextId);
+        var pending = new PendingExecute(name);
+        _pending[id] = pending;
+        using var timeout = _options.DefaultExecuteTimeout is { } limit ? new CancellationTokenSource(limit) : null;
+        using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        var token = linked?.Token ?? cancellationToken;
+        try
+        {
+            await SendAsync(command.WithId(IdElement(id)), token).ConfigureAwait(false);
+            return await pending.Reply.Task.WaitAsync(token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (timeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"{name}: no reply within {_options.DefaultExecuteTimeout}.");
+        }
+        finally
+        {
+            _pending.TryRemove(id, out _);
+        }
+    }
+
+    /// <summary>Reads the greeting and negotiates capabilities (the seed's QMPClient negotiation).</summary>
+    /// <param name="cancellationToken">Cancels the negotiation.</param>
+    /// <returns>A task that completes when the session is negotiated.</returns>
+    /// <exception cref="QmpNegotiationException">The peer is not a QMP server or refused.</exception>
+    protected override async Task EstablishSessionAsync(CancellationToken cancellationToken)
+    {
+        _quitSucceeded = false;
+        OutOfBandEnabled = false;
+        var early = new List<QmpEvent>();
+        var greetingMessage = await ReceiveNegotiationAsync(early, "waiting for the greeting", cancellationToken).ConfigureAwait(false);
+        if (greetingMessage.Kind != QmpMessageKind.Greeting)
+        {
+            throw new QmpNegotiationException(
+                $"expected a greeting, got a {greetingMessage.Kind} message",
+                new QmpParseException("Not a QMP greeting", QmpParseException.Clip(greetingMessage.ToString())));
+        }
+
+        var greeting = Greeting = greetingMessage.ToGreeting();
+        var enableOutOfBand = _options.EnableOutOfBand && greeting.OffersOutOfBand;
+        var arguments = enableOutOfBand ? CapabilityArguments : (JsonElement?)null;
+        var id = Interlocked.Increment(ref _nextId);
+        await SendAsync(QmpMessage.Command(CapabilitiesCommand, arguments, IdElement(id)), cancellationToken).ConfigureAwait(false);
+        while (true)
+        {
+            var reply = await ReceiveNegotiationAsync(early, "waiting for the qmp_capabilities reply", cancellationToken).ConfigureAwait(false);
+            switch (reply.Kind)
+            {
+                case QmpMessageKind.Return when IdEquals(reply.Id, id):
+                    OutOfBandEnabled = enableOutOfBand;
+                    Deliver(early);
+                    return;
+                case QmpMessageKind.Error:
+                    throw new QmpNegotiationException(
+                        "the server refused qmp_capabilities",
+                        new QmpExecuteException(CapabilitiesCommand, reply.ErrorClass!, reply.ErrorDescription!));
+                default:
+                    throw new QmpNegotiationException(
+                        $"expected the qmp_capabilities reply, got a {reply.Kind} message",
+                        new QmpParseException("Unexpected message during negotiation", QmpParseException.Clip(reply.ToString())));
+            }
+        }
+    }
+
+    /// <summary>Routes replies to their executes and events to the listeners.</summary>
+    /// <param name="message">The inbound message.</param>
+    /// <param name="cancellationToken">Fires when the session is torn down.</param>
+    /// <returns>A completed task: routing never waits.</returns>
+    /// <exception cref="QmpParseException">The server sent a reply without an id, a greeting or a command.</exception>
+    protected override ValueTask OnMessageAsync(QmpMessage message, CancellationToken cancellationToken)
+    {
+        switch (message.Kind)
+        {
+            case QmpMessageKind.Event:
+                Deliver(message.ToEvent());
+                break;
+            case QmpMessageKind.Return or QmpMessageKind.Error:
+                RouteReply(message);
+                break;
+            default:
+                throw new QmpParseException($"Unexpected {message.Kind} message from the server", QmpParseException.Clip(message.ToString()));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Fails every pending execute and ends every listener.</summary>
+    /// <param name="rootCause">The error that ended the session, or null.</param>
+    /// <returns>A completed task.</returns>
+    protected override ValueTask OnSessionEndedAsync(Exception? rootCause)
+    {
+        foreach (var (id, pending) in _pending)
+        {
+            if (_pending.TryRemove(id, out _))
+            {
+                pending.Reply.TrySetException(new QmpExecuteInterruptedException(pending.Command, rootCause));
+            }
+        }
+
+        List<QmpEventListener> listeners;
+        lock (_listenersGate)
+        {
+            listeners = _listeners;
+            _listeners = [];
+        }
+
+        foreach (var listener in listeners)
+        {
+            listener.Complete(rootCause);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private static readonly JsonElement CapabilityArguments = QmpJson.Parse("""{"enable":["oob"]}""");
+
+    private static JsonElement IdElement(long id) => QmpJson.Number(id);
+
+    private static bool IdEquals(JsonElement? id, long expected)
+        => id is { ValueKind: JsonValueKind.Number } value && value.TryGetInt64(out var actual) && actual == expected;
+
+    private static JsonElement ReturnValueOf(string command, QmpMessage reply) => reply.Kind switch
+    {
+        QmpMessageKind.Return => reply.ReturnValue!.Value,
+        QmpMessageKind.Error => throw new QmpExecuteException(command, reply.ErrorClass!, reply.ErrorDescription!),
+        _ => throw new QmpParseException($"Unexpected {reply.Kind} reply", QmpParseException.Clip(reply.ToString())),
+    };
+
+    private async Task<QmpMessage> ReceiveNegotiationAsync(List<QmpEvent> early, string stage, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            QmpMessage message;
+            try
+            {
+                message = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is ProtocolException or EndOfStreamException or IOException)
+            {
+                var reason = ex switch
+                {
+                    EndOfStreamException or IncompleteFrameException => $"the peer closed the connection while {stage}",
+                    FrameTooLargeException => $"the peer sent an oversize message while {stage}",
+                    _ => $"the peer is not a QMP server ({stage})",
+                };
+                throw new QmpNegotiationException(reason, ex);
+            }
+
+            if (message.Kind != QmpMessageKind.Event)
+            {
+                return message;
+            }
+
+            // Kept, and delivered once negotiated: QEMU may emit events this early.
+            early.Add(message.ToEvent());
+        }
+    }
+
+    private void RouteReply(QmpMessage reply)
+    {
+        if (reply.Id is not { } id)
+        {
+            // Most likely the server could not parse something we sent: it belongs to no execute.
+            throw new QmpParseException("The server sent a reply without an id", QmpParseException.Clip(reply.ToString()));
+        }
+
+        if (id.ValueKind == JsonValueKind.Number && id.TryGetInt64(out var key) && _pending.TryRemove(key, out var pending))
+        {
+            if (pending.Command == QuitCommand && reply.Kind == QmpMessageKind.Return)
+            {
+                // Set here, in the read loop, before it can see the server close the connection.
+                _quitSucceeded = true;
+            }
+
+            pending.Reply.TrySetResult(reply);
+            return;
+        }
+
+        // A reply to a cancelled or timed-out execute: QMP says to drop replies with unknown ids.
+        QmpClientLog.UnknownReplyDropped(Logger, id.GetRawText());
+    }
+
+    private void Deliver(QmpEvent qmpEvent)
+    {
+        foreach (var listener in Volatile.Read(ref _listeners))
+        {
+            listener.Deliver(qmpEvent);
+        }
+    }
+
+    private void Deliver(List<QmpEvent> events)
+    {
+        foreach (var qmpEvent in events)
+        {
+            Deliver(qmpEvent);
+        }
+    }
+
+    private void Unregister(QmpEventListener listener)
+    {
+        lock (_listenersGate)
+        {
+            _listeners = [.. _listeners.Where(l => l != listener)];
+        }
+    }
+
+    private sealed class PendingExecute(string command)
+    {
+        public string Command { get; } = command;
+
+        public TaskCompletionSource<QmpMessage> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

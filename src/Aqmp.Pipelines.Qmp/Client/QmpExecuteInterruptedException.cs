@@ -1,0 +1,22 @@
+namespace Aqmp.Pipelines.Qmp.Client;
+
+/// <summary>
+/// Raised to every execute still waiting for its reply when the session ends. The reply will
+/// never come; whether the server ran the command is unknown.
+/// </summary>
+public class QmpExecuteInterruptedException : ProtocolException
+{
+    /// <summary>Creates the error.</summary>
+    /// <param name="command">The command whose reply was pending.</param>
+    /// <param name="rootCause">The error that ended the session, or null for a requested disconnect.</param>
+    public QmpExecuteInterruptedException(string command, Exception? rootCause)
+        : base(rootCause is null
+            ? $"{command}: the session was disconnected before the reply arrived."
+            : $"{command}: the session ended before the reply arrived: {rootCause.Message}", rootCause)
+    {
+        Command = command;
+    }
+
+    /// <summary>The command whose reply was pending.</summary>
+    public string Command { get; }
+}

@@ -1,0 +1,49 @@
+using System.Buffers;
+using System.Text.Json;
+using Aqmp.Pipelines.Framing;
+
+namespace Aqmp.Pipelines.Qmp.Messages;
+
+/// <summary>
+/// Frames QMP: one JSON object per line (QEMU ends lines with CRLF; this writes LF, which QEMU
+/// accepts). Inbound lines are parsed straight from the pipe's bytes with
+/// <see cref="Utf8JsonReader"/>; outbound messages are written straight into the pipe with
+/// <see cref="Utf8JsonWriter"/>.
+/// </summary>
+public sealed class QmpFramer : LineFramer<QmpMessage>
+{
+    /// <summary>The default largest message: 10 MiB (QEMU's <c>query-qmp-schema</c> reply alone is about 200 KB).</summary>
+    public const int DefaultMaximumMessageLength = 10 * 1024 * 1024;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
+    /// <summary>Creates a QMP framer.</summary>
+    /// <param name="maximumMessageLength">The longest accepted message in bytes; longer ones end the session with <see cref="FrameTooLargeException"/>.</param>
+    public QmpFramer(int maximumMessageLength = DefaultMaximumMessageLength)
+        : base(maximumMessageLength)
+    {
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="QmpParseException">The line is not one QMP message.</exception>
+    protected override QmpMessage DecodeLine(in ReadOnlySequence<byte> line) => QmpMessage.Parse(line);
+
+    /// <inheritdoc />
+    protected override void EncodeLine(QmpMessage message, IBufferWriter<byte> output)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var writer = t_writer;
+        if (writer is null)
+        {
+            writer = t_writer = new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true });
+        }
+        else
+        {
+            writer.Reset(output);
+        }
+
+        message.WriteTo(writer);
+        writer.Flush();
+    }
+}

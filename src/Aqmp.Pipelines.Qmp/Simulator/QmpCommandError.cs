@@ -1,0 +1,21 @@
+namespace Aqmp.Pipelines.Qmp.Simulator;
+
+/// <summary>Thrown by a simulator command handler to answer with a QMP error reply.</summary>
+public class QmpCommandError : Exception
+{
+    /// <summary>Creates the error.</summary>
+    /// <param name="errorClass">The error class, e.g. <c>GenericError</c> or <c>DeviceNotFound</c>.</param>
+    /// <param name="description">The human-readable description.</param>
+    public QmpCommandError(string errorClass, string description)
+        : base($"{errorClass}: {description}")
+    {
+        ErrorClass = errorClass;
+        Description = description;
+    }
+
+    /// <summary>The error class.</summary>
+    public string ErrorClass { get; }
+
+    /// <summary>The human-readable description.</summary>
+    public string Description { get; }
+}

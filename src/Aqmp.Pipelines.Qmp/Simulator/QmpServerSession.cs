@@ -1,0 +1,87 @@
+using Aqmp.Pipelines.Qmp.Messages;
+using Aqmp.Pipelines.Session;
+using Microsoft.Extensions.Logging;
+
+namespace Aqmp.Pipelines.Qmp.Simulator;
+
+/// <summary>
+/// The server side of one simulated QMP connection: greets, negotiates, then answers each command
+/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band).
+/// </summary>
+internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, ILoggerFactory? loggerFactory)
+    : PipeProtocol<QmpMessage>(new QmpFramer(options.MaximumMessageLength), options.Session, loggerFactory, "simulator")
+{
+    private const string CapabilitiesCommand = "qmp_capabilities";
+    private const string QuitCommand = "quit";
+
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _negotiated;
+
+    /// <summary>Completes when the session has ended (after it reached Running).</summary>
+    public Task Ended => _ended.Task;
+
+    /// <summary>Sends an event to this client.</summary>
+    public ValueTask EmitAsync(QmpMessage message, CancellationToken cancellationToken) => SendAsync(message, cancellationToken);
+
+    protected override Task EstablishSessionAsync(CancellationToken cancellationToken)
+        => SendAsync(QmpMessage.Greeting(options.Version, options.Capabilities), cancellationToken).AsTask();
+
+    protected override async ValueTask OnMessageAsync(QmpMessage message, CancellationToken cancellationToken)
+    {
+        if (message.Kind != QmpMessageKind.Command)
+        {
+            await SendAsync(QmpMessage.Error("GenericError", "QMP input lacks member 'execute'", message.Id), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var name = message.CommandName!;
+        if (!_negotiated)
+        {
+            await SendAsync(Negotiate(message), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (name == CapabilitiesCommand)
+        {
+            await SendAsync(QmpMessage.Error("CommandNotFound", "Capabilities negotiation is already complete, command ignored", message.Id), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var reply = await simulator.RunCommandAsync(message, SendAsync, cancellationToken).ConfigureAwait(false);
+        await SendAsync(reply, cancellationToken).ConfigureAwait(false);
+        if (name == QuitCommand && reply.Kind == QmpMessageKind.Return)
+        {
+            // QEMU closes the connection after answering quit; the reply is drained first.
+            await DisconnectAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    protected override ValueTask OnSessionEndedAsync(Exception? rootCause)
+    {
+        _ended.TrySetResult();
+        return ValueTask.CompletedTask;
+    }
+
+    private QmpMessage Negotiate(QmpMessage command)
+    {
+        if (command.CommandName != CapabilitiesCommand)
+        {
+            return QmpMessage.Error("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'", command.Id);
+        }
+
+        if (command.Arguments is { } arguments && arguments.TryGetProperty("enable", out var enable))
+        {
+            foreach (var capability in enable.EnumerateArray())
+            {
+                var requested = capability.GetString();
+                if (requested is null || !options.Capabilities.Contains(requested))
+                {
+                    return QmpMessage.Error("GenericError", $"Capability '{requested}' not available", command.Id);
+                }
+            }
+        }
+
+        _negotiated = true;
+        return QmpMessage.Return(null, command.Id);
+    }
+}

@@ -1,0 +1,303 @@
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Net;
+using System.Text.Json;
+using Aqmp.Pipelines.Qmp.Messages;
+using Aqmp.Pipelines.Transports;
+using Microsoft.Extensions.Logging;
+
+namespace Aqmp.Pipelines.Qmp.Simulator;
+
+/// <summary>
+/// A QMP server that behaves like QEMU's monitor without a guest: it greets, negotiates
+/// capabilities, and answers <c>query-version</c>, <c>query-status</c>, <c>query-commands</c>,
+/// <c>stop</c>/<c>cont</c> (emitting <c>STOP</c>/<c>RESUME</c>), <c>quit</c> (emitting
+/// <c>SHUTDOWN</c>, then closing), and unknown commands with <c>CommandNotFound</c>. Register
+/// more with <see cref="Handle"/>. For tests, for trying tools without QEMU, and as the
+/// <c>aqmp</c> tool's default peer.
+/// </summary>
+/// <remarks>
+/// Like QEMU, it serves one client at a time: further clients wait in the listen backlog until
+/// the current one disconnects. Commands of one client run in order, one at a time.
+/// </remarks>
+public sealed class QmpSimulator : IAsyncDisposable
+{
+    private readonly QmpSimulatorOptions _options;
+    private readonly ILoggerFactory? _loggerFactory;
+    private readonly ConcurrentDictionary<string, QmpCommandHandler> _handlers = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private SocketListener? _listener;
+    private QmpServerSession? _current;
+    private int _sessionsServed;
+    private volatile bool _running = true;
+    private volatile bool _quitRequested;
+
+    /// <summary>Creates a simulator with the built-in commands; it serves nothing until started.</summary>
+    /// <param name="options">Settings; <see cref="QmpSimulatorOptions.Default"/> when null.</param>
+    /// <param name="loggerFactory">Where the sessions log; nothing is logged when null.</param>
+    public QmpSimulator(QmpSimulatorOptions? options = null, ILoggerFactory? loggerFactory = null)
+    {
+        _options = options ?? QmpSimulatorOptions.Default;
+        _loggerFactory = loggerFactory;
+        RegisterBuiltInCommands();
+    }
+
+    /// <summary>The address the simulator listens on, once started.</summary>
+    public EndPoint? LocalEndPoint => _listener?.LocalEndPoint;
+
+    /// <summary>Whether the simulated machine runs (<c>cont</c>) or is paused (<c>stop</c>).</summary>
+    public bool IsRunning => _running;
+
+    /// <summary>How many client sessions have been served (negotiated or not).</summary>
+    public int SessionsServed => Volatile.Read(ref _sessionsServed);
+
+    /// <summary>The names of the commands the simulator answers, <c>qmp_capabilities</c> included.</summary>
+    public IReadOnlyCollection<string> Commands => [.. _handlers.Keys.Append("qmp_capabilities").Order(StringComparer.Ordinal)];
+
+    /// <summary>Completes when the simulator has stopped (after <c>quit</c>, <see cref="StopAsync"/> or disposal).</summary>
+    public Task Completion => _completion.Task;
+
+    /// <summary>Registers (or replaces) the handler of a command.</summary>
+    /// <param name="command">The command name.</param>
+    /// <param name="handler">Runs the command.</param>
+    public void Handle(string command, QmpCommandHandler handler)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(command);
+        ArgumentNullException.ThrowIfNull(handler);
+        _handlers[command] = handler;
+    }
+
+    /// <summary>Listens on <paramref name="endPoint"/> and serves clients in the background until stopped.</summary>
+    /// <param name="endPoint">Where to listen (TCP port 0 picks a free port).</param>
+    /// <param name="cancellationToken">Cancels binding.</param>
+    /// <returns>The bound endpoint.</returns>
+    /// <exception cref="InvalidOperationException">The simulator was already started.</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">The address cannot be bound.</exception>
+    public async Task<EndPoint> StartAsync(EndPoint endPoint, CancellationToken cancellationToken = default)
+    {
+        if (_listener is not null)
+        {
+            throw new InvalidOperationException("The simulator is already started.");
+        }
+
+        _listener = await SocketListener.BindAsync(endPoint, backlog: 16, cancellationToken).ConfigureAwait(false);
+        _ = Task.Run(ServeForeverAsync, CancellationToken.None);
+        return _listener.LocalEndPoint;
+    }
+
+    /// <summary>Listens on an address given as text (see <see cref="AddressParser"/>).</summary>
+    /// <param name="address">Where to listen.</param>
+    /// <param name="cancellationToken">Cancels binding.</param>
+    /// <returns>The bound endpoint.</returns>
+    public Task<EndPoint> StartAsync(string address, CancellationToken cancellationToken = default)
+        => StartAsync(AddressParser.Parse(address), cancellationToken);
+
+    /// <summary>
+    /// Serves one client over an existing duplex pipe (e.g. in-memory pipes in tests) until that
+    /// session ends.
+    /// </summary>
+    /// <param name="pipe">The pipe.</param>
+    /// <param name="cancellationToken">Ends the session.</param>
+    /// <returns>A task that completes when the session has ended.</returns>
+    public Task ServeAsync(IDuplexPipe pipe, CancellationToken cancellationToken = default)
+        => ServeAsync(SocketTransport.Open(pipe), cancellationToken);
+
+    /// <summary>Sends an event to the client currently connected, if any.</summary>
+    /// <param name="name">The event name.</param>
+    /// <param name="data">Its data, or null.</param>
+    /// <param name="cancellationToken">Stops waiting for queue space.</param>
+    /// <returns>True when a client was connected and the event was queued for it.</returns>
+    public async ValueTask<bool> EmitEventAsync(string name, JsonElement? data = null, CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref _current) is not { } session)
+        {
+            return false;
+        }
+
+        try
+        {
+            await session.EmitAsync(QmpMessage.Event(name, data, DateTimeOffset.UtcNow), cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Session.StateException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Stops listening and ends the current client's session.</summary>
+    /// <returns>A task that completes when the simulator has stopped.</returns>
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _listener?.Dispose();
+        if (Volatile.Read(ref _current) is { } session)
+        {
+            await EndQuietlyAsync(session).ConfigureAwait(false);
+        }
+
+        _completion.TrySetResult();
+    }
+
+    /// <summary>Stops the simulator (see <see cref="StopAsync"/>).</summary>
+    /// <returns>A task that completes when the simulator has stopped.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    /// <summary>Runs a command through its handler and builds the reply (called by the server session's read loop).</summary>
+    internal async ValueTask<QmpMessage> RunCommandAsync(QmpMessage command, Func<QmpMessage, CancellationToken, ValueTask> emit, CancellationToken cancellationToken)
+    {
+        var name = command.CommandName!;
+        if (!_handlers.TryGetValue(name, out var handler))
+        {
+            return QmpMessage.Error("CommandNotFound", $"The command {name} has not been found", command.Id);
+        }
+
+        try
+        {
+            var value = await handler(new QmpCommandContext(this, command, emit), cancellationToken).ConfigureAwait(false);
+            return QmpMessage.Return(value, command.Id);
+        }
+        catch (QmpCommandError error)
+        {
+            return QmpMessage.Error(error.ErrorClass, error.Description, command.Id);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return QmpMessage.Error("GenericError", ex.Message, command.Id);
+        }
+    }
+
+    private async Task ServeForeverAsync()
+    {
+        var transportOptions = _options.Session.ToTransportOptions(_options.MaximumMessageLength + 2L);
+        while (!_stop.IsCancellationRequested)
+        {
+            TransportConnection connection;
+            try
+            {
+                connection = await _listener!.AcceptAsync(tls: null, transportOptions, _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
+            {
+                break;
+            }
+
+            await ServeAsync(connection, _stop.Token).ConfigureAwait(false);
+            if (_quitRequested && _options.StopOnQuit)
+            {
+                _listener!.Dispose();
+                break;
+            }
+        }
+
+        _completion.TrySetResult();
+    }
+
+    private async Task ServeAsync(TransportConnection connection, CancellationToken cancellationToken)
+    {
+        var session = new QmpServerSession(this, _options, _loggerFactory);
+        Interlocked.Increment(ref _sessionsServed);
+        Volatile.Write(ref _current, session);
+        try
+        {
+            await session.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+            await session.Ended.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or Session.ConnectException)
+        {
+            // Stopped, or the client went away during the greeting: serve the next one.
+        }
+        finally
+        {
+            Interlocked.CompareExchange(ref _current, null, session);
+            await EndQuietlyAsync(session).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task EndQuietlyAsync(QmpServerSession session)
+    {
+        try
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A client that vanished is the simulator's normal business.
+        }
+    }
+
+    private void RegisterBuiltInCommands()
+    {
+        Handle("query-version", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
+        {
+            var version = _options.Version;
+            writer.WriteStartObject();
+            writer.WriteStartObject("qemu");
+            writer.WriteNumber("micro", version.Micro);
+            writer.WriteNumber("minor", version.Minor);
+            writer.WriteNumber("major", version.Major);
+            writer.WriteEndObject();
+            writer.WriteString("package", version.Package);
+            writer.WriteEndObject();
+        })));
+
+        Handle("query-status", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
+        {
+            writer.WriteStartObject();
+            writer.WriteString("status", _running ? "running" : "paused");
+            writer.WriteBoolean("singlestep", false);
+            writer.WriteBoolean("running", _running);
+            writer.WriteEndObject();
+        })));
+
+        Handle("query-commands", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
+        {
+            writer.WriteStartArray();
+            foreach (var command in Commands)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", command);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+        })));
+
+        Handle("stop", async (context, token) =>
+        {
+            if (_running)
+            {
+                _running = false;
+                await context.EmitEventAsync("STOP", cancellationToken: token).ConfigureAwait(false);
+            }
+
+            return null;
+        });
+
+        Handle("cont", async (context, token) =>
+        {
+            if (!_running)
+            {
+                _running = true;
+                await context.EmitEventAsync("RESUME", cancellationToken: token).ConfigureAwait(false);
+            }
+
+            return null;
+        });
+
+        Handle("quit", async (context, token) =>
+        {
+            var data = QmpJson.Parse("""{"guest":false,"reason":"host-qmp-quit"}""");
+            await context.EmitEventAsync("SHUTDOWN", data, token).ConfigureAwait(false);
+
+            // The session closes itself once the reply is sent; the simulator stops after it.
+            _quitRequested = true;
+            return null;
+        });
+    }
+}

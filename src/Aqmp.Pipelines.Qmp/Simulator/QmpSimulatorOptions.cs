@@ -1,0 +1,26 @@
+using Aqmp.Pipelines.Qmp.Messages;
+using Aqmp.Pipelines.Session;
+
+namespace Aqmp.Pipelines.Qmp.Simulator;
+
+/// <summary>Settings of a <see cref="QmpSimulator"/>.</summary>
+public sealed record QmpSimulatorOptions
+{
+    /// <summary>The version the greeting announces. Default 7.2.22, package "aqmp-simulator".</summary>
+    public QmpVersion Version { get; init; } = new(7, 2, 22, "aqmp-simulator");
+
+    /// <summary>The capabilities the greeting offers. Default: <c>oob</c>.</summary>
+    public IReadOnlyList<string> Capabilities { get; init; } = [QmpCapabilities.OutOfBand];
+
+    /// <summary>Whether <c>quit</c> stops the simulator (as it ends QEMU). Default true.</summary>
+    public bool StopOnQuit { get; init; } = true;
+
+    /// <summary>The largest accepted message in bytes. Default 10 MiB.</summary>
+    public int MaximumMessageLength { get; init; } = QmpFramer.DefaultMaximumMessageLength;
+
+    /// <summary>The sessions' buffering and shutdown settings.</summary>
+    public PipeProtocolOptions Session { get; init; } = PipeProtocolOptions.Default;
+
+    /// <summary>The options used when none are given.</summary>
+    public static QmpSimulatorOptions Default { get; } = new();
+}
