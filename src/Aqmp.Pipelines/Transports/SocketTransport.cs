@@ -38,7 +38,7 @@ public static class SocketTransport
         var socket = CreateSocket(endPoint);
         try
         {
-            await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+            await ConnectSocketAsync(socket, endPoint, cancellationToken).ConfigureAwait(false);
             if (tls is null)
             {
                 return Open(socket, options);
@@ -108,6 +108,19 @@ public static class SocketTransport
     {
         ArgumentNullException.ThrowIfNull(pipe);
         return new DuplexPipeConnection(pipe);
+    }
+
+    private static async ValueTask ConnectSocketAsync(Socket socket, EndPoint endPoint, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException ex) when (endPoint is UnixDomainSocketEndPoint unix && ex.SocketErrorCode == SocketError.AddressNotAvailable)
+        {
+            // The system reports a missing socket file as "Cannot assign requested address".
+            throw new SocketException((int)ex.SocketErrorCode, $"No Unix socket at '{unix}' ({ex.Message})");
+        }
     }
 
     /// <summary>Throws unless <paramref name="endPoint"/> is a kind of endpoint these sockets can use.</summary>

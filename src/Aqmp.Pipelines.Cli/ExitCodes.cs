@@ -1,0 +1,17 @@
+namespace Aqmp.Pipelines.Cli;
+
+/// <summary>The tool's process exit codes.</summary>
+internal static class ExitCodes
+{
+    /// <summary>Success.</summary>
+    public const int Success = 0;
+
+    /// <summary>The server answered with a QMP error.</summary>
+    public const int QmpError = 1;
+
+    /// <summary>The connection failed or was lost.</summary>
+    public const int ConnectionFailed = 2;
+
+    /// <summary>The command line is wrong.</summary>
+    public const int Usage = 64;
+}

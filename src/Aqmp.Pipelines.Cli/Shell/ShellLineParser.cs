@@ -1,0 +1,176 @@
+using System.Text;
+using System.Text.Json;
+using Aqmp.Pipelines.Qmp.Messages;
+
+namespace Aqmp.Pipelines.Cli.Shell;
+
+/// <summary>
+/// Reads a shell line as a QMP command, as QEMU's qmp-shell does: either raw JSON
+/// (<c>{"execute": "query-status"}</c>) or <c>command key=value ...</c>, where each value is parsed
+/// as JSON when it parses (<c>n=1</c>, <c>on=true</c>, <c>list=[1,2]</c>, <c>s="a b"</c>) and taken as
+/// a string otherwise (<c>id=disk0</c>), and dotted keys nest (<c>a.b=1</c> → <c>{"a":{"b":1}}</c>).
+/// </summary>
+internal static class ShellLineParser
+{
+    /// <summary>Parses <paramref name="line"/> into a command message.</summary>
+    /// <exception cref="FormatException">The line is not a command; the message says why.</exception>
+    public static QmpMessage Parse(string line)
+    {
+        var trimmed = line.Trim();
+        if (trimmed.StartsWith('{'))
+        {
+            QmpMessage message;
+            try
+            {
+                message = QmpMessage.Parse(trimmed);
+            }
+            catch (QmpParseException ex)
+            {
+                throw new FormatException(ex.Message, ex);
+            }
+
+            return message.Kind == QmpMessageKind.Command
+                ? message
+                : throw new FormatException($"raw JSON must be a command ({{\"execute\": ...}}), not a {message.Kind} message");
+        }
+
+        var tokens = Tokenize(trimmed);
+        if (tokens.Count == 0)
+        {
+            throw new FormatException("empty command");
+        }
+
+        var name = tokens[0];
+        if (name.Contains('=', StringComparison.Ordinal))
+        {
+            throw new FormatException($"'{name}' is not a command name");
+        }
+
+        if (tokens.Count == 1)
+        {
+            return QmpMessage.Command(name);
+        }
+
+        var root = new Dictionary<string, object>(StringComparer.Ordinal);
+        foreach (var token in tokens.Skip(1))
+        {
+            var equals = token.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                throw new FormatException($"argument '{token}' is not key=value");
+            }
+
+            Assign(root, token[..equals], token[(equals + 1)..]);
+        }
+
+        return QmpMessage.Command(name, QmpJson.Write(writer => WriteObject(writer, root)));
+    }
+
+    private static void Assign(Dictionary<string, object> root, string key, string text)
+    {
+        var path = key.Split('.');
+        var node = root;
+        foreach (var part in path[..^1])
+        {
+            if (!node.TryGetValue(part, out var child))
+            {
+                node[part] = child = new Dictionary<string, object>(StringComparer.Ordinal);
+            }
+
+            node = child as Dictionary<string, object> ?? throw new FormatException($"'{key}': '{part}' is already a value");
+        }
+
+        var leaf = path[^1];
+        if (leaf.Length == 0 || node.ContainsKey(leaf))
+        {
+            throw new FormatException($"argument '{key}' is empty or given twice");
+        }
+
+        node[leaf] = JsonText.TryParse(text, out var json) ? json : text;
+    }
+
+    private static void WriteObject(Utf8JsonWriter writer, Dictionary<string, object> node)
+    {
+        writer.WriteStartObject();
+        foreach (var (name, value) in node)
+        {
+            writer.WritePropertyName(name);
+            switch (value)
+            {
+                case Dictionary<string, object> child:
+                    WriteObject(writer, child);
+                    break;
+                case JsonElement json:
+                    json.WriteTo(writer);
+                    break;
+                default:
+                    writer.WriteStringValue((string)value);
+                    break;
+            }
+        }
+
+        writer.WriteEndObject();
+    }
+
+    /// <summary>Splits on spaces outside double quotes, brackets and braces.</summary>
+    private static List<string> Tokenize(string line)
+    {
+        var tokens = new List<string>();
+        var current = new StringBuilder();
+        var depth = 0;
+        var quoted = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            var c = line[i];
+            if (quoted)
+            {
+                current.Append(c);
+                if (c == '\\' && i + 1 < line.Length)
+                {
+                    current.Append(line[++i]);
+                }
+                else if (c == '"')
+                {
+                    quoted = false;
+                }
+
+                continue;
+            }
+
+            switch (c)
+            {
+                case '"':
+                    quoted = true;
+                    break;
+                case '[' or '{':
+                    depth++;
+                    break;
+                case ']' or '}':
+                    depth--;
+                    break;
+                case ' ' or '\t' when depth == 0:
+                    if (current.Length > 0)
+                    {
+                        tokens.Add(current.ToString());
+                        current.Clear();
+                    }
+
+                    continue;
+            }
+
+            current.Append(c);
+        }
+
+        if (quoted || depth != 0)
+        {
+            throw new FormatException("unbalanced quotes or brackets");
+        }
+
+        if (current.Length > 0)
+        {
+            tokens.Add(current.ToString());
+        }
+
+        return tokens;
+    }
+}
