@@ -1,4 +1,3 @@
-using System.IO.Pipelines;
 using System.Net.Sockets;
 using Aqmp.Pipelines.Framing;
 using Aqmp.Pipelines.Session;
@@ -12,7 +11,7 @@ public class CustomFramerTests
     [Test]
     public async Task Length_prefixed_messages_of_every_size_cross_a_session_intact_and_in_order()
     {
-        var (left, right) = CreatePipePair();
+        var (left, right) = DuplexPipePair.Create();
         await using var sender = new BlobProtocol(new LengthPrefixedFramer());
         await using var receiver = new BlobProtocol(new LengthPrefixedFramer());
         await sender.OpenAsync(left).Bounded();
@@ -40,14 +39,10 @@ public class CustomFramerTests
     {
         // The default receive pipe pauses at 1 MiB; the framer allows 3 MiB, so the session must
         // raise the pause threshold above the framer's MaximumFrameLength.
-        var path = TempPaths.NewSocketPath();
         var framer = new LengthPrefixedFramer(maximumPayload: 3 << 20);
         await using var server = new BlobProtocol(framer);
         await using var client = new BlobProtocol(framer);
-        await server.StartServerAsync(new UnixDomainSocketEndPoint(path)).Bounded();
-        var accepted = server.AcceptAsync();
-        await client.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
-        await accepted.Bounded();
+        await SessionConnector.ListenAndConnectAsync(server, client, new UnixDomainSocketEndPoint(TempPaths.NewSocketPath()));
 
         var big = RandomBytes(new Random(7), (3 << 20) - 16);
         await client.SendBlobAsync(big).Bounded();
@@ -58,7 +53,7 @@ public class CustomFramerTests
     [Test]
     public async Task A_framer_that_raises_FrameTooLargeException_ends_the_session_with_that_error()
     {
-        var (left, right) = CreatePipePair();
+        var (left, right) = DuplexPipePair.Create();
         await using var sender = new BlobProtocol(new LengthPrefixedFramer(maximumPayload: 1 << 20));
         await using var receiver = new BlobProtocol(new LengthPrefixedFramer(maximumPayload: 100));
         await sender.OpenAsync(left).Bounded();
@@ -74,7 +69,7 @@ public class CustomFramerTests
     [Test]
     public async Task Malformed_bytes_end_the_session_with_the_framers_ProtocolException()
     {
-        var (left, right) = CreatePipePair();
+        var (left, right) = DuplexPipePair.Create();
         await using var receiver = new BlobProtocol(new LengthPrefixedFramer());
         await receiver.OpenAsync(right).Bounded();
 
@@ -86,7 +81,7 @@ public class CustomFramerTests
     [Test]
     public async Task The_end_of_stream_inside_a_frame_raises_IncompleteFrameException_by_default()
     {
-        var (left, right) = CreatePipePair();
+        var (left, right) = DuplexPipePair.Create();
         await using var receiver = new BlobProtocol(new LengthPrefixedFramer());
         await receiver.OpenAsync(right).Bounded();
 
@@ -109,13 +104,4 @@ public class CustomFramerTests
         random.NextBytes(bytes);
         return bytes;
     }
-
-    private static (IDuplexPipe Left, IDuplexPipe Right) CreatePipePair()
-    {
-        var leftToRight = new Pipe();
-        var rightToLeft = new Pipe();
-        return (new PipePair(rightToLeft.Reader, leftToRight.Writer), new PipePair(leftToRight.Reader, rightToLeft.Writer));
-    }
-
-    private sealed record PipePair(PipeReader Input, PipeWriter Output) : IDuplexPipe;
 }

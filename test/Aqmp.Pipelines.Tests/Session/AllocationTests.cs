@@ -22,13 +22,9 @@ public class AllocationTests
 #endif
         const int warmUp = 20_000;
         const int measured = 200_000;
-        var path = TempPaths.NewSocketPath();
         await using var receiver = new CountingProtocol();
         await using var sender = new CountingProtocol();
-        await receiver.StartServerAsync(new UnixDomainSocketEndPoint(path)).Bounded();
-        var accepted = receiver.AcceptAsync();
-        await sender.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
-        await accepted.Bounded();
+        await SessionConnector.ListenAndConnectAsync(receiver, sender, new UnixDomainSocketEndPoint(TempPaths.NewSocketPath()));
 
         var line = new ReadOnlySequence<byte>(new byte[63]);
         await sender.SendManyAsync(line, warmUp).Bounded();

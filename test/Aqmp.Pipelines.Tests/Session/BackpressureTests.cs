@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
-using System.Text;
 using Aqmp.Pipelines.Session;
 using Aqmp.Pipelines.Tests.Support;
 
@@ -21,7 +19,7 @@ public class BackpressureTests
     public async Task SendLineAsync_waits_while_the_peer_does_not_read_and_every_message_arrives_once_it_does()
     {
         await using var client = new LineProtocol(SmallQueue, name: "client");
-        using var peer = SilentPeer.Listen();
+        using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
 
@@ -32,12 +30,12 @@ public class BackpressureTests
         await Task.Delay(200);
         Assert.That(pending.IsCompleted, Is.False, "the send stays pending while the peer does not read");
 
-        var reading = Task.Run(() => SilentPeer.ReadLinesAsync(socket, completed + 1));
+        var reading = Task.Run(() => RawPeer.ReadLinesAsync(socket, completed + 1));
         await pending.Bounded();
         var received = await reading.Bounded();
         Assert.That(received, Is.EqualTo(Enumerable.Range(0, completed + 1).Select(Fill)), "every message arrives, in order");
 
-        var drained = Task.Run(() => SilentPeer.ReadToEndAsync(socket));
+        var drained = Task.Run(() => RawPeer.ReadToEndAsync(socket));
         await client.DisconnectAsync().Bounded();
         Assert.That(await drained.Bounded(), Is.Empty);
     }
@@ -46,7 +44,7 @@ public class BackpressureTests
     public async Task A_SendLineAsync_cancelled_while_waiting_for_queue_space_raises_OperationCanceledException_and_is_never_sent()
     {
         await using var client = new LineProtocol(SmallQueue, name: "client");
-        using var peer = SilentPeer.Listen();
+        using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
         var (completed, pending) = await FillUntilSendPendsAsync(client);
@@ -59,14 +57,14 @@ public class BackpressureTests
         await Assert.CatchAsync<OperationCanceledException>(() => cancelled.Bounded());
 
         var after = client.SendLineAsync("after").AsTask();
-        var reading = Task.Run(() => SilentPeer.ReadLinesAsync(socket, completed + 2));
+        var reading = Task.Run(() => RawPeer.ReadLinesAsync(socket, completed + 2));
         await pending.Bounded();
         await after.Bounded();
         var received = await reading.Bounded();
 
         var expected = Enumerable.Range(0, completed + 1).Select(Fill).Append("after");
         Assert.That(received, Is.EqualTo(expected), "the cancelled message is not sent; the others are, in order");
-        var drained = Task.Run(() => SilentPeer.ReadToEndAsync(socket));
+        var drained = Task.Run(() => RawPeer.ReadToEndAsync(socket));
         await client.DisconnectAsync().Bounded();
         Assert.That(await drained.Bounded(), Is.Empty, "nothing else, in particular not the cancelled message");
     }
@@ -75,7 +73,7 @@ public class BackpressureTests
     public async Task A_SendLineAsync_waiting_for_queue_space_raises_StateException_when_the_peer_ends_the_session()
     {
         await using var client = new LineProtocol(SmallQueue, name: "client");
-        using var peer = SilentPeer.Listen();
+        using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         var socket = await peer.AcceptAsync();
         var (_, pending) = await FillUntilSendPendsAsync(client);
@@ -94,7 +92,7 @@ public class BackpressureTests
     public async Task A_SendLineAsync_waiting_for_queue_space_raises_StateException_when_DisconnectAsync_is_called()
     {
         await using var client = new LineProtocol(SmallQueue, name: "client");
-        using var peer = SilentPeer.Listen();
+        using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
         var (completed, pending) = await FillUntilSendPendsAsync(client);
@@ -104,7 +102,7 @@ public class BackpressureTests
         Assert.That(disconnect.IsCompleted, Is.False, "the drain waits for the peer to read");
 
         // Everything queued before DisconnectAsync still arrives; the rejected message does not.
-        var received = Task.Run(() => SilentPeer.ReadToEndAsync(socket));
+        var received = Task.Run(() => RawPeer.ReadToEndAsync(socket));
         await disconnect.Bounded();
         var expected = string.Concat(Enumerable.Range(0, completed).Select(i => Fill(i) + "\n"));
         Assert.That(await received.Bounded(), Is.EqualTo(expected));
@@ -123,10 +121,7 @@ public class BackpressureTests
                 await Task.Yield();
             }
         };
-        var bound = await server.StartServerAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
-        var accept = server.AcceptAsync();
-        await client.ConnectAsync(bound).Bounded();
-        await accept.Bounded();
+        await SessionConnector.ListenAndConnectAsync(server, client, new IPEndPoint(IPAddress.Loopback, 0));
 
         for (var i = 0; i < 20_000; i++)
         {
@@ -169,80 +164,4 @@ public class BackpressureTests
         Assert.Fail("SendLineAsync never waited although the peer does not read: the outbound buffering is unbounded.");
         return default;
     }
-}
-
-/// <summary>A bare TCP peer that reads only when told to.</summary>
-file sealed class SilentPeer : IDisposable
-{
-    private readonly Socket _listener;
-
-    private SilentPeer(Socket listener)
-    {
-        _listener = listener;
-        EndPoint = listener.LocalEndPoint!;
-    }
-
-    public EndPoint EndPoint { get; }
-
-    public static SilentPeer Listen()
-    {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
-        {
-            ReceiveBufferSize = 4096, // inherited by the accepted socket: fills up quickly
-        };
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        socket.Listen(1);
-        return new SilentPeer(socket);
-    }
-
-    public Task<Socket> AcceptAsync() => _listener.AcceptAsync().Bounded();
-
-    public static async Task<List<string>> ReadLinesAsync(Socket socket, int count)
-    {
-        var lines = new List<string>(count);
-        var pending = new List<byte>();
-        var chunk = new byte[64 * 1024];
-        while (lines.Count < count)
-        {
-            var read = await socket.ReceiveAsync(chunk);
-            if (read == 0)
-            {
-                break;
-            }
-
-            for (var i = 0; i < read; i++)
-            {
-                if (chunk[i] == (byte)'\n')
-                {
-                    lines.Add(Encoding.UTF8.GetString([.. pending]));
-                    pending.Clear();
-                }
-                else
-                {
-                    pending.Add(chunk[i]);
-                }
-            }
-        }
-
-        Assert.That(pending, Is.Empty, "reading stopped at a line boundary");
-        return lines;
-    }
-
-    public static async Task<string> ReadToEndAsync(Socket socket)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[64 * 1024];
-        while (true)
-        {
-            var read = await socket.ReceiveAsync(chunk);
-            if (read == 0)
-            {
-                return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-    }
-
-    public void Dispose() => _listener.Dispose();
 }

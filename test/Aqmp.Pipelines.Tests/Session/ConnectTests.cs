@@ -60,10 +60,7 @@ public class ConnectTests : SessionSpecBase
         await Assert.ThrowsAsync<ConnectException>(() => client.ConnectAsync(refused).Bounded());
         await Assert.ThrowsAsync<ConnectException>(() => client.ConnectAsync(SessionSpecKit.MissingUnixPath()).Bounded());
 
-        var bound = await listening.StartServerAsync(SessionSpecKit.Loopback0).Bounded();
-        var accept = listening.AcceptAsync();
-        await client.ConnectAsync(bound).Bounded();
-        await accept.Bounded();
+        await SessionConnector.ListenAndConnectAsync(listening, client, SessionSpecKit.Loopback0);
 
         Assert.That(client.Runstate, Is.EqualTo(Runstate.Running));
         await client.SendLineAsync("second time lucky").Bounded();
@@ -192,11 +189,8 @@ public class ConnectTests : SessionSpecBase
     {
         var listening = Own(new LineProtocol(SessionSpecKit.Quick));
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
-        var bound = await listening.StartServerAsync(SessionSpecKit.Loopback0, TestCertificates.ServerOptions()).Bounded();
-        var accept = listening.AcceptAsync();
 
-        await client.ConnectAsync(bound, TestCertificates.ClientOptions()).Bounded();
-        await accept.Bounded();
+        await SessionConnector.ListenAndConnectAsync(listening, client, SessionSpecKit.Loopback0, TestCertificates.ServerOptions(), TestCertificates.ClientOptions());
 
         await client.SendLineAsync("secret").Bounded();
         Assert.That(await listening.NextLineAsync().Bounded(), Is.EqualTo("secret"));
@@ -231,11 +225,8 @@ public class ConnectTests : SessionSpecBase
     {
         var listening = Own(new LineProtocol(SessionSpecKit.Quick));
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
-        var bound = await listening.StartServerAsync(SessionSpecKit.Loopback0).Bounded();
-        var accept = listening.AcceptAsync();
 
-        await client.ConnectAsync(bound).Bounded();
-        await accept.Bounded();
+        var bound = await SessionConnector.ListenAndConnectAsync(listening, client, SessionSpecKit.Loopback0);
 
         Assert.That(await SessionSpecKit.IsRefusedAsync(bound), Is.True, "a second peer is refused");
         Assert.That(listening.Runstate, Is.EqualTo(Runstate.Running));
@@ -269,17 +260,12 @@ public class ConnectTests : SessionSpecBase
     {
         using var listener = SessionSpecKit.ListenRaw(out var endPoint);
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
-        var handshakeStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Handshake = async (p, ct) =>
-        {
-            handshakeStarted.TrySetResult();
-            await p.ReceiveLineAsync(ct); // the peer never sends anything
-        };
+        var handshakeStarted = SessionSpecKit.StallHandshake(client); // the peer never sends anything
         using var cts = new CancellationTokenSource();
 
         var connect = client.ConnectAsync(endPoint, cancellationToken: cts.Token);
         using var peer = await listener.AcceptAsync().Bounded();
-        await handshakeStarted.Task.Bounded();
+        await handshakeStarted.Bounded();
         await cts.CancelAsync().Bounded();
 
         var error = await Assert.CatchAsync<OperationCanceledException>(() => connect.Bounded());
@@ -399,10 +385,7 @@ public class ConnectTests : SessionSpecBase
         await listening.StartServerAsync(SessionSpecKit.Loopback0).Bounded();
         await Assert.CatchAsync<OperationCanceledException>(() => listening.AcceptAsync(new CancellationToken(true)).Bounded());
 
-        var bound = await listening.StartServerAsync(SessionSpecKit.Loopback0).Bounded();
-        var accept = listening.AcceptAsync();
-        await client.ConnectAsync(bound).Bounded();
-        await accept.Bounded();
+        await SessionConnector.ListenAndConnectAsync(listening, client, SessionSpecKit.Loopback0);
 
         Assert.That(listening.Runstate, Is.EqualTo(Runstate.Running));
     }
@@ -412,17 +395,12 @@ public class ConnectTests : SessionSpecBase
     {
         using var listener = SessionSpecKit.ListenRaw(out var endPoint);
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
-        var handshakeStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Handshake = async (p, ct) =>
-        {
-            handshakeStarted.TrySetResult();
-            await p.ReceiveLineAsync(ct);
-        };
+        var handshakeStarted = SessionSpecKit.StallHandshake(client);
         var recorder = new RunstateRecorder(client);
 
         var connect = client.ConnectAsync(endPoint);
         using var peer = await listener.AcceptAsync().Bounded();
-        await handshakeStarted.Task.Bounded();
+        await handshakeStarted.Bounded();
         await client.DisconnectAsync().Bounded();
 
         var error = await Assert.CatchAsync<OperationCanceledException>(() => connect.Bounded());
@@ -464,16 +442,11 @@ public class ConnectTests : SessionSpecBase
     {
         using var listener = SessionSpecKit.ListenRaw(out var endPoint);
         var client = new LineProtocol(SessionSpecKit.Quick);
-        var handshakeStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        client.Handshake = async (p, ct) =>
-        {
-            handshakeStarted.TrySetResult();
-            await p.ReceiveLineAsync(ct);
-        };
+        var handshakeStarted = SessionSpecKit.StallHandshake(client);
 
         var connect = client.ConnectAsync(endPoint);
         using var peer = await listener.AcceptAsync().Bounded();
-        await handshakeStarted.Task.Bounded();
+        await handshakeStarted.Bounded();
         await client.DisposeAsync().Bounded();
 
         await Assert.CatchAsync<OperationCanceledException>(() => connect.Bounded());
@@ -616,11 +589,11 @@ public class ConnectTests : SessionSpecBase
     {
         var listening = Own(new LineProtocol(SessionSpecKit.Quick));
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
-        var port = FreePort();
+        var port = SessionSpecKit.FreeTcpPort();
 
         var both = listening.StartServerAndAcceptAsync(new IPEndPoint(IPAddress.Loopback, port));
         await SessionSpecKit.WaitUntilAsync(() => listening.Runstate == Runstate.Connecting, "listening");
-        await ConnectWithRetryAsync(client, new IPEndPoint(IPAddress.Loopback, port));
+        await SessionConnector.ConnectWhenListeningAsync(client, new IPEndPoint(IPAddress.Loopback, port));
         var bound = await both.Bounded();
 
         Assert.That(((IPEndPoint)bound).Port, Is.EqualTo(port));
@@ -635,29 +608,6 @@ public class ConnectTests : SessionSpecBase
             Assert.That(error!.ErrorMessage, Is.EqualTo("Failed to establish connection"));
             Assert.That(error.InnerException, Is.InstanceOf<SocketException>());
             Assert.That(error.Message, Is.EqualTo($"Failed to establish connection: {error.InnerException!.Message}"));
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var probe = SessionSpecKit.BindWithoutListening(out var endPoint);
-        return endPoint.Port;
-    }
-
-    private static async Task ConnectWithRetryAsync(LineProtocol client, EndPoint endPoint)
-    {
-        // StartServerAndAcceptAsync gives no signal between binding and accepting: retry briefly.
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                await client.ConnectAsync(endPoint).Bounded();
-                return;
-            }
-            catch (ConnectException) when (attempt < 100)
-            {
-                await Task.Delay(10);
-            }
         }
     }
 

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using Aqmp.Pipelines.Framing;
@@ -15,38 +13,22 @@ namespace Aqmp.Pipelines.Tests.Session;
 /// </summary>
 public class DisconnectTests
 {
-    public enum Transport
-    {
-        Tcp,
-        Unix,
-        TlsOverTcp,
-        TlsOverUnix,
-    }
-
     private const int QueuedLines = 10_000;
 
-    private readonly List<string> _socketPaths = [];
+    private readonly SocketFiles _socketFiles = new();
 
     [TearDown]
-    public void DeleteSocketFiles()
-    {
-        foreach (var path in _socketPaths)
-        {
-            File.Delete(path);
-        }
-
-        _socketPaths.Clear();
-    }
+    public void DeleteSocketFiles() => _socketFiles.DeleteAll();
 
     // ---------------------------------------------------------------------------------------
     // DisconnectAsync drains: every message queued before it reaches the peer, in order.
     // ---------------------------------------------------------------------------------------
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    [TestCase(Transport.TlsOverTcp)]
-    [TestCase(Transport.TlsOverUnix)]
-    public async Task DisconnectAsync_delivers_every_line_queued_before_it_in_order(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    [TestCase(TransportKind.TlsTcp)]
+    [TestCase(TransportKind.TlsUnix)]
+    public async Task DisconnectAsync_delivers_every_line_queued_before_it_in_order(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
@@ -60,17 +42,17 @@ public class DisconnectTests
         await client.DisconnectAsync().Bounded();
 
         Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
-        var received = await ReadLinesAsync(server, QueuedLines);
+        var received = await server.NextLinesAsync(QueuedLines);
         Assert.That(received, Is.EqualTo(Enumerable.Range(0, QueuedLines).Select(Line)));
         await Assert.ThrowsAsync<EndOfStreamException>(() => server.DisconnectAsync().Bounded());
         Assert.That(server.Received.TryRead(out var extra), Is.False, $"unexpected extra line '{extra}'");
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    [TestCase(Transport.TlsOverTcp)]
-    [TestCase(Transport.TlsOverUnix)]
-    public async Task DisconnectAsync_right_after_queueing_without_waiting_delivers_every_line_in_order(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    [TestCase(TransportKind.TlsTcp)]
+    [TestCase(TransportKind.TlsUnix)]
+    public async Task DisconnectAsync_right_after_queueing_without_waiting_delivers_every_line_in_order(TransportKind transport)
     {
         // A queue large enough that every SendLineAsync completes at once: nothing has been
         // written yet when DisconnectAsync starts, so the drain does all the work.
@@ -87,16 +69,16 @@ public class DisconnectTests
 
         await client.DisconnectAsync().Bounded();
 
-        var received = await ReadLinesAsync(server, QueuedLines);
+        var received = await server.NextLinesAsync(QueuedLines);
         Assert.That(received, Is.EqualTo(Enumerable.Range(0, QueuedLines).Select(Line)));
         await Assert.ThrowsAsync<EndOfStreamException>(() => server.DisconnectAsync().Bounded());
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    [TestCase(Transport.TlsOverTcp)]
-    [TestCase(Transport.TlsOverUnix)]
-    public async Task DisconnectAsync_delivers_every_queued_line_to_a_server_that_is_slow_to_read(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    [TestCase(TransportKind.TlsTcp)]
+    [TestCase(TransportKind.TlsUnix)]
+    public async Task DisconnectAsync_delivers_every_queued_line_to_a_server_that_is_slow_to_read(TransportKind transport)
     {
         // The server stalls on its first line, so the client's drain has to wait for it: 10,000 lines
         // of 1 KB are far more than the server's receive pipe and the kernel buffers hold.
@@ -121,7 +103,7 @@ public class DisconnectTests
 
         await client.DisconnectAsync().Bounded();
 
-        var received = await ReadLinesAsync(server, QueuedLines);
+        var received = await server.NextLinesAsync(QueuedLines);
         Assert.That(received, Is.EqualTo(Enumerable.Range(0, QueuedLines).Select(i => Line(i) + padding)));
         await Assert.ThrowsAsync<EndOfStreamException>(() => server.DisconnectAsync().Bounded());
     }
@@ -133,7 +115,7 @@ public class DisconnectTests
     public async Task DisconnectAsync_delivers_every_queued_line_to_a_raw_socket_that_starts_reading_after_a_delay(bool unix, int delayMilliseconds)
     {
         await using var client = new LineProtocol(name: "client");
-        using var peer = RawPeer.Listen(unix, _socketPaths);
+        using var peer = unix ? RawPeer.ListenUnix(_socketFiles) : RawPeer.ListenTcp();
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
         var padding = new string('y', 500);
@@ -169,7 +151,7 @@ public class DisconnectTests
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
 
         await client.DisconnectAsync().Bounded();
         await client.DisconnectAsync().Bounded();
@@ -181,12 +163,12 @@ public class DisconnectTests
     public async Task DisconnectAsync_from_Idle_passes_through_Disconnecting_back_to_Idle()
     {
         await using var protocol = new LineProtocol();
-        var transitions = RecordTransitions(protocol);
+        var recorder = new RunstateRecorder(protocol);
 
         await protocol.DisconnectAsync().Bounded();
 
         Assert.That(protocol.Runstate, Is.EqualTo(Runstate.Idle));
-        Assert.That(transitions, Is.EqualTo(new[] { Runstate.Disconnecting, Runstate.Idle }));
+        Assert.That(recorder.States, Is.EqualTo(new[] { Runstate.Disconnecting, Runstate.Idle }));
         Assert.That(protocol.SessionEnded.Ran, Is.False, "there was no session to end");
     }
 
@@ -195,13 +177,13 @@ public class DisconnectTests
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
         for (var i = 0; i < 100; i++)
         {
             await client.SendLineAsync(Line(i)).Bounded();
         }
 
-        var transitions = RecordTransitions(client);
+        var recorder = new RunstateRecorder(client);
         using var go = new ManualResetEventSlim();
         var calls = Enumerable.Range(0, 16).Select(_ => Task.Run(() =>
         {
@@ -213,11 +195,12 @@ public class DisconnectTests
         await Task.WhenAll(calls).Bounded();
 
         Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
+        var transitions = recorder.States;
         Assert.That(transitions.Take(2), Is.EqualTo(new[] { Runstate.Disconnecting, Runstate.Idle }));
         Assert.That(transitions.Count % 2, Is.Zero, "only Disconnecting/Idle pairs");
         Assert.That(transitions.Where((_, index) => index % 2 == 0), Is.All.EqualTo(Runstate.Disconnecting));
         Assert.That(transitions.Where((_, index) => index % 2 == 1), Is.All.EqualTo(Runstate.Idle));
-        Assert.That(await ReadLinesAsync(server, 100), Is.EqualTo(Enumerable.Range(0, 100).Select(Line)));
+        Assert.That(await server.NextLinesAsync(100), Is.EqualTo(Enumerable.Range(0, 100).Select(Line)));
     }
 
     [Test]
@@ -234,7 +217,7 @@ public class DisconnectTests
             await release.Task; // deliberately ignores the teardown's cancellation
             throw rootCause;
         };
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
         await client.SendLineAsync("stall").Bounded();
         await handling.Task.Bounded();
 
@@ -263,7 +246,7 @@ public class DisconnectTests
     {
         var options = new PipeProtocolOptions { OutboundQueueCapacity = 8, SendPauseThreshold = 16 * 1024, SendResumeThreshold = 8 * 1024 };
         await using var client = new LineProtocol(options, name: "client");
-        using var peer = RawPeer.Listen(unix: false, _socketPaths, receiveBufferSize: 4096);
+        using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         var socket = await peer.AcceptAsync(); // never read
         var blocked = await FillUntilSendPendsAsync(client, new string('r', 4096));
@@ -298,13 +281,13 @@ public class DisconnectTests
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
         var change = client.WaitForRunstateChangeAsync();
 
         await server.DisconnectAsync().Bounded();
 
         Assert.That(await change.Bounded(), Is.EqualTo(Runstate.Disconnecting));
-        await WaitUntilAsync(() => client.SessionEnded.Ran);
+        await SessionSpecKit.WaitUntilAsync(() => client.SessionEnded.Ran, "the client's session has ended");
         Assert.That(client.SessionEnded.RootCause, Is.TypeOf<EndOfStreamException>());
         await Task.Delay(50);
         Assert.That(client.Runstate, Is.EqualTo(Runstate.Disconnecting), "only DisconnectAsync returns it to Idle");
@@ -314,7 +297,7 @@ public class DisconnectTests
     public async Task When_the_peer_closes_WatchRunstateAsync_sees_Disconnecting_and_then_Idle_after_DisconnectAsync()
     {
         await using var client = new LineProtocol(name: "client");
-        using var peer = RawPeer.Listen(unix: false, _socketPaths);
+        using var peer = RawPeer.ListenTcp();
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var cts = new CancellationTokenSource(TestTimeouts.Default);
         await using var watch = client.WatchRunstateAsync(cts.Token).GetAsyncEnumerator(cts.Token);
@@ -370,7 +353,7 @@ public class DisconnectTests
         await ConnectAndLetServerCloseAsync(server, client);
         await Assert.ThrowsAsync<EndOfStreamException>(() => client.DisconnectAsync().Bounded());
 
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
         await client.SendLineAsync("again").Bounded();
         Assert.That(await server.NextLineAsync().Bounded(), Is.EqualTo("again"));
         await server.SendLineAsync("welcome back").Bounded();
@@ -385,7 +368,7 @@ public class DisconnectTests
     public async Task A_peer_that_disconnects_in_the_middle_of_a_line_makes_DisconnectAsync_raise_IncompleteFrameException()
     {
         await using var client = new LineProtocol(name: "client");
-        using var peer = RawPeer.Listen(unix: false, _socketPaths);
+        using var peer = RawPeer.ListenTcp();
         await client.ConnectAsync(peer.EndPoint).Bounded();
         var change = client.WaitForRunstateChangeAsync();
 
@@ -407,7 +390,7 @@ public class DisconnectTests
     public async Task An_oversize_line_from_the_peer_ends_the_session_and_DisconnectAsync_raises_FrameTooLargeException()
     {
         await using var client = new LineProtocol(name: "client", framer: new Utf8LineFramer(maximumLineLength: 1024));
-        using var peer = RawPeer.Listen(unix: false, _socketPaths);
+        using var peer = RawPeer.ListenTcp();
         await client.ConnectAsync(peer.EndPoint).Bounded();
         var change = client.WaitForRunstateChangeAsync();
         using var socket = await peer.AcceptAsync();
@@ -437,7 +420,7 @@ public class DisconnectTests
 
             return line == "2" ? ValueTask.FromException(boom) : ValueTask.CompletedTask;
         };
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
         var change = server.WaitForRunstateChangeAsync();
 
         await client.SendLineAsync("1").Bounded();
@@ -463,7 +446,7 @@ public class DisconnectTests
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
         var change = client.WaitForRunstateChangeAsync();
 
         await client.SendLineAsync("two\nlines").Bounded();
@@ -478,7 +461,7 @@ public class DisconnectTests
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
 
         await client.SendLineAsync("fine").Bounded();
         await client.SendLineAsync("not\nfine").Bounded();
@@ -498,7 +481,7 @@ public class DisconnectTests
             waiting.TrySetResult();
             await Task.Delay(Timeout.Infinite, token);
         };
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
         await client.SendLineAsync("wait forever").Bounded();
         await waiting.Task.Bounded();
 
@@ -530,7 +513,7 @@ public class DisconnectTests
                 throw;
             }
         };
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
 
         await client.SendLineAsync("quit").Bounded();
 
@@ -541,11 +524,11 @@ public class DisconnectTests
         await server.DisposeAsync();
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    [TestCase(Transport.TlsOverTcp)]
-    [TestCase(Transport.TlsOverUnix)]
-    public async Task Cancelling_DisconnectAsync_while_a_stalled_server_blocks_the_drain_finishes_promptly_with_OperationCanceledException_and_Idle(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    [TestCase(TransportKind.TlsTcp)]
+    [TestCase(TransportKind.TlsUnix)]
+    public async Task Cancelling_DisconnectAsync_while_a_stalled_server_blocks_the_drain_finishes_promptly_with_OperationCanceledException_and_Idle(TransportKind transport)
     {
         var options = new PipeProtocolOptions { OutboundQueueCapacity = 8, SendPauseThreshold = 16 * 1024, SendResumeThreshold = 8 * 1024 };
         await using var server = new LineProtocol(name: "server");
@@ -583,7 +566,7 @@ public class DisconnectTests
             SendResumeThreshold = 8 * 1024,
         };
         await using var client = new LineProtocol(options, name: "client");
-        using var peer = RawPeer.Listen(unix: false, _socketPaths, receiveBufferSize: 4096);
+        using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync(); // never read
         var blocked = await FillUntilSendPendsAsync(client, new string('q', 4096));
@@ -609,76 +592,16 @@ public class DisconnectTests
 
     private static string Line(int i) => $"line {i:D5}";
 
-    private async Task ConnectAsync(LineProtocol server, LineProtocol client, Transport transport)
-    {
-        var unix = transport is Transport.Unix or Transport.TlsOverUnix;
-        var tls = transport is Transport.TlsOverTcp or Transport.TlsOverUnix;
-        EndPoint endPoint;
-        if (unix)
-        {
-            var path = TempPaths.NewSocketPath();
-            _socketPaths.Add(path);
-            endPoint = new UnixDomainSocketEndPoint(path);
-        }
-        else
-        {
-            endPoint = new IPEndPoint(IPAddress.Loopback, 0);
-        }
-
-        SslServerAuthenticationOptions? serverTls = tls ? TestCertificates.ServerOptions() : null;
-        SslClientAuthenticationOptions? clientTls = tls ? TestCertificates.ClientOptions() : null;
-        var bound = await server.StartServerAsync(endPoint, serverTls).Bounded();
-        var accept = server.AcceptAsync();
-        await client.ConnectAsync(bound, clientTls).Bounded();
-        await accept.Bounded();
-    }
+    private Task ConnectAsync(LineProtocol server, LineProtocol client, TransportKind transport)
+        => SessionConnector.ConnectAsync(server, client, transport, _socketFiles);
 
     /// <summary>Connects over TCP, then the server disconnects; returns once the client's session has ended by itself.</summary>
     private async Task ConnectAndLetServerCloseAsync(LineProtocol server, LineProtocol client)
     {
-        await ConnectAsync(server, client, Transport.Tcp);
+        await ConnectAsync(server, client, TransportKind.Tcp4);
         var change = client.WaitForRunstateChangeAsync();
         await server.DisconnectAsync().Bounded();
         Assert.That(await change.Bounded(), Is.EqualTo(Runstate.Disconnecting));
-    }
-
-    private static List<Runstate> RecordTransitions(LineProtocol protocol)
-    {
-        var transitions = new List<Runstate>();
-        protocol.RunstateChanged += (_, e) =>
-        {
-            lock (transitions)
-            {
-                transitions.Add(e.Current);
-            }
-        };
-        return transitions;
-    }
-
-    private static async Task<List<string>> ReadLinesAsync(LineProtocol protocol, int count)
-    {
-        using var cts = new CancellationTokenSource(TestTimeouts.Default);
-        var lines = new List<string>(count);
-        while (lines.Count < count)
-        {
-            lines.Add(await protocol.Received.ReadAsync(cts.Token));
-        }
-
-        return lines;
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TestTimeouts.Default;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail("The condition did not become true in time.");
-            }
-
-            await Task.Delay(5);
-        }
     }
 
     /// <summary>Sends copies of <paramref name="line"/> until one send stays pending; returns that pending send.</summary>
@@ -698,64 +621,4 @@ public class DisconnectTests
         Assert.Fail("SendLineAsync never waited although the peer does not read.");
         return Task.CompletedTask;
     }
-}
-
-/// <summary>A bare listening socket standing in for a peer that is not a PipeProtocol.</summary>
-file sealed class RawPeer : IDisposable
-{
-    private readonly Socket _listener;
-
-    private RawPeer(Socket listener)
-    {
-        _listener = listener;
-        EndPoint = listener.LocalEndPoint!;
-    }
-
-    public EndPoint EndPoint { get; }
-
-    public static RawPeer Listen(bool unix, List<string> socketPaths, int? receiveBufferSize = null)
-    {
-        Socket socket;
-        if (unix)
-        {
-            var path = TempPaths.NewSocketPath();
-            socketPaths.Add(path);
-            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            socket.Bind(new UnixDomainSocketEndPoint(path));
-        }
-        else
-        {
-            socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            if (receiveBufferSize is { } size)
-            {
-                socket.ReceiveBufferSize = size;
-            }
-
-            socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        }
-
-        socket.Listen(8);
-        return new RawPeer(socket);
-    }
-
-    public Task<Socket> AcceptAsync() => _listener.AcceptAsync().Bounded();
-
-    /// <summary>Reads until the peer closes its sending side, returning everything as UTF-8.</summary>
-    public static async Task<string> ReadToEndAsync(Socket socket)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[64 * 1024];
-        while (true)
-        {
-            var read = await socket.ReceiveAsync(chunk);
-            if (read == 0)
-            {
-                return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-    }
-
-    public void Dispose() => _listener.Dispose();
 }

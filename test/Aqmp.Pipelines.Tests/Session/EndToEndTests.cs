@@ -1,6 +1,3 @@
-using System.Net;
-using System.Net.Security;
-using System.Net.Sockets;
 using Aqmp.Pipelines.Session;
 using Aqmp.Pipelines.Tests.Support;
 
@@ -12,36 +9,19 @@ namespace Aqmp.Pipelines.Tests.Session;
 /// </summary>
 public class EndToEndTests
 {
-    public enum Transport
-    {
-        TcpIPv4,
-        TcpIPv6,
-        Unix,
-        TlsOverTcp,
-        TlsOverUnix,
-    }
-
     private const int BulkLines = 50_000;
 
-    private readonly List<string> _socketPaths = [];
+    private readonly SocketFiles _socketFiles = new();
 
     [TearDown]
-    public void DeleteSocketFiles()
-    {
-        foreach (var path in _socketPaths)
-        {
-            File.Delete(path);
-        }
+    public void DeleteSocketFiles() => _socketFiles.DeleteAll();
 
-        _socketPaths.Clear();
-    }
-
-    [TestCase(Transport.TcpIPv4)]
-    [TestCase(Transport.TcpIPv6)]
-    [TestCase(Transport.Unix)]
-    [TestCase(Transport.TlsOverTcp)]
-    [TestCase(Transport.TlsOverUnix)]
-    public async Task Ping_pong_exchanges_lines_in_both_directions(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Tcp6)]
+    [TestCase(TransportKind.Unix)]
+    [TestCase(TransportKind.TlsTcp)]
+    [TestCase(TransportKind.TlsUnix)]
+    public async Task Ping_pong_exchanges_lines_in_both_directions(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
@@ -61,12 +41,12 @@ public class EndToEndTests
         Assert.That(server.Runstate, Is.EqualTo(Runstate.Idle));
     }
 
-    [TestCase(Transport.TcpIPv4)]
-    [TestCase(Transport.TcpIPv6)]
-    [TestCase(Transport.Unix)]
-    [TestCase(Transport.TlsOverTcp)]
-    [TestCase(Transport.TlsOverUnix)]
-    public async Task Fifty_thousand_lines_stream_in_both_directions_at_once_and_arrive_in_order(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Tcp6)]
+    [TestCase(TransportKind.Unix)]
+    [TestCase(TransportKind.TlsTcp)]
+    [TestCase(TransportKind.TlsUnix)]
+    public async Task Fifty_thousand_lines_stream_in_both_directions_at_once_and_arrive_in_order(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
@@ -74,8 +54,8 @@ public class EndToEndTests
 
         var clientSends = Task.Run(() => SendBulkAsync(client, "c2s"));
         var serverSends = Task.Run(() => SendBulkAsync(server, "s2c"));
-        var serverReceives = Task.Run(() => ReceiveAsync(server, BulkLines));
-        var clientReceives = Task.Run(() => ReceiveAsync(client, BulkLines));
+        var serverReceives = Task.Run(() => server.NextLinesAsync(BulkLines));
+        var clientReceives = Task.Run(() => client.NextLinesAsync(BulkLines));
 
         await Task.WhenAll(clientSends, serverSends).Bounded();
         var atServer = await serverReceives.Bounded();
@@ -87,9 +67,9 @@ public class EndToEndTests
         await Assert.ThrowsAsync<EndOfStreamException>(() => server.DisconnectAsync().Bounded());
     }
 
-    [TestCase(Transport.TcpIPv4)]
-    [TestCase(Transport.Unix)]
-    public async Task Two_hundred_connect_disconnect_cycles_on_one_client_object_each_exchange_a_line(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task Two_hundred_connect_disconnect_cycles_on_one_client_object_each_exchange_a_line(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
@@ -129,66 +109,6 @@ public class EndToEndTests
         }
     }
 
-    private static async Task<List<string>> ReceiveAsync(LineProtocol protocol, int count)
-    {
-        using var cts = new CancellationTokenSource(TestTimeouts.Default);
-        var lines = new List<string>(count);
-        while (lines.Count < count)
-        {
-            lines.Add(await protocol.Received.ReadAsync(cts.Token));
-        }
-
-        return lines;
-    }
-
-    private async Task ConnectAsync(LineProtocol server, LineProtocol client, Transport transport)
-    {
-        EndPoint endPoint;
-        switch (transport)
-        {
-            case Transport.Unix or Transport.TlsOverUnix:
-                var path = TempPaths.NewSocketPath();
-                _socketPaths.Add(path);
-                endPoint = new UnixDomainSocketEndPoint(path);
-                break;
-            case Transport.TcpIPv6:
-                if (!Socket.OSSupportsIPv6 || !CanBindIPv6Loopback())
-                {
-                    Assert.Ignore("IPv6 loopback ([::1]) is not available on this machine.");
-                }
-
-                endPoint = new IPEndPoint(IPAddress.IPv6Loopback, 0);
-                break;
-            default:
-                endPoint = new IPEndPoint(IPAddress.Loopback, 0);
-                break;
-        }
-
-        var tls = transport is Transport.TlsOverTcp or Transport.TlsOverUnix;
-        SslServerAuthenticationOptions? serverTls = tls ? TestCertificates.ServerOptions() : null;
-        SslClientAuthenticationOptions? clientTls = tls ? TestCertificates.ClientOptions() : null;
-        var bound = await server.StartServerAsync(endPoint, serverTls).Bounded();
-        if (transport == Transport.TcpIPv6)
-        {
-            Assert.That(((IPEndPoint)bound).Address, Is.EqualTo(IPAddress.IPv6Loopback));
-        }
-
-        var accept = server.AcceptAsync();
-        await client.ConnectAsync(bound, clientTls).Bounded();
-        await accept.Bounded();
-    }
-
-    private static bool CanBindIPv6Loopback()
-    {
-        try
-        {
-            using var probe = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp);
-            probe.Bind(new IPEndPoint(IPAddress.IPv6Loopback, 0));
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
+    private Task ConnectAsync(LineProtocol server, LineProtocol client, TransportKind transport)
+        => SessionConnector.ConnectAsync(server, client, transport, _socketFiles);
 }

@@ -31,10 +31,7 @@ public class HandshakeTests : SessionSpecBase
             replySeen = await p.ReceiveLineAsync(ct);
         };
 
-        var bound = await listening.StartServerAsync(SessionSpecKit.Loopback0).Bounded();
-        var accept = listening.AcceptAsync();
-        await client.ConnectAsync(bound).Bounded();
-        await accept.Bounded();
+        await SessionConnector.ListenAndConnectAsync(listening, client, SessionSpecKit.Loopback0);
 
         using (Assert.EnterMultipleScope())
         {

@@ -13,24 +13,10 @@ namespace Aqmp.Pipelines.Tests.Session;
 /// </summary>
 public class ServerTests
 {
-    public enum Transport
-    {
-        Tcp,
-        Unix,
-    }
-
-    private readonly List<string> _socketPaths = [];
+    private readonly SocketFiles _socketFiles = new();
 
     [TearDown]
-    public void DeleteSocketFiles()
-    {
-        foreach (var path in _socketPaths)
-        {
-            File.Delete(path);
-        }
-
-        _socketPaths.Clear();
-    }
+    public void DeleteSocketFiles() => _socketFiles.DeleteAll();
 
     [Test]
     public async Task StartServerAsync_on_port_0_returns_the_port_actually_bound_and_stays_Connecting()
@@ -69,16 +55,16 @@ public class ServerTests
         await client.DisconnectAsync().Bounded();
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    public async Task StartServerAndAcceptAsync_listens_accepts_one_peer_and_runs_the_session(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task StartServerAndAcceptAsync_listens_accepts_one_peer_and_runs_the_session(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
-        EndPoint endPoint = transport == Transport.Unix ? NewUnixEndPoint() : new IPEndPoint(IPAddress.Loopback, FreeTcpPort());
+        EndPoint endPoint = transport == TransportKind.Unix ? _socketFiles.NewEndPoint() : new IPEndPoint(IPAddress.Loopback, SessionSpecKit.FreeTcpPort());
 
         var serving = server.StartServerAndAcceptAsync(endPoint);
-        await ConnectWhenListeningAsync(client, endPoint);
+        await SessionConnector.ConnectWhenListeningAsync(client, endPoint);
         var bound = await serving.Bounded();
 
         Assert.That(bound.ToString(), Is.EqualTo(endPoint.ToString()));
@@ -93,13 +79,13 @@ public class ServerTests
         Assert.That(server.Runstate, Is.EqualTo(Runstate.Idle));
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    public async Task An_extraneous_connection_queued_before_the_accept_is_closed_and_never_served(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task An_extraneous_connection_queued_before_the_accept_is_closed_and_never_served(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
-        var bound = await server.StartServerAsync(ListenEndPoint(transport)).Bounded();
+        var bound = await server.StartServerAsync(transport.BindEndPoint(_socketFiles)).Bounded();
 
         // Both connect while the listener is up: both wait in its backlog, the protocol client first.
         await client.ConnectAsync(bound).Bounded();
@@ -119,16 +105,13 @@ public class ServerTests
         Assert.That(server.Received.TryRead(out var stray), Is.False, $"the server received '{stray}' from the extraneous connection");
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    public async Task A_connection_attempted_after_the_accept_is_refused_and_never_served(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task A_connection_attempted_after_the_accept_is_refused_and_never_served(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
-        var bound = await server.StartServerAsync(ListenEndPoint(transport)).Bounded();
-        var accept = server.AcceptAsync();
-        await client.ConnectAsync(bound).Bounded();
-        await accept.Bounded();
+        var bound = await SessionConnector.ListenAndConnectAsync(server, client, transport.BindEndPoint(_socketFiles));
 
         using var intruder = NewSocket(transport);
         await AssertConnectFailsOrIsClosedAsync(intruder, bound);
@@ -140,9 +123,9 @@ public class ServerTests
         Assert.That(server.Received.TryRead(out var stray), Is.False, $"the server received '{stray}' from the extraneous connection");
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    public async Task A_connection_attempted_while_the_first_is_being_accepted_is_closed_and_never_served(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task A_connection_attempted_while_the_first_is_being_accepted_is_closed_and_never_served(TransportKind transport)
     {
         // The server's handshake holds the accept open while a second peer tries to connect.
         await using var server = new LineProtocol(name: "server");
@@ -154,7 +137,7 @@ public class ServerTests
             inHandshake.TrySetResult();
             await finishHandshake.Task.WaitAsync(token);
         };
-        var bound = await server.StartServerAsync(ListenEndPoint(transport)).Bounded();
+        var bound = await server.StartServerAsync(transport.BindEndPoint(_socketFiles)).Bounded();
         var accept = server.AcceptAsync();
         await client.ConnectAsync(bound).Bounded();
         await inHandshake.Task.Bounded();
@@ -171,27 +154,27 @@ public class ServerTests
         Assert.That(server.Received.TryRead(out var stray), Is.False, $"the server received '{stray}' from the extraneous connection");
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    public async Task DisconnectAsync_after_StartServerAsync_closes_the_listener_and_returns_to_Idle(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task DisconnectAsync_after_StartServerAsync_closes_the_listener_and_returns_to_Idle(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
-        var bound = await server.StartServerAsync(ListenEndPoint(transport)).Bounded();
-        var transitions = RecordTransitions(server);
+        var bound = await server.StartServerAsync(transport.BindEndPoint(_socketFiles)).Bounded();
+        var recorder = new RunstateRecorder(server);
 
         await server.DisconnectAsync().Bounded();
 
         Assert.That(server.Runstate, Is.EqualTo(Runstate.Idle));
-        Assert.That(transitions, Is.EqualTo(new[] { Runstate.Disconnecting, Runstate.Idle }));
+        Assert.That(recorder.States, Is.EqualTo(new[] { Runstate.Disconnecting, Runstate.Idle }));
         await AssertListenerClosedAsync(transport, bound);
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    public async Task Cancelling_AcceptAsync_closes_the_listener_and_returns_to_Idle(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task Cancelling_AcceptAsync_closes_the_listener_and_returns_to_Idle(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
-        var bound = await server.StartServerAsync(ListenEndPoint(transport)).Bounded();
+        var bound = await server.StartServerAsync(transport.BindEndPoint(_socketFiles)).Bounded();
         using var cts = new CancellationTokenSource();
 
         var accept = server.AcceptAsync(cts.Token);
@@ -204,12 +187,12 @@ public class ServerTests
         await AssertListenerClosedAsync(transport, bound);
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    public async Task DisconnectAsync_while_AcceptAsync_waits_cancels_the_accept_and_closes_the_listener(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task DisconnectAsync_while_AcceptAsync_waits_cancels_the_accept_and_closes_the_listener(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
-        var bound = await server.StartServerAsync(ListenEndPoint(transport)).Bounded();
+        var bound = await server.StartServerAsync(transport.BindEndPoint(_socketFiles)).Bounded();
         var accept = server.AcceptAsync();
         await Task.Delay(50);
 
@@ -220,18 +203,15 @@ public class ServerTests
         await AssertListenerClosedAsync(transport, bound);
     }
 
-    [TestCase(Transport.Tcp)]
-    [TestCase(Transport.Unix)]
-    public async Task After_a_session_ends_the_server_object_listens_and_accepts_again(Transport transport)
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    public async Task After_a_session_ends_the_server_object_listens_and_accepts_again(TransportKind transport)
     {
         await using var server = new LineProtocol(name: "server");
         for (var round = 0; round < 3; round++)
         {
             await using var client = new LineProtocol(name: $"client{round}");
-            var bound = await server.StartServerAsync(ListenEndPoint(transport)).Bounded();
-            var accept = server.AcceptAsync();
-            await client.ConnectAsync(bound).Bounded();
-            await accept.Bounded();
+            await SessionConnector.ListenAndConnectAsync(server, client, transport.BindEndPoint(_socketFiles));
 
             await client.SendLineAsync($"round {round}").Bounded();
             Assert.That(await server.NextLineAsync().Bounded(), Is.EqualTo($"round {round}"));
@@ -246,44 +226,9 @@ public class ServerTests
     // Helpers
     // ---------------------------------------------------------------------------------------
 
-    private EndPoint ListenEndPoint(Transport transport)
-        => transport == Transport.Unix ? NewUnixEndPoint() : new IPEndPoint(IPAddress.Loopback, 0);
-
-    private UnixDomainSocketEndPoint NewUnixEndPoint()
-    {
-        var path = TempPaths.NewSocketPath();
-        _socketPaths.Add(path);
-        return new UnixDomainSocketEndPoint(path);
-    }
-
-    private static Socket NewSocket(Transport transport) => transport == Transport.Unix
+    private static Socket NewSocket(TransportKind transport) => transport == TransportKind.Unix
         ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
         : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-
-    private static int FreeTcpPort()
-    {
-        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)probe.LocalEndPoint!).Port;
-    }
-
-    /// <summary>Connects as soon as the server listens (it may not yet when the call is made).</summary>
-    private static async Task ConnectWhenListeningAsync(LineProtocol client, EndPoint endPoint)
-    {
-        var deadline = DateTime.UtcNow + TestTimeouts.Default;
-        while (true)
-        {
-            try
-            {
-                await client.ConnectAsync(endPoint).Bounded();
-                return;
-            }
-            catch (ConnectException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(10);
-            }
-        }
-    }
 
     private static async Task TrySendAsync(Socket socket, string text)
     {
@@ -339,27 +284,14 @@ public class ServerTests
         Assert.That(await ReadUntilClosedAsync(intruder), Is.Empty, "the extraneous connection is closed without a byte");
     }
 
-    private static async Task AssertListenerClosedAsync(Transport transport, EndPoint bound)
+    private static async Task AssertListenerClosedAsync(TransportKind transport, EndPoint bound)
     {
-        if (transport == Transport.Unix)
+        if (transport == TransportKind.Unix)
         {
             Assert.That(File.Exists(((UnixDomainSocketEndPoint)bound).ToString()), Is.False, "the Unix socket file is removed");
         }
 
         using var probe = NewSocket(transport);
         await Assert.CatchAsync<SocketException>(() => probe.ConnectAsync(bound).Bounded(), "connecting to a closed listener is refused");
-    }
-
-    private static List<Runstate> RecordTransitions(LineProtocol protocol)
-    {
-        var transitions = new List<Runstate>();
-        protocol.RunstateChanged += (_, e) =>
-        {
-            lock (transitions)
-            {
-                transitions.Add(e.Current);
-            }
-        };
-        return transitions;
     }
 }

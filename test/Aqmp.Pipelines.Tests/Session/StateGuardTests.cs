@@ -65,14 +65,9 @@ public class StateGuardTests : SessionSpecBase
     {
         var (mine, _) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        var handshakeStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.Handshake = async (p, ct) =>
-        {
-            handshakeStarted.TrySetResult();
-            await p.ReceiveLineAsync(ct); // the peer never answers
-        };
+        var handshakeStarted = SessionSpecKit.StallHandshake(protocol); // the peer never answers
         var open = protocol.OpenAsync(mine);
-        await handshakeStarted.Task.Bounded();
+        await handshakeStarted.Bounded();
 
         await AssertEachStartCallIsRefusedAsync(protocol, Runstate.Connecting, ConnectingMessage);
 
@@ -102,12 +97,7 @@ public class StateGuardTests : SessionSpecBase
     [Test]
     public async Task Starting_calls_in_teardown_after_the_peer_closed_raise_StateException_saying_how_to_return_to_Idle()
     {
-        var (mine, peer) = SessionSpecKit.CrossedPipes();
-        var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        await protocol.OpenAsync(mine).Bounded();
-        var next = protocol.WaitForRunstateChangeAsync();
-        await peer.Output.CompleteAsync().Bounded();
-        Assert.That(await next.Bounded(), Is.EqualTo(Runstate.Disconnecting));
+        var protocol = await InTeardownAfterThePeerClosedAsync();
 
         await AssertEachStartCallIsRefusedAsync(protocol, Runstate.Disconnecting, TeardownMessage);
         await AssertSocketOpenIsRefusedAsync(protocol, Runstate.Disconnecting, TeardownMessage);
@@ -165,14 +155,9 @@ public class StateGuardTests : SessionSpecBase
     {
         var (mine, _) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        var handshakeStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.Handshake = async (p, ct) =>
-        {
-            handshakeStarted.TrySetResult();
-            await p.ReceiveLineAsync(ct);
-        };
+        var handshakeStarted = SessionSpecKit.StallHandshake(protocol);
         var open = protocol.OpenAsync(mine);
-        await handshakeStarted.Task.Bounded();
+        await handshakeStarted.Bounded();
 
         var error = await Assert.ThrowsAsync<StateException>(() => protocol.AcceptAsync().Bounded());
 
@@ -237,12 +222,7 @@ public class StateGuardTests : SessionSpecBase
     [Test]
     public async Task SendAsync_in_teardown_raises_StateException_saying_how_to_return_to_Idle()
     {
-        var (mine, peer) = SessionSpecKit.CrossedPipes();
-        var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        await protocol.OpenAsync(mine).Bounded();
-        var next = protocol.WaitForRunstateChangeAsync();
-        await peer.Output.CompleteAsync().Bounded();
-        Assert.That(await next.Bounded(), Is.EqualTo(Runstate.Disconnecting));
+        var protocol = await InTeardownAfterThePeerClosedAsync();
 
         var error = await Assert.ThrowsAsync<StateException>(() => protocol.SendLineAsync("hello").Bounded());
 
@@ -309,6 +289,18 @@ public class StateGuardTests : SessionSpecBase
             await Assert.ThrowsAsync<ObjectDisposedException>(() => left.SendLineAsync("hello").Bounded());
             await Assert.ThrowsAsync<ObjectDisposedException>(() => left.OpenAsync(SessionSpecKit.CrossedPipes().Left).Bounded());
         }
+    }
+
+    /// <summary>A protocol on crossed pipes whose peer has closed: its session waits in teardown.</summary>
+    private async Task<LineProtocol> InTeardownAfterThePeerClosedAsync()
+    {
+        var (mine, peer) = SessionSpecKit.CrossedPipes();
+        var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
+        await protocol.OpenAsync(mine).Bounded();
+        var next = protocol.WaitForRunstateChangeAsync();
+        await peer.Output.CompleteAsync().Bounded();
+        Assert.That(await next.Bounded(), Is.EqualTo(Runstate.Disconnecting));
+        return protocol;
     }
 
     private static async Task AssertEachStartCallIsRefusedAsync(LineProtocol protocol, Runstate state, string message)

@@ -39,6 +39,19 @@ internal sealed class LineProtocol : PipeProtocol<string>
         return await _received.Reader.ReadAsync(cts.Token);
     }
 
+    /// <summary>The next <paramref name="count"/> received lines, all of them within the test timeout.</summary>
+    public async Task<List<string>> NextLinesAsync(int count)
+    {
+        using var cts = new CancellationTokenSource(TestTimeouts.Default);
+        var lines = new List<string>(count);
+        while (lines.Count < count)
+        {
+            lines.Add(await _received.Reader.ReadAsync(cts.Token));
+        }
+
+        return lines;
+    }
+
     protected override Task EstablishSessionAsync(CancellationToken cancellationToken)
         => Handshake?.Invoke(this, cancellationToken) ?? Task.CompletedTask;
 

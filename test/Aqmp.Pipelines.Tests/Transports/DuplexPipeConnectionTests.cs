@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using Aqmp.Pipelines.Tests.Support;
 using Aqmp.Pipelines.Transports;
 
@@ -20,12 +19,12 @@ public class DuplexPipeConnectionTests
     [Test]
     public void Open_exposes_the_given_pipe_and_has_no_endpoints()
     {
-        var wire = new Wire();
+        var (local, remote) = DuplexPipePair.Create();
 
-        var connection = SocketTransport.Open(wire.Local);
+        var connection = SocketTransport.Open(local);
 
-        Assert.That(connection.Pipe.Input, Is.SameAs(wire.Local.Input));
-        Assert.That(connection.Pipe.Output, Is.SameAs(wire.Local.Output));
+        Assert.That(connection.Pipe.Input, Is.SameAs(local.Input));
+        Assert.That(connection.Pipe.Output, Is.SameAs(local.Output));
         Assert.That(connection.LocalEndPoint, Is.Null);
         Assert.That(connection.RemoteEndPoint, Is.Null);
     }
@@ -33,26 +32,26 @@ public class DuplexPipeConnectionTests
     [Test]
     public async Task Bytes_written_on_the_connection_reach_the_other_end_and_back()
     {
-        var wire = new Wire();
-        await using var connection = SocketTransport.Open(wire.Local);
+        var (local, remote) = DuplexPipePair.Create();
+        await using var connection = SocketTransport.Open(local);
 
         await PipeIO.WriteAsync(connection.Pipe.Output, [1, 2, 3]);
-        Assert.That(await PipeIO.ReadExactlyAsync(wire.Remote.Input, 3), Is.EqualTo(new byte[] { 1, 2, 3 }));
+        Assert.That(await PipeIO.ReadExactlyAsync(remote.Input, 3), Is.EqualTo(new byte[] { 1, 2, 3 }));
 
-        await PipeIO.WriteAsync(wire.Remote.Output, [4, 5]);
+        await PipeIO.WriteAsync(remote.Output, [4, 5]);
         Assert.That(await PipeIO.ReadExactlyAsync(connection.Pipe.Input, 2), Is.EqualTo(new byte[] { 4, 5 }));
     }
 
     [Test]
     public async Task CloseAsync_completes_the_writer_so_the_other_end_reads_what_was_flushed_then_IsCompleted()
     {
-        var wire = new Wire();
-        var connection = SocketTransport.Open(wire.Local);
+        var (local, remote) = DuplexPipePair.Create();
+        var connection = SocketTransport.Open(local);
         await PipeIO.WriteAsync(connection.Pipe.Output, [7, 8, 9]);
 
         await connection.CloseAsync().Bounded();
 
-        var result = await wire.Remote.Input.ReadAsync().Bounded();
+        var result = await remote.Input.ReadAsync().Bounded();
         Assert.That(result.Buffer.ToArray(), Is.EqualTo(new byte[] { 7, 8, 9 }));
         Assert.That(result.IsCompleted, Is.True);
     }
@@ -60,24 +59,24 @@ public class DuplexPipeConnectionTests
     [Test]
     public async Task CloseAsync_completes_the_reader_so_the_other_ends_flush_reports_IsCompleted()
     {
-        var wire = new Wire();
-        var connection = SocketTransport.Open(wire.Local);
+        var (local, remote) = DuplexPipePair.Create();
+        var connection = SocketTransport.Open(local);
 
         await connection.CloseAsync().Bounded();
 
-        var flush = await wire.Remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded();
+        var flush = await remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded();
         Assert.That(flush.IsCompleted, Is.True);
     }
 
     [Test]
     public async Task Abort_completes_the_writer_so_the_other_end_sees_IsCompleted()
     {
-        var wire = new Wire();
-        var connection = SocketTransport.Open(wire.Local);
+        var (local, remote) = DuplexPipePair.Create();
+        var connection = SocketTransport.Open(local);
 
         connection.Abort();
 
-        var result = await wire.Remote.Input.ReadAsync().Bounded();
+        var result = await remote.Input.ReadAsync().Bounded();
         Assert.That(result.IsCompleted, Is.True);
         Assert.That(result.Buffer.IsEmpty, Is.True);
     }
@@ -85,32 +84,32 @@ public class DuplexPipeConnectionTests
     [Test]
     public async Task Abort_completes_the_reader_so_the_other_ends_flush_reports_IsCompleted()
     {
-        var wire = new Wire();
-        var connection = SocketTransport.Open(wire.Local);
+        var (local, remote) = DuplexPipePair.Create();
+        var connection = SocketTransport.Open(local);
 
         connection.Abort();
 
-        var flush = await wire.Remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded();
+        var flush = await remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded();
         Assert.That(flush.IsCompleted, Is.True);
     }
 
     [Test]
     public async Task DisposeAsync_completes_both_directions()
     {
-        var wire = new Wire();
-        var connection = SocketTransport.Open(wire.Local);
+        var (local, remote) = DuplexPipePair.Create();
+        var connection = SocketTransport.Open(local);
 
         await connection.DisposeAsync().Bounded();
 
-        Assert.That((await wire.Remote.Input.ReadAsync().Bounded()).IsCompleted, Is.True);
-        Assert.That((await wire.Remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded()).IsCompleted, Is.True);
+        Assert.That((await remote.Input.ReadAsync().Bounded()).IsCompleted, Is.True);
+        Assert.That((await remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded()).IsCompleted, Is.True);
     }
 
     [TestCaseSource(nameof(CloseOrders))]
     public async Task Abort_CloseAsync_and_DisposeAsync_are_idempotent_in_any_order(string order)
     {
-        var wire = new Wire();
-        var connection = SocketTransport.Open(wire.Local);
+        var (local, remote) = DuplexPipePair.Create();
+        var connection = SocketTransport.Open(local);
 
         foreach (var step in order.Split(','))
         {
@@ -128,15 +127,15 @@ public class DuplexPipeConnectionTests
             }
         }
 
-        Assert.That((await wire.Remote.Input.ReadAsync().Bounded()).IsCompleted, Is.True);
-        Assert.That((await wire.Remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded()).IsCompleted, Is.True);
+        Assert.That((await remote.Input.ReadAsync().Bounded()).IsCompleted, Is.True);
+        Assert.That((await remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded()).IsCompleted, Is.True);
     }
 
     [Test]
     public async Task CloseAsync_with_a_cancelled_token_still_completes_both_directions()
     {
-        var wire = new Wire();
-        var connection = SocketTransport.Open(wire.Local);
+        var (local, remote) = DuplexPipePair.Create();
+        var connection = SocketTransport.Open(local);
 
         try
         {
@@ -147,26 +146,7 @@ public class DuplexPipeConnectionTests
             // Allowed by the contract: the graceful part may be abandoned, but resources are released regardless.
         }
 
-        Assert.That((await wire.Remote.Input.ReadAsync().Bounded()).IsCompleted, Is.True);
-        Assert.That((await wire.Remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded()).IsCompleted, Is.True);
+        Assert.That((await remote.Input.ReadAsync().Bounded()).IsCompleted, Is.True);
+        Assert.That((await remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded()).IsCompleted, Is.True);
     }
-
-    /// <summary>Two in-memory pipes crossed over: what <see cref="Local"/> writes, <see cref="Remote"/> reads, and back.</summary>
-    private sealed class Wire
-    {
-        private readonly Pipe _toRemote = new();
-        private readonly Pipe _toLocal = new();
-
-        public Wire()
-        {
-            Local = new Ends(_toLocal.Reader, _toRemote.Writer);
-            Remote = new Ends(_toRemote.Reader, _toLocal.Writer);
-        }
-
-        public IDuplexPipe Local { get; }
-
-        public IDuplexPipe Remote { get; }
-    }
-
-    private sealed record Ends(PipeReader Input, PipeWriter Output) : IDuplexPipe;
 }

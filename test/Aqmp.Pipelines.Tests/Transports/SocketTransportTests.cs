@@ -421,7 +421,7 @@ public class SocketTransportTests
     [TestCase(TransportKind.TlsUnix)]
     public async Task A_client_that_rejects_the_server_certificate_fails_with_AuthenticationException_and_the_server_gets_no_usable_connection(TransportKind kind)
     {
-        using var listener = await SocketListener.BindAsync(TransportPair.BindEndPoint(kind)).Bounded();
+        using var listener = await SocketListener.BindAsync(kind.BindEndPoint()).Bounded();
         var accept = listener.AcceptAsync(TestCertificates.ServerOptions()).AsTask();
         var rejecting = new SslClientAuthenticationOptions
         {
