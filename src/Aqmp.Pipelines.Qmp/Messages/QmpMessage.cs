@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Aqmp.Pipelines.Qmp.Messages;
 
@@ -71,14 +73,20 @@ public sealed class QmpMessage
         {
             var reader = new Utf8JsonReader(utf8, ReaderOptions);
             root = JsonElement.ParseValue(ref reader);
-            if (reader.Read())
-            {
-                throw new QmpParseException("Unexpected data after the JSON value", QmpParseException.Clip(utf8));
-            }
+
+            // Past the value there may be only whitespace: the reader throws on anything else.
+            reader.Read();
         }
         catch (JsonException ex)
         {
             throw new QmpParseException($"Malformed JSON ({ex.Message})", QmpParseException.Clip(utf8), ex);
+        }
+
+        // The reader checks UTF-8 only where text is turned into strings: check it all here, on the
+        // parsed copy, so that no later accessor can fail on a message that was accepted.
+        if (!Utf8.IsValid(JsonMarshal.GetRawUtf8Value(root)))
+        {
+            throw new QmpParseException("Invalid UTF-8 in JSON text", QmpParseException.Clip(utf8));
         }
 
         return FromJson(root);
@@ -295,15 +303,7 @@ public sealed class QmpMessage
             throw new InvalidOperationException($"A {Kind} message is not an event.");
         }
 
-        var timestamp = DateTimeOffset.MinValue;
-        if (Root.TryGetProperty(TimestampMember, out var ts) && ts.ValueKind == JsonValueKind.Object
-            && ts.TryGetProperty("seconds", out var seconds) && seconds.TryGetInt64(out var s)
-            && ts.TryGetProperty("microseconds", out var micros) && micros.TryGetInt64(out var us))
-        {
-            timestamp = DateTimeOffset.FromUnixTimeSeconds(s).AddTicks(us * 10);
-        }
-
-        return new QmpEvent(EventName!, Member(DataMember), timestamp, this);
+        return new QmpEvent(EventName!, Member(DataMember), ReadTimestamp(), this);
     }
 
     /// <summary>Returns this message with its <c>id</c> member set to <paramref name="id"/>.</summary>
@@ -332,6 +332,23 @@ public sealed class QmpMessage
     /// <returns>The JSON text.</returns>
     public override string ToString() => Root.GetRawText();
 
+    /// <summary>The event's timestamp, or <see cref="DateTimeOffset.MinValue"/> when absent, malformed or out of range.</summary>
+    private DateTimeOffset ReadTimestamp()
+    {
+        const long MinimumSeconds = -62_135_596_800; // 0001-01-01
+        const long MaximumSeconds = 253_402_300_799; // 9999-12-31T23:59:59
+        if (Root.TryGetProperty(TimestampMember, out var timestamp) && timestamp.ValueKind == JsonValueKind.Object
+            && timestamp.TryGetProperty("seconds", out var seconds) && seconds.ValueKind == JsonValueKind.Number && seconds.TryGetInt64(out var s)
+            && timestamp.TryGetProperty("microseconds", out var micros) && micros.ValueKind == JsonValueKind.Number && micros.TryGetInt64(out var us)
+            && s is >= MinimumSeconds and <= MaximumSeconds && us is >= 0 and < 1_000_000
+            && (s < MaximumSeconds || us == 0))
+        {
+            return DateTimeOffset.FromUnixTimeSeconds(s).AddTicks(us * TimeSpan.TicksPerMicrosecond);
+        }
+
+        return DateTimeOffset.MinValue;
+    }
+
     private JsonElement? Member(string name) => Root.TryGetProperty(name, out var value) ? value : null;
 
     private static bool IsString(JsonElement element, string name)
@@ -354,5 +371,5 @@ public sealed class QmpMessage
     }));
 
     private static QmpParseException NotQmp(JsonElement root, string reason, Exception? inner = null)
-        => new(reason, QmpParseException.Clip(root.GetRawText()), inner);
+        => new(reason, QmpParseException.Clip(JsonMarshal.GetRawUtf8Value(root)), inner);
 }

@@ -39,6 +39,12 @@ public class QmpParseException : ProtocolException
         return Quote(text, clipped: bytes.Length > MaximumExcerptLength);
     }
 
+    /// <summary>Clips <paramref name="bytes"/> to an excerpt fit for an error message (invalid UTF-8 shown as U+FFFD).</summary>
+    /// <param name="bytes">The offending bytes.</param>
+    /// <returns>The excerpt, quoted.</returns>
+    public static string Clip(ReadOnlySpan<byte> bytes)
+        => Quote(Encoding.UTF8.GetString(bytes.Length > MaximumExcerptLength ? bytes[..MaximumExcerptLength] : bytes), clipped: bytes.Length > MaximumExcerptLength);
+
     /// <summary>Clips <paramref name="text"/> to an excerpt fit for an error message.</summary>
     /// <param name="text">The offending text.</param>
     /// <returns>The excerpt, quoted.</returns>
