@@ -205,6 +205,33 @@ public abstract partial class PipeProtocol<TMessage>
     private async Task TeardownAsync(DisconnectOperation operation)
     {
         SessionFlow.Enter(this, SessionFlowRole.Teardown);
+        try
+        {
+            await StopAndReleaseAsync(operation).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // A bug or a broken resource must not leave the runstate stuck in Disconnecting.
+            PipeProtocolLog.CloseFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
+            RecordRootCause(ex);
+        }
+        finally
+        {
+            PipeProtocolLog.Disconnected(Logger);
+            lock (_gate)
+            {
+                operation.RootCause = _rootCause;
+                operation.TeardownDone = true;
+                if (operation.Requested)
+                {
+                    Finish(operation);
+                }
+            }
+        }
+    }
+
+    private async Task StopAndReleaseAsync(DisconnectOperation operation)
+    {
         var (reader, writer, connection, listener, outgoing, sessionAbort) = operation.Resources;
         var errorPathway = Volatile.Read(ref _rootCause) is not null;
         if (!errorPathway && writer is not null && outgoing is not null && connection is not null)
@@ -243,17 +270,6 @@ public abstract partial class PipeProtocol<TMessage>
             {
                 PipeProtocolLog.SessionEndedHookFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
                 RecordRootCause(ex);
-            }
-        }
-
-        PipeProtocolLog.Disconnected(Logger);
-        lock (_gate)
-        {
-            operation.RootCause = _rootCause;
-            operation.TeardownDone = true;
-            if (operation.Requested)
-            {
-                Finish(operation);
             }
         }
     }

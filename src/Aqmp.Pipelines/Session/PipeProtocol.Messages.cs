@@ -30,6 +30,7 @@ public abstract partial class PipeProtocol<TMessage>
     protected ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
         // Lock-free fast path: while Running, queue space is the only thing to wait for.
+        cancellationToken.ThrowIfCancellationRequested();
         var queue = Volatile.Read(ref _runningQueue);
         return queue is not null && queue.TryWrite(message) ? ValueTask.CompletedTask : SendSlowAsync(message, cancellationToken);
     }

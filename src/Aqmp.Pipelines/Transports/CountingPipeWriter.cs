@@ -6,6 +6,12 @@ namespace Aqmp.Pipelines.Transports;
 /// A pass-through <see cref="PipeWriter"/> that counts the bytes written through it, so that a
 /// graceful close can wait until the transport has delivered all of them.
 /// </summary>
+/// <remarks>
+/// The socket adapter's send loop completes the pipe it sends from, from its own thread, when the
+/// connection fails — possibly while a session is writing into it. The pipe then reports misuse
+/// (<see cref="InvalidOperationException"/>, or worse); this writer reports what really happened:
+/// an <see cref="IOException"/>, the connection was closed.
+/// </remarks>
 internal sealed class CountingPipeWriter(PipeWriter inner) : PipeWriter
 {
     private long _bytesWritten;
@@ -19,19 +25,61 @@ internal sealed class CountingPipeWriter(PipeWriter inner) : PipeWriter
 
     public override void Advance(int bytes)
     {
-        inner.Advance(bytes);
+        try
+        {
+            inner.Advance(bytes);
+        }
+        catch (Exception ex) when (IsTransportClosedUnderneath(ex))
+        {
+            throw Closed(ex);
+        }
+
         Volatile.Write(ref _bytesWritten, _bytesWritten + bytes);
     }
 
-    public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+    public override Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        try
+        {
+            return inner.GetMemory(sizeHint);
+        }
+        catch (Exception ex) when (IsTransportClosedUnderneath(ex))
+        {
+            throw Closed(ex);
+        }
+    }
 
-    public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+    public override Span<byte> GetSpan(int sizeHint = 0)
+    {
+        try
+        {
+            return inner.GetSpan(sizeHint);
+        }
+        catch (Exception ex) when (IsTransportClosedUnderneath(ex))
+        {
+            throw Closed(ex);
+        }
+    }
 
-    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return inner.FlushAsync(cancellationToken);
+        }
+        catch (Exception ex) when (IsTransportClosedUnderneath(ex))
+        {
+            throw Closed(ex);
+        }
+    }
 
     public override void CancelPendingFlush() => inner.CancelPendingFlush();
 
     public override void Complete(Exception? exception = null) => inner.Complete(exception);
 
     public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+
+    private static bool IsTransportClosedUnderneath(Exception ex) => ex is InvalidOperationException or NullReferenceException;
+
+    private static IOException Closed(Exception ex) => new("The connection was closed while writing to it.", ex);
 }

@@ -129,9 +129,10 @@ internal abstract class OwnedTransportConnection : TransportConnection
         {
             complete(null);
         }
-        catch (InvalidOperationException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            // Already completed, or a loop of the session still holds it: nothing to release here.
+            // Already completed, completed underneath by the adapter's own loop, or left broken by
+            // a failed connection: nothing more to release here, and Abort never throws.
         }
     }
 }
