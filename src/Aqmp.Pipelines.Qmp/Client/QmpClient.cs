@@ -22,8 +22,10 @@ namespace Aqmp.Pipelines.Qmp.Client;
 /// <para>
 /// When the session ends — the server exits, the socket drops, <c>DisconnectAsync</c> — every
 /// pending execute fails with <see cref="QmpExecuteInterruptedException"/> and every listener's
-/// enumeration ends, so nothing waits on a dead server. After a successful <c>quit</c>, the server
-/// closing the connection is the expected, clean end of the session.
+/// enumeration ends, so nothing waits on a dead server. Once <c>quit</c> is sent, the server
+/// closing (or resetting) the connection is the expected, clean end of the session; QEMU sometimes
+/// exits before its reply is delivered, and a <c>quit</c> still pending when the session ends
+/// without an error then completes as if answered (an empty return value).
 /// </para>
 /// </remarks>
 public class QmpClient : PipeProtocol<QmpMessage>
@@ -37,6 +39,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     private List<QmpEventListener> _listeners = [];
     private long _nextId;
     private volatile bool _quitSucceeded;
+    private int _quitsPending;
 
     /// <summary>Creates a client in <see cref="Runstate.Idle"/>.</summary>
     /// <param name="options">Client settings; <see cref="QmpClientOptions.Default"/> when null.</param>
@@ -55,8 +58,11 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <summary>Whether out-of-band execution was enabled for the current session.</summary>
     public bool OutOfBandEnabled { get; private set; }
 
-    /// <inheritdoc />
-    protected override bool IsPeerCloseExpected => _quitSucceeded;
+    /// <summary>
+    /// True once <c>quit</c> has been answered or is awaiting its answer: QEMU exits, and may close
+    /// the connection (even reset it) before its reply arrives.
+    /// </summary>
+    protected override bool IsPeerCloseExpected => _quitSucceeded || Volatile.Read(ref _quitsPending) > 0;
 
     /// <summary>
     /// Creates an event listener, registered at once: it receives every later event whose name
@@ -134,10 +140,17 @@ public class QmpClient : PipeProtocol<QmpMessage>
             throw new ArgumentException($"A {command.Kind} message cannot be executed.", nameof(command));
         }
 
+        cancellationToken.ThrowIfCancellationRequested();
         var name = command.CommandName!;
         var id = Interlocked.Increment(ref _nextId);
         var pending = new PendingExecute(name);
         _pending[id] = pending;
+        var isQuit = name == QuitCommand;
+        if (isQuit)
+        {
+            Interlocked.Increment(ref _quitsPending);
+        }
+
         using var timeout = _options.DefaultExecuteTimeout is { } limit ? new CancellationTokenSource(limit) : null;
         using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         var token = linked?.Token ?? cancellationToken;
@@ -146,13 +159,23 @@ public class QmpClient : PipeProtocol<QmpMessage>
             await SendAsync(command.WithId(IdElement(id)), token).ConfigureAwait(false);
             return await pending.Reply.Task.WaitAsync(token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (timeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException ex) when (linked is not null)
         {
-            throw new TimeoutException($"{name}: no reply within {_options.DefaultExecuteTimeout}.");
+            // Report the caller's own token, or the default timeout as a TimeoutException.
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(ex.Message, ex, cancellationToken);
+            }
+
+            throw new TimeoutException($"{name}: no reply within {_options.DefaultExecuteTimeout}.", ex);
         }
         finally
         {
             _pending.TryRemove(id, out _);
+            if (isQuit)
+            {
+                Interlocked.Decrement(ref _quitsPending);
+            }
         }
     }
 
@@ -173,11 +196,27 @@ public class QmpClient : PipeProtocol<QmpMessage>
                 new QmpParseException("Not a QMP greeting", QmpParseException.Clip(greetingMessage.ToString())));
         }
 
-        var greeting = Greeting = greetingMessage.ToGreeting();
+        QmpGreeting greeting;
+        try
+        {
+            greeting = Greeting = greetingMessage.ToGreeting();
+        }
+        catch (QmpParseException ex)
+        {
+            throw new QmpNegotiationException("the greeting is malformed", ex);
+        }
+
         var enableOutOfBand = _options.EnableOutOfBand && greeting.OffersOutOfBand;
         var arguments = enableOutOfBand ? CapabilityArguments : (JsonElement?)null;
         var id = Interlocked.Increment(ref _nextId);
-        await SendAsync(QmpMessage.Command(CapabilitiesCommand, arguments, IdElement(id)), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await SendAsync(QmpMessage.Command(CapabilitiesCommand, arguments, IdElement(id)), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or EndOfStreamException or System.Net.Sockets.SocketException)
+        {
+            throw new QmpNegotiationException("the peer closed the connection while sending qmp_capabilities", ex);
+        }
         while (true)
         {
             var reply = await ReceiveNegotiationAsync(early, "waiting for the qmp_capabilities reply", cancellationToken).ConfigureAwait(false);
@@ -228,7 +267,17 @@ public class QmpClient : PipeProtocol<QmpMessage>
     {
         foreach (var (id, pending) in _pending)
         {
-            if (_pending.TryRemove(id, out _))
+            if (!_pending.TryRemove(id, out _))
+            {
+                continue;
+            }
+
+            if (pending.Command == QuitCommand && rootCause is null && _quitsPending > 0)
+            {
+                // QEMU closed the connection on quit before its reply arrived: the quit took effect.
+                pending.Reply.TrySetResult(QmpMessage.Return(null, IdElement(id)));
+            }
+            else
             {
                 pending.Reply.TrySetException(new QmpExecuteInterruptedException(pending.Command, rootCause));
             }

@@ -13,11 +13,14 @@ public class QmpNegotiationException : ConnectException
     /// <param name="reason">What went wrong in the negotiation.</param>
     /// <param name="innerException">The cause.</param>
     public QmpNegotiationException(string reason, Exception innerException)
-        : base($"{SessionPhase}: QMP negotiation failed: {reason}", innerException)
+        : base(SessionPhase, innerException)
     {
         Reason = reason;
     }
 
     /// <summary>What went wrong in the negotiation.</summary>
     public string Reason { get; }
+
+    /// <summary>The phase, the reason and the cause, e.g. "Failed to establish session: QMP negotiation failed: the server refused qmp_capabilities: …".</summary>
+    public override string Message => $"{ErrorMessage}: QMP negotiation failed: {Reason}: {InnerException!.Message}";
 }

@@ -120,8 +120,10 @@ public sealed class QmpSimulator : IAsyncDisposable
             await session.EmitAsync(QmpMessage.Event(name, data, DateTimeOffset.UtcNow), cancellationToken).ConfigureAwait(false);
             return true;
         }
-        catch (Session.StateException)
+        catch (Exception ex) when (ex is Session.StateException or ObjectDisposedException
+            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
+            // The client went away (or the simulator is stopping) meanwhile.
             return false;
         }
     }
