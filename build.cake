@@ -1,6 +1,6 @@
 // Aqmp.Pipelines build script.
 //   dotnet tool restore && dotnet cake --target=Test     (default target)
-// Targets: Clean, Build, Test, Pack.
+// Targets: Clean, Build, Test, Pack (the three libraries' packages and the aqmp dotnet tool).
 // Test runs every test project and ends with one line: "N passed, N failed, N skipped".
 using System.Xml.Linq;
 
@@ -86,13 +86,16 @@ Task("Pack")
     .IsDependentOn("Build")
     .Does(() =>
 {
-    DotNetPack("./src/Aqmp.Pipelines/Aqmp.Pipelines.csproj", new DotNetPackSettings
+    foreach (var project in new[] { "Aqmp.Pipelines", "Aqmp.Pipelines.Qmp", "Aqmp.Pipelines.Cli" })
     {
-        Configuration = configuration,
-        NoBuild = true,
-        NoLogo = true,
-        OutputDirectory = artifacts + Directory("packages"),
-    });
+        DotNetPack($"./src/{project}/{project}.csproj", new DotNetPackSettings
+        {
+            Configuration = configuration,
+            NoBuild = true,
+            NoLogo = true,
+            OutputDirectory = artifacts + Directory("packages"),
+        });
+    }
 });
 
 RunTarget(target);

@@ -21,7 +21,7 @@ internal static class ShellCommand
                                              blockdev-add driver=null-co node-name=n0 size=1048576
         (values are JSON where they parse, strings otherwise; dotted keys nest: a.b=1), or as raw
         JSON: {"execute": "query-status"}. Replies are pretty-printed; events are printed as they
-        arrive. 'history' lists earlier lines, '!N' repeats line N, 'exit' or Ctrl-D leaves.
+        arrive (one line each). 'history' lists earlier lines, '!N' repeats line N, 'exit' or Ctrl-D leaves.
 
         Without ADDRESS, the shell starts the built-in QMP simulator and connects to it.
         """;
@@ -157,7 +157,7 @@ internal static class ShellCommand
         {
             await foreach (var qmpEvent in events.ReadAllAsync().ConfigureAwait(false))
             {
-                await console.WriteLineAsync($"event: {JsonText.Pretty(qmpEvent.Message.Root)}").ConfigureAwait(false);
+                await console.WriteLineAsync($"event: {qmpEvent}").ConfigureAwait(false);
             }
         }
         catch (Exception ex) when (ex is EndOfStreamException or IOException or ProtocolException)
