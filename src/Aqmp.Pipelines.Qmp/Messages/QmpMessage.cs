@@ -248,14 +248,8 @@ public sealed class QmpMessage
     public static QmpMessage Greeting(QmpVersion version, IEnumerable<string> capabilities) => Build(QmpMessageKind.Greeting, writer =>
     {
         writer.WriteStartObject(GreetingMember);
-        writer.WriteStartObject("version");
-        writer.WriteStartObject("qemu");
-        writer.WriteNumber("micro", version.Micro);
-        writer.WriteNumber("minor", version.Minor);
-        writer.WriteNumber("major", version.Major);
-        writer.WriteEndObject();
-        writer.WriteString("package", version.Package);
-        writer.WriteEndObject();
+        writer.WritePropertyName("version");
+        version.WriteTo(writer);
         writer.WriteStartArray("capabilities");
         foreach (var capability in capabilities)
         {

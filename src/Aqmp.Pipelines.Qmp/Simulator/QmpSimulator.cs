@@ -235,18 +235,7 @@ public sealed class QmpSimulator : IAsyncDisposable
 
     private void RegisterBuiltInCommands()
     {
-        Handle("query-version", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
-        {
-            var version = _options.Version;
-            writer.WriteStartObject();
-            writer.WriteStartObject("qemu");
-            writer.WriteNumber("micro", version.Micro);
-            writer.WriteNumber("minor", version.Minor);
-            writer.WriteNumber("major", version.Major);
-            writer.WriteEndObject();
-            writer.WriteString("package", version.Package);
-            writer.WriteEndObject();
-        })));
+        Handle("query-version", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(_options.Version.WriteTo)));
 
         Handle("query-status", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
         {
