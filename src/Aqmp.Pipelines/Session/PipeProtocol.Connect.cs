@@ -419,7 +419,7 @@ public abstract partial class PipeProtocol<TMessage>
         var outgoing = _outgoing;
         var abort = _sessionAbort.Token;
         _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(connection.Pipe.Output, outgoing.Reader, abort), abort));
-        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection.Pipe.Input, abort), abort));
+        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, abort), abort));
     }
 
     /// <summary>A connection attempt under way: how to abort it, and when it has finished.</summary>

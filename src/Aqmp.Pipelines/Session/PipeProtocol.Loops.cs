@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Threading.Channels;
+using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
@@ -57,8 +58,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// The canonical pipe read loop: read, parse every frame the buffer holds, deliver each,
     /// advance past what was consumed and examined, stop when the peer ends the stream.
     /// </summary>
-    private async Task ReadLoopAsync(PipeReader input, CancellationToken abort)
+    private async Task ReadLoopAsync(TransportConnection connection, CancellationToken abort)
     {
+        var input = connection.Pipe.Input;
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
         SessionFlow.Enter(this, SessionFlowRole.ReadLoop);
         while (true)
@@ -87,7 +89,10 @@ public abstract partial class PipeProtocol<TMessage>
 
                 if (result.IsCompleted)
                 {
-                    if (!buffer.IsEmpty && _framer.TryReadFinalMessage(buffer, out var last))
+                    // Every complete frame is delivered; then a reset the transport deferred is the
+                    // cause of the end, else what is left is the framer's to judge.
+                    var inputError = connection.InputError;
+                    if (inputError is null && !buffer.IsEmpty && _framer.TryReadFinalMessage(buffer, out var last))
                     {
                         consumed = examined = buffer.End;
                         await OnMessageAsync(OnInbound(last), abort).ConfigureAwait(false);
@@ -95,7 +100,7 @@ public abstract partial class PipeProtocol<TMessage>
 
                     if (!IsPeerCloseExpected)
                     {
-                        throw NewPeerClosedException();
+                        ThrowPeerGone(connection);
                     }
 
                     // A clean end the protocol expected: the session still ends, without an error.

@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using Aqmp.Pipelines.Framing;
 
@@ -102,7 +104,8 @@ public abstract partial class PipeProtocol<TMessage>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
     protected async ValueTask<TMessage> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        var input = HandshakeTransport().Pipe.Input;
+        var connection = HandshakeTransport();
+        var input = connection.Pipe.Input;
         while (true)
         {
             if (_handshakeRead.IsHeld)
@@ -118,13 +121,13 @@ public abstract partial class PipeProtocol<TMessage>
 
                 if (_handshakeRead.IsCompleted)
                 {
-                    if (!buffer.IsEmpty && _framer.TryReadFinalMessage(buffer, out var last))
+                    if (connection.InputError is null && !buffer.IsEmpty && _framer.TryReadFinalMessage(buffer, out var last))
                     {
                         _handshakeRead.Consumed = buffer.End;
                         return OnInbound(last);
                     }
 
-                    throw NewPeerClosedException();
+                    ThrowPeerGone(connection);
                 }
 
                 input.AdvanceTo(consumed, examined);
@@ -239,12 +242,13 @@ public abstract partial class PipeProtocol<TMessage>
 
     private async ValueTask SendDirectAsync(TMessage message, CancellationToken cancellationToken)
     {
-        var output = HandshakeTransport().Pipe.Output;
+        var connection = HandshakeTransport();
+        var output = connection.Pipe.Output;
         _framer.WriteMessage(OnOutbound(message), output);
         var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (flush.IsCompleted)
         {
-            throw NewPeerClosedException();
+            ThrowPeerGone(connection);
         }
     }
 
@@ -258,7 +262,20 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    private static EndOfStreamException NewPeerClosedException() => new("The peer closed the connection.");
+    /// <summary>
+    /// Raises why the input ended: the connection failure the transport deferred (a reset), or
+    /// <see cref="EndOfStreamException"/> when the peer closed.
+    /// </summary>
+    [DoesNotReturn]
+    private static void ThrowPeerGone(Transports.TransportConnection connection)
+    {
+        if (connection.InputError is { } error)
+        {
+            ExceptionDispatchInfo.Throw(error);
+        }
+
+        throw new EndOfStreamException("The peer closed the connection.");
+    }
 
     private struct HandshakeRead(ReadOnlySequence<byte> buffer, bool isCompleted)
     {

@@ -7,10 +7,9 @@ namespace Aqmp.Pipelines.Transports;
 /// graceful close can wait until the transport has delivered all of them.
 /// </summary>
 /// <remarks>
-/// The socket adapter's send loop completes the pipe it sends from, from its own thread, when the
-/// connection fails — possibly while a session is writing into it. The pipe then reports misuse
-/// (<see cref="InvalidOperationException"/>, or worse); this writer reports what really happened:
-/// an <see cref="IOException"/>, the connection was closed.
+/// Should an adapter complete the pipe underneath a writer (from its own thread, when the
+/// connection fails), the pipe reports misuse (<see cref="InvalidOperationException"/>, or worse);
+/// this writer reports what really happened: an <see cref="IOException"/>, the connection was closed.
 /// </remarks>
 internal sealed class CountingPipeWriter(PipeWriter inner) : PipeWriter
 {

@@ -75,8 +75,9 @@ public static class SocketTransport
 
         options ??= TransportOptions.Default;
         SocketConnection.SetRecommendedClientOptions(socket);
-        var connection = SocketConnection.Create(socket, options.SendPipeOptions, options.ReceivePipeOptions, SocketConnectionOptions.None);
-        return new SocketTransportConnection(connection, options);
+        var local = socket.LocalEndPoint;
+        var remote = socket.RemoteEndPoint;
+        return StreamTransportConnection.Create(new NetworkStream(socket, ownsSocket: true), options, socket, local, remote);
     }
 
     /// <summary>

@@ -5,13 +5,19 @@ using Pipelines.Sockets.Unofficial;
 
 namespace Aqmp.Pipelines.Transports;
 
-/// <summary>A stream (e.g. an <see cref="SslStream"/> over a socket), through Pipelines.Sockets.Unofficial's <see cref="StreamConnection"/>.</summary>
+/// <summary>
+/// A stream — a socket's <see cref="NetworkStream"/>, an <see cref="SslStream"/> over one, or a caller's
+/// stream — through Pipelines.Sockets.Unofficial's <see cref="StreamConnection"/>. Plain sockets use
+/// this path too: its adapter reports a failed send through the pipe instead of completing the
+/// session's writer from its own thread, and <see cref="TransportStream"/> keeps a reset from
+/// destroying the bytes that arrived before it.
+/// </summary>
 internal sealed class StreamTransportConnection : OwnedTransportConnection
 {
-    private readonly CountingStream _stream;
+    private readonly TransportStream _stream;
     private readonly Socket? _socket;
 
-    private StreamTransportConnection(CountingStream stream, TransportOptions options, Socket? socket, EndPoint? local, EndPoint? remote)
+    private StreamTransportConnection(TransportStream stream, TransportOptions options, Socket? socket, EndPoint? local, EndPoint? remote)
         : base(StreamConnection.GetDuplex(stream, options.SendPipeOptions, options.ReceivePipeOptions), options.LingerTimeout)
     {
         _stream = stream;
@@ -26,9 +32,11 @@ internal sealed class StreamTransportConnection : OwnedTransportConnection
 
     protected override long BytesDelivered => _stream.BytesWritten;
 
+    public override Exception? InputError => _stream.ReadError;
+
     /// <summary>Wraps a stream; <paramref name="socket"/>, when known, is the socket under it, shut down for sending on close.</summary>
     public static StreamTransportConnection Create(Stream stream, TransportOptions options, Socket? socket = null, EndPoint? local = null, EndPoint? remote = null)
-        => new(new CountingStream(stream), options, socket, local, remote);
+        => new(new TransportStream(stream), options, socket, local, remote);
 
     /// <summary>Sends TLS close_notify (for an <see cref="SslStream"/>), then shuts the socket's sending direction.</summary>
     protected override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken)

@@ -25,6 +25,14 @@ public abstract class TransportConnection : IAsyncDisposable
     public virtual EndPoint? RemoteEndPoint => null;
 
     /// <summary>
+    /// The error that ended the input, when the transport reported it to the reader as the end of
+    /// the stream so that the bytes received before it could still be read (a connection reset
+    /// right after a last message); null while the input is open or after a clean end. A reader
+    /// that reaches the end of <c>Input</c> checks this to tell a reset from a close.
+    /// </summary>
+    public virtual Exception? InputError => null;
+
+    /// <summary>
     /// Closes gracefully: every byte flushed to <c>Output</c> reaches the peer (the operating
     /// system), the sending direction is closed, inbound bytes are drained for at most the
     /// linger timeout, then everything is released.

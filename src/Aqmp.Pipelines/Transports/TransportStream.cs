@@ -1,0 +1,139 @@
+namespace Aqmp.Pipelines.Transports;
+
+/// <summary>
+/// The stream under a stream transport (a socket's <see cref="System.Net.Sockets.NetworkStream"/>, an
+/// <see cref="System.Net.Security.SslStream"/>, a caller's stream). It counts the bytes written, so a
+/// graceful close can tell when everything was delivered, and it turns a failed read into the end
+/// of the stream while remembering the failure (<see cref="ReadError"/>).
+/// </summary>
+/// <remarks>
+/// The duplex-pipe adapter completes its receive pipe with the read's exception, and a
+/// <see cref="System.IO.Pipelines.PipeReader"/> raises that exception before returning the bytes it
+/// already holds: a peer that sends a last message and then resets the connection (QEMU exiting
+/// on <c>quit</c> does) would lose that message. Ending the pipe normally instead lets the session
+/// read every byte that arrived, then learn of the error from the transport.
+/// </remarks>
+internal sealed class TransportStream(Stream inner) : Stream
+{
+    private long _bytesWritten;
+    private Exception? _readError;
+
+    /// <summary>Bytes written to the inner stream so far.</summary>
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+
+    /// <summary>The error that ended reading, reported as end of stream; null for a clean end.</summary>
+    public Exception? ReadError => Volatile.Read(ref _readError);
+
+    public Stream Inner => inner;
+
+    public override bool CanRead => inner.CanRead;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => inner.CanWrite;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override void Flush() => inner.Flush();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        try
+        {
+            return inner.Read(buffer);
+        }
+        catch (Exception ex) when (IsConnectionFailure(ex))
+        {
+            return EndOfStream(ex);
+        }
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        ValueTask<int> read;
+        try
+        {
+            read = inner.ReadAsync(buffer, cancellationToken);
+        }
+        catch (Exception ex) when (IsConnectionFailure(ex))
+        {
+            return ValueTask.FromResult(EndOfStream(ex));
+        }
+
+        return read.IsCompletedSuccessfully ? read : AwaitReadAsync(read);
+    }
+
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        inner.Write(buffer, offset, count);
+        Interlocked.Add(ref _bytesWritten, count);
+    }
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        inner.Write(buffer);
+        Interlocked.Add(ref _bytesWritten, buffer.Length);
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        Interlocked.Add(ref _bytesWritten, buffer.Length);
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        return inner.DisposeAsync();
+    }
+
+    private static bool IsConnectionFailure(Exception ex) => ex is IOException or System.Net.Sockets.SocketException;
+
+    private async ValueTask<int> AwaitReadAsync(ValueTask<int> read)
+    {
+        try
+        {
+            return await read.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsConnectionFailure(ex))
+        {
+            return EndOfStream(ex);
+        }
+    }
+
+    private int EndOfStream(Exception error)
+    {
+        Interlocked.CompareExchange(ref _readError, error, null);
+        return 0;
+    }
+}
