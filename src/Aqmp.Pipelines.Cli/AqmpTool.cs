@@ -49,7 +49,7 @@ internal static class AqmpTool
                     throw new UsageException($"unknown command '{verb}'");
             }
         }
-        catch (UsageException ex)
+        catch (Exception ex) when (ex is UsageException or FormatException)
         {
             await error.WriteLineAsync($"aqmp: {ex.Message}{Environment.NewLine}Try 'aqmp --help'.").ConfigureAwait(false);
             return ExitCodes.Usage;
@@ -58,7 +58,7 @@ internal static class AqmpTool
         {
             return ExitCodes.Success;
         }
-        catch (Exception ex) when (ex is ConnectException or SocketException or IOException or ProtocolException or FormatException or QmpExecuteInterruptedException)
+        catch (Exception ex) when (ex is ConnectException or SocketException or IOException or ProtocolException or QmpExecuteInterruptedException)
         {
             await error.WriteLineAsync($"aqmp: error: {Describe(ex)}").ConfigureAwait(false);
             return ExitCodes.ConnectionFailed;

@@ -55,6 +55,10 @@ internal sealed class CliArguments
 
                 values.Add(value);
             }
+            else if (arg.StartsWith('-') && arg.Length > 1)
+            {
+                throw new UsageException($"unknown option '{arg}'");
+            }
             else
             {
                 parsed._positional.Add(arg);

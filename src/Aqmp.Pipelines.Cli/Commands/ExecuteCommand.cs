@@ -14,7 +14,7 @@ internal static class ExecuteCommand
         Connects to the QMP server at ADDRESS, runs COMMAND with the JSON object JSON-ARGUMENTS
         (if given), prints the command's return value as JSON on stdout and exits 0.
         A QMP error prints 'error: CLASS: DESCRIPTION' on stderr and exits 1; a connection
-        failure prints its cause and exits 2.
+        failure prints its cause and exits 2; Ctrl-C before the reply exits 130.
 
         ADDRESS is unix:PATH, a path containing '/', HOST:PORT or [IPv6]:PORT.
         example: aqmp execute /run/qemu.sock query-status
@@ -38,9 +38,9 @@ internal static class ExecuteCommand
         }
 
         await using var client = new QmpClient();
-        await client.ConnectAsync(address, cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
+            await client.ConnectAsync(address, cancellationToken: cancellationToken).ConfigureAwait(false);
             var value = await client.ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
             await output.WriteLineAsync(JsonText.Pretty(value)).ConfigureAwait(false);
             return ExitCodes.Success;
@@ -49,6 +49,12 @@ internal static class ExecuteCommand
         {
             await error.WriteLineAsync($"error: {ex.ErrorClass}: {ex.Description}").ConfigureAwait(false);
             return ExitCodes.QmpError;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Interrupted before the reply: whether the command ran is unknown, so never exit 0.
+            await error.WriteLineAsync("aqmp: interrupted before the reply arrived").ConfigureAwait(false);
+            return ExitCodes.Interrupted;
         }
     }
 }

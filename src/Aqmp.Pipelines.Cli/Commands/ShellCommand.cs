@@ -61,7 +61,19 @@ internal static class ShellCommand
                 await console.FlushAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            var line = await input.ReadLineAsync(cancellationToken).ConfigureAwait(false);
+            // Console.In reads synchronously, even through ReadLineAsync, and ignores the token:
+            // read on a pool thread and stop waiting when interrupted (the abandoned read ends with
+            // the process).
+            string? line;
+            try
+            {
+                line = await Task.Run(input.ReadLine, CancellationToken.None).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+
             if (line is null || line.Trim() is "exit" or "quit()")
             {
                 break;

@@ -1,0 +1,114 @@
+using System.Text.Json;
+using Aqmp.Pipelines.Cli.Tests.Support;
+
+namespace Aqmp.Pipelines.Cli.Tests.Qemu;
+
+/// <summary>
+/// The tool against a real QEMU (<c>qemu-system-x86_64 -M none</c>), a fresh one per test.
+/// Skipped when QEMU is not on PATH, unless <c>AQMP_REQUIRE_QEMU=1</c>, which makes that a failure.
+/// </summary>
+[TestFixture]
+[Category("Qemu")]
+public sealed class QemuCliTests
+{
+    private static readonly string Nl = Environment.NewLine;
+    private QemuProcess? _qemu;
+
+    private QemuProcess Qemu => _qemu ?? throw new InvalidOperationException("QEMU was not started.");
+
+    [SetUp]
+    public async Task StartQemuAsync() => _qemu = await QemuProcess.StartAsync();
+
+    [TearDown]
+    public async Task StopQemuAsync()
+    {
+        if (_qemu is { } qemu)
+        {
+            _qemu = null;
+            if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed && qemu.StandardError.Length > 0)
+            {
+                await TestContext.Out.WriteLineAsync($"{qemu}: stderr:{Nl}{qemu.StandardError}");
+            }
+
+            await qemu.DisposeAsync();
+        }
+    }
+
+    [Test]
+    public async Task Execute_query_status_prints_QEMUs_status_and_exits_0()
+    {
+        var result = await AqmpProcess.RunAsync("execute", Qemu.Address, "query-status");
+
+        ToolAssert.Success(result);
+        using var status = JsonDocument.Parse(result.Stdout);
+        Assert.That(status.RootElement.GetProperty("status").GetString(), Is.EqualTo("running"));
+        Assert.That(status.RootElement.GetProperty("running").GetBoolean(), Is.True);
+    }
+
+    [Test]
+    public async Task Execute_query_qmp_schema_prints_a_large_JSON_array_that_parses()
+    {
+        var result = await AqmpProcess.RunAsync("execute", Qemu.SocketPath, "query-qmp-schema");
+
+        ToolAssert.Success(result);
+        Assert.That(result.Stdout.Length, Is.GreaterThan(100_000), "the schema is large");
+        using var schema = JsonDocument.Parse(result.Stdout);
+        Assert.That(schema.RootElement.ValueKind, Is.EqualTo(JsonValueKind.Array));
+        Assert.That(schema.RootElement.GetArrayLength(), Is.GreaterThan(500));
+        var commands = schema.RootElement.EnumerateArray()
+            .Where(e => e.GetProperty("meta-type").GetString() == "command")
+            .Select(e => e.GetProperty("name").GetString())
+            .ToList();
+        Assert.That(commands, Does.Contain("query-status").And.Contain("quit").And.Contain("qmp_capabilities"));
+    }
+
+    [Test]
+    public async Task Execute_an_unknown_command_exits_1_with_CommandNotFound()
+    {
+        var result = await AqmpProcess.RunAsync("execute", Qemu.Address, "nosuch");
+
+        ToolAssert.NoStackTrace(result);
+        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.QmpError), result.ToString());
+        Assert.That(result.StderrLines, Is.EqualTo(new[] { "error: CommandNotFound: The command nosuch has not been found" }), result.ToString());
+        Assert.That(result.Stdout, Is.Empty);
+    }
+
+    [Test]
+    public async Task Execute_passes_JSON_arguments_to_QEMU()
+    {
+        var result = await AqmpProcess.RunAsync("execute", Qemu.Address, "human-monitor-command", """{"command-line": "info version"}""");
+
+        ToolAssert.Success(result);
+        using var text = JsonDocument.Parse(result.Stdout);
+        Assert.That(text.RootElement.GetString(), Does.StartWith("7."), result.ToString());
+    }
+
+    [Test]
+    public async Task Shell_with_address_runs_lines_against_QEMU_and_prints_replies_and_events()
+    {
+        var input = $"query-status{Nl}stop{Nl}query-status{Nl}human-monitor-command command-line=\"info status\"{Nl}nosuch{Nl}cont{Nl}exit{Nl}";
+
+        var result = await AqmpProcess.RunAsync(["shell", Qemu.Address], input);
+
+        ToolAssert.NoStackTrace(result);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(ExitCode.Success), result.ToString());
+            Assert.That(result.StdoutLines.FirstOrDefault(), Does.StartWith("Connected to QEMU 7.").And.Contain("capabilities: [oob]"), result.ToString());
+            Assert.That(result.Stdout, Does.Contain("\"status\": \"running\"").And.Contain("\"status\": \"paused\""), result.ToString());
+            Assert.That(result.Stdout, Does.Contain("\"VM status: paused\\r\\n\""), result.ToString());
+            Assert.That(result.StdoutLines.Where(l => l.StartsWith("event: ", StringComparison.Ordinal) && l.Contains("\"STOP\"", StringComparison.Ordinal)), Has.Exactly(1).Items, result.ToString());
+            Assert.That(result.StderrLines, Is.EqualTo(new[] { "error: CommandNotFound: The command nosuch has not been found" }), result.ToString());
+        }
+    }
+
+    [Test]
+    public async Task Execute_quit_ends_QEMU_and_exits_0()
+    {
+        var result = await AqmpProcess.RunAsync("execute", Qemu.Address, "quit");
+
+        ToolAssert.Success(result);
+        Assert.That(result.Stdout.Trim(), Is.EqualTo("{}"));
+        Assert.That(await Qemu.WaitForExitAsync(), Is.Zero, "QEMU exits cleanly on quit");
+    }
+}

@@ -1,0 +1,263 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Aqmp.Pipelines.Cli.Tests.Qemu;
+
+/// <summary>
+/// (Copied, trimmed, from Aqmp.Pipelines.Qmp.Tests/Integration/QemuProcess.cs.)
+/// A real QEMU without a guest (<c>-M none</c>) speaking QMP on a fresh Unix socket. Started by
+/// <see cref="StartAsync"/>, which returns once the socket accepts connections; disposing kills
+/// QEMU if it still runs and deletes the socket path. QEMU's stderr is captured for failure messages.
+/// </summary>
+internal sealed class QemuProcess : IAsyncDisposable
+{
+    /// <summary>The QEMU binary the tests run.</summary>
+    public const string ExecutableName = "qemu-system-x86_64";
+
+    /// <summary>Set to <c>1</c> to make a missing QEMU fail the tests instead of skipping them.</summary>
+    public const string RequireVariable = "AQMP_REQUIRE_QEMU";
+
+    private static readonly TimeSpan StartupLimit = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ExitLimit = TimeSpan.FromSeconds(10);
+    private static readonly Lazy<string?> s_executable = new(() => FindOnPath(ExecutableName));
+
+    private readonly Process _process;
+    private readonly Lock _stderrGate = new();
+    private readonly StringBuilder _stderr = new();
+    private int _pid;
+    private int _disposed;
+
+    private QemuProcess(Process process, string socketPath)
+    {
+        _process = process;
+        SocketPath = socketPath;
+    }
+
+    /// <summary>The full path of the QEMU binary on PATH, or null when there is none.</summary>
+    public static string? Executable => s_executable.Value;
+
+    /// <summary>The Unix socket QEMU listens on.</summary>
+    public string SocketPath { get; }
+
+    /// <summary>The socket as an address for <c>ConnectAsync</c>.</summary>
+    public string Address => "unix:" + SocketPath;
+
+    /// <summary>Everything QEMU wrote to stderr so far.</summary>
+    public string StandardError
+    {
+        get
+        {
+            lock (_stderrGate)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Skips the calling test (<see cref="Assert.Ignore(string)"/>) when QEMU is not on PATH, or
+    /// fails it when <see cref="RequireVariable"/> is <c>1</c>.
+    /// </summary>
+    public static void RequireOrIgnore()
+    {
+        if (Executable is not null)
+        {
+            return;
+        }
+
+        var reason = $"'{ExecutableName}' is not on PATH";
+        if (Environment.GetEnvironmentVariable(RequireVariable) == "1")
+        {
+            Assert.Fail($"{reason}, but {RequireVariable}=1 requires the QEMU integration tests to run: install QEMU (Debian: apt-get install qemu-system-x86) or unset {RequireVariable}.");
+        }
+
+        Assert.Ignore($"{reason}: QEMU integration test skipped (set {RequireVariable}=1 to make this a failure).");
+    }
+
+    /// <summary>Starts QEMU on a fresh socket path and waits until the socket accepts connections.</summary>
+    /// <returns>The running QEMU.</returns>
+    /// <exception cref="InvalidOperationException">QEMU exited during startup (its stderr is quoted).</exception>
+    /// <exception cref="TimeoutException">The socket did not accept connections in time.</exception>
+    public static async Task<QemuProcess> StartAsync()
+    {
+        RequireOrIgnore();
+        var path = Path.Combine(Path.GetTempPath(), $"aqmp-qemu-{Guid.NewGuid():N}.sock");
+        var info = new ProcessStartInfo(Executable!)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var argument in (string[])["-M", "none", "-nodefaults", "-display", "none", "-qmp", $"unix:{path},server=on,wait=off"])
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        var process = new Process { StartInfo = info };
+        var qemu = new QemuProcess(process, path);
+        process.ErrorDataReceived += (_, e) => qemu.AppendStandardError(e.Data);
+        process.OutputDataReceived += (_, _) => { };
+        process.Start();
+        qemu._pid = process.Id;
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        try
+        {
+            await qemu.WaitUntilAcceptingAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await qemu.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return qemu;
+    }
+
+    /// <summary>Kills QEMU at once (SIGKILL).</summary>
+    private void Kill() => _process.Kill(entireProcessTree: true);
+
+    /// <summary>Waits (bounded) for QEMU to exit and returns its exit code.</summary>
+    /// <returns>The exit code.</returns>
+    /// <exception cref="TimeoutException">QEMU is still running after the bound.</exception>
+    public async Task<int> WaitForExitAsync()
+    {
+        using var timeout = new CancellationTokenSource(ExitLimit);
+        try
+        {
+            await _process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            throw new TimeoutException($"QEMU (pid {_pid}) did not exit within {ExitLimit}.{Describe()}");
+        }
+
+        return _process.ExitCode;
+    }
+
+    /// <summary>Kills QEMU if it still runs, waits for it, and deletes the socket path.</summary>
+    /// <returns>A task that completes when QEMU is gone.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!HasExited())
+            {
+                Kill();
+            }
+
+            await WaitForExitAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _process.Dispose();
+            TryDelete(SocketPath);
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"QEMU pid {_pid} on {SocketPath}";
+
+    private static string? FindOnPath(string name)
+    {
+        var path = Environment.GetEnvironmentVariable("PATH") ?? string.Empty;
+        foreach (var directory in path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(directory, name);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+            // Best effort: a leftover socket file in the temp directory harms nobody.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private bool HasExited()
+    {
+        try
+        {
+            return _process.HasExited;
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
+        }
+    }
+
+    private void AppendStandardError(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_stderrGate)
+        {
+            _stderr.AppendLine(line);
+        }
+    }
+
+    private string Describe()
+    {
+        var stderr = StandardError;
+        return stderr.Length == 0 ? " QEMU wrote nothing to stderr." : $" QEMU's stderr:{Environment.NewLine}{stderr}";
+    }
+
+    /// <summary>Polls until a connection to the socket succeeds; the probe connection is closed at once (QEMU then serves the next client).</summary>
+    private async Task WaitUntilAcceptingAsync()
+    {
+        var deadline = Stopwatch.StartNew();
+        var endPoint = new UnixDomainSocketEndPoint(SocketPath);
+        while (true)
+        {
+            if (HasExited())
+            {
+                // Let the stderr reader catch up before quoting it.
+                await _process.WaitForExitAsync().WaitAsync(ExitLimit).ConfigureAwait(false);
+                throw new InvalidOperationException($"{ExecutableName} exited with code {_process.ExitCode} before listening on {SocketPath}.{Describe()}");
+            }
+
+            using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+            {
+                try
+                {
+                    await probe.ConnectAsync(endPoint).ConfigureAwait(false);
+                    return;
+                }
+                catch (SocketException) when (deadline.Elapsed < StartupLimit)
+                {
+                    // Not bound or not listening yet.
+                }
+                catch (SocketException ex)
+                {
+                    throw new TimeoutException($"QEMU (pid {_pid}) did not accept connections on {SocketPath} within {StartupLimit}: {ex.Message}.{Describe()}", ex);
+                }
+            }
+
+            await Task.Delay(10).ConfigureAwait(false);
+        }
+    }
+}

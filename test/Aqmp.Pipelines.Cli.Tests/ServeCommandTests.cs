@@ -1,0 +1,102 @@
+using System.Text.Json;
+using Aqmp.Pipelines.Cli.Tests.Support;
+using Aqmp.Pipelines.Qmp.Client;
+
+namespace Aqmp.Pipelines.Cli.Tests;
+
+/// <summary><c>aqmp serve</c>: the simulator as a separate process.</summary>
+[TestFixture]
+public sealed class ServeCommandTests
+{
+    private string _path = null!;
+
+    private string Address => "unix:" + _path;
+
+    [SetUp]
+    public void PickSocketPath() => _path = SimulatorFixture.TempSocketPath("serve");
+
+    [TearDown]
+    public void RemoveSocketPath() => File.Delete(_path);
+
+    [Test]
+    public async Task Serve_prints_that_it_serves_answers_a_client_and_exits_0_when_the_client_sends_quit()
+    {
+        await using var serve = await StartServeAsync();
+
+        await using (var client = new QmpClient())
+        {
+            await client.ConnectAsync(Address).Bounded();
+            Assert.That(client.Greeting!.Version.ToString(), Does.StartWith("7.2.22"));
+            var status = await client.ExecuteAsync("query-status").Bounded();
+            Assert.That(status.GetProperty("status").GetString(), Is.EqualTo("running"));
+            await client.ExecuteAsync("quit").Bounded();
+            await client.DisconnectAsync().Bounded();
+        }
+
+        var result = await serve.WaitForExitAsync();
+
+        ToolAssert.Success(result);
+        Assert.That(result.StdoutLines, Does.Contain("simulator stopped: a client sent 'quit'"), result.ToString());
+        Assert.That(File.Exists(_path), Is.False, "the socket file is removed");
+    }
+
+    [Test]
+    public async Task Serve_answers_the_execute_of_other_aqmp_processes_one_after_the_other()
+    {
+        await using var serve = await StartServeAsync();
+
+        var stop = await AqmpProcess.RunAsync("execute", Address, "stop");
+        var status = await AqmpProcess.RunAsync("execute", Address, "query-status");
+        var quit = await AqmpProcess.RunAsync("execute", Address, "quit");
+        var result = await serve.WaitForExitAsync();
+
+        ToolAssert.Success(stop);
+        ToolAssert.Success(status);
+        using var document = JsonDocument.Parse(status.Stdout);
+        Assert.That(document.RootElement.GetProperty("status").GetString(), Is.EqualTo("paused"), "the second client sees what the first did");
+        ToolAssert.Success(quit);
+        ToolAssert.Success(result);
+    }
+
+    [TestCase("TERM")]
+    [TestCase("INT")]
+    public async Task Serve_stops_with_exit_0_on_a_signal_and_removes_its_socket(string signal)
+    {
+        await using var serve = await StartServeAsync();
+
+        await serve.SignalAsync(signal);
+        var result = await serve.WaitForExitAsync();
+
+        ToolAssert.Success(result);
+        Assert.That(result.StdoutLines, Does.Contain("simulator stopped"), result.ToString());
+        Assert.That(File.Exists(_path), Is.False, "the socket file is removed");
+    }
+
+    [Test]
+    public async Task Serve_on_a_path_that_exists_exits_2_with_one_clear_line()
+    {
+        await File.WriteAllTextAsync(_path, "not a socket");
+
+        var result = await AqmpProcess.RunAsync("serve", Address);
+
+        ToolAssert.ConnectionFailure(result, "in use");
+        Assert.That(File.ReadAllText(_path), Is.EqualTo("not a socket"), "an existing file is never deleted");
+    }
+
+    private async Task<AqmpProcess> StartServeAsync()
+    {
+        var serve = AqmpProcess.Start("serve", Address);
+        serve.CloseInput();
+        try
+        {
+            var line = await serve.WaitForStdoutLineAsync(l => l.StartsWith("serving the QMP simulator on ", StringComparison.Ordinal), "'serving the QMP simulator on ...'");
+            Assert.That(line, Does.Contain(_path));
+            return serve;
+        }
+        catch
+        {
+            await serve.DisposeAsync();
+            throw;
+        }
+    }
+}
