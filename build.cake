@@ -1,6 +1,6 @@
 // Aqmp.Pipelines build script.
 //   dotnet tool restore && dotnet cake --target=Test     (default target)
-// Targets: Clean, Build, Test, Pack (the three libraries' packages and the aqmp dotnet tool).
+// Targets: Clean, Build, Test, Bench, Pack (the three libraries' packages and the aqmp dotnet tool).
 // Test runs every test project and ends with one line: "N passed, N failed, N skipped".
 using System.Xml.Linq;
 
@@ -80,6 +80,17 @@ Task("Test")
     {
         throw new Exception($"Tests failed in: {string.Join(", ", failedProjects)}");
     }
+});
+
+Task("Bench")
+    .Description("Runs the BenchmarkDotNet suite (Release); --filter=PATTERN narrows it (default '*').")
+    .Does(() =>
+{
+    var filter = Argument("filter", "*");
+    DotNetRun("./benchmarks/Aqmp.Pipelines.Benchmarks/Aqmp.Pipelines.Benchmarks.csproj", new ProcessArgumentBuilder().Append("--filter").AppendQuoted(filter), new DotNetRunSettings
+    {
+        Configuration = "Release",
+    });
 });
 
 Task("Pack")

@@ -22,6 +22,10 @@ public class LineFramingBenchmarks
     [Params(64, 4096)]
     public int LineLength { get; set; }
 
+    /// <summary>Segment size of the buffer: 0 for one segment, otherwise small segments lines straddle.</summary>
+    [Params(0, 1024)]
+    public int SegmentSize { get; set; }
+
     /// <summary>Prepares a single-segment buffer of whole lines.</summary>
     [GlobalSetup]
     public void Setup()
@@ -33,7 +37,7 @@ public class LineFramingBenchmarks
             bytes[i] = (i + 1) % LineLength == 0 ? (byte)'\n' : (byte)('a' + (i % 26));
         }
 
-        _buffer = new ReadOnlySequence<byte>(bytes);
+        _buffer = SegmentSize == 0 ? new ReadOnlySequence<byte>(bytes) : Segmented(bytes, SegmentSize);
     }
 
     /// <summary>The hand-written baseline.</summary>
@@ -73,6 +77,18 @@ public class LineFramingBenchmarks
         return Verify(frames, bytes);
     }
 
+    private static ReadOnlySequence<byte> Segmented(byte[] bytes, int segmentSize)
+    {
+        var first = new Segment(bytes.AsMemory(0, Math.Min(segmentSize, bytes.Length)), 0);
+        var last = first;
+        for (var offset = segmentSize; offset < bytes.Length; offset += segmentSize)
+        {
+            last = last.Append(bytes.AsMemory(offset, Math.Min(segmentSize, bytes.Length - offset)));
+        }
+
+        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
+    }
+
     private long Verify(int frames, long bytes)
     {
         if (frames != _expectedFrames || bytes != (long)frames * (LineLength - 1))
@@ -81,5 +97,21 @@ public class LineFramingBenchmarks
         }
 
         return bytes;
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
+        {
+            Memory = memory;
+            RunningIndex = runningIndex;
+        }
+
+        public Segment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new Segment(memory, RunningIndex + Memory.Length);
+            Next = next;
+            return next;
+        }
     }
 }
