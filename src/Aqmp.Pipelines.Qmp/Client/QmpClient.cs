@@ -96,7 +96,8 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
     public async Task<JsonElement> ExecuteAsync(string command, JsonElement? arguments = null, CancellationToken cancellationToken = default)
     {
-        var reply = await ExecuteMessageAsync(QmpMessage.Command(command, arguments), cancellationToken).ConfigureAwait(false);
+        ArgumentException.ThrowIfNullOrEmpty(command);
+        var reply = await ExecuteCoreAsync(command, id => QmpMessage.Command(command, arguments, id), cancellationToken).ConfigureAwait(false);
         return ReturnValueOf(command, reply);
     }
 
@@ -132,7 +133,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <exception cref="StateException">The client is not <see cref="Runstate.Running"/>.</exception>
     /// <exception cref="TimeoutException"><see cref="QmpClientOptions.DefaultExecuteTimeout"/> elapsed.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
-    public async Task<QmpMessage> ExecuteMessageAsync(QmpMessage command, CancellationToken cancellationToken = default)
+    public Task<QmpMessage> ExecuteMessageAsync(QmpMessage command, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
         if (command.Kind != QmpMessageKind.Command)
@@ -140,8 +141,16 @@ public class QmpClient : PipeProtocol<QmpMessage>
             throw new ArgumentException($"A {command.Kind} message cannot be executed.", nameof(command));
         }
 
+        return ExecuteCoreAsync(command.CommandName!, command.WithId, cancellationToken);
+    }
+
+    /// <summary>
+    /// Registers a pending execute under a fresh id, sends the command <paramref name="build"/>
+    /// makes with that id (built once), and waits for its reply.
+    /// </summary>
+    private async Task<QmpMessage> ExecuteCoreAsync(string name, Func<JsonElement, QmpMessage> build, CancellationToken cancellationToken)
+    {
         cancellationToken.ThrowIfCancellationRequested();
-        var name = command.CommandName!;
         var id = Interlocked.Increment(ref _nextId);
         var pending = new PendingExecute(name);
         _pending[id] = pending;
@@ -156,7 +165,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
         var token = linked?.Token ?? cancellationToken;
         try
         {
-            await SendAsync(command.WithId(IdElement(id)), token).ConfigureAwait(false);
+            await SendAsync(build(IdElement(id)), token).ConfigureAwait(false);
             return await pending.Reply.Task.WaitAsync(token).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (linked is not null)

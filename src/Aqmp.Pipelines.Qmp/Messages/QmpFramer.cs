@@ -15,6 +15,9 @@ public sealed class QmpFramer : LineFramer<QmpMessage>
     /// <summary>The default largest message: 10 MiB (QEMU's <c>query-qmp-schema</c> reply alone is about 200 KB).</summary>
     public const int DefaultMaximumMessageLength = 10 * 1024 * 1024;
 
+    // A target for the cached writer between messages; nothing is ever written to it.
+    private static readonly ArrayBufferWriter<byte> Detached = new(1);
+
     [ThreadStatic]
     private static Utf8JsonWriter? t_writer;
 
@@ -45,5 +48,8 @@ public sealed class QmpFramer : LineFramer<QmpMessage>
 
         message.WriteTo(writer);
         writer.Flush();
+
+        // Let go of the session's pipe writer: the cached writer outlives the session.
+        writer.Reset(Detached);
     }
 }
