@@ -121,18 +121,27 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// The write loop: frame every message already queued (up to the queue's capacity), then
-    /// flush once; end when the queue is completed and empty, or when torn down.
+    /// The write loop: frame the messages already queued (up to the queue's capacity or
+    /// <see cref="PipeProtocolOptions.OutboundBatchBytes"/>), then flush once; end when the queue is
+    /// completed and empty, or when torn down.
     /// </summary>
     private async Task WriteLoopAsync(PipeWriter output, ChannelReader<TMessage> queue, CancellationToken abort)
     {
         SessionFlow.Clear();
         var batchLimit = _options.OutboundQueueCapacity;
+        var batchBytes = _options.OutboundBatchBytes;
+        var measurable = output.CanGetUnflushedBytes;
         while (await queue.WaitToReadAsync().ConfigureAwait(false))
         {
+            // A batch ends with the queue, at the queue's capacity, or once it holds enough bytes:
+            // flushing then lets the pipe's backpressure act before buffers pile up.
             for (var written = 0; written < batchLimit && !abort.IsCancellationRequested && queue.TryRead(out var message); written++)
             {
                 _framer.WriteMessage(OnOutbound(message), output);
+                if (measurable && output.UnflushedBytes >= batchBytes)
+                {
+                    break;
+                }
             }
 
             if (abort.IsCancellationRequested)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using Aqmp.Pipelines.Framing;
@@ -37,6 +38,7 @@ public abstract partial class PipeProtocol<TMessage>
         return queue is not null && queue.TryWrite(message) ? ValueTask.CompletedTask : SendSlowAsync(message, cancellationToken);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendSlowAsync(TMessage message, CancellationToken cancellationToken)
     {
         if (IsHandshakeFlow())

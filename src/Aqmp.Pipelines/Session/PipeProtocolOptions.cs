@@ -11,9 +11,16 @@ public sealed record PipeProtocolOptions
     /// <summary>
     /// How many messages <see cref="PipeProtocol{TMessage}.SendAsync"/> may queue ahead of the
     /// write loop; a sender waits once it is full (backpressure). Also the most messages the write
-    /// loop writes between two flushes. Default 1024.
+    /// loop writes between two flushes (see also <see cref="OutboundBatchBytes"/>). Default 1024.
     /// </summary>
     public int OutboundQueueCapacity { get; init; } = 1024;
+
+    /// <summary>
+    /// How many bytes the write loop frames before it flushes, even with more messages queued, so
+    /// that the send pipe's backpressure applies per batch instead of after a whole queue of large
+    /// messages (which would also outgrow the buffer pool). Default 64 KiB.
+    /// </summary>
+    public int OutboundBatchBytes { get; init; } = 64 * 1024;
 
     /// <summary>
     /// Unread inbound bytes at which the transport stops reading from the socket. Raised
@@ -57,6 +64,7 @@ public sealed record PipeProtocolOptions
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(OutboundQueueCapacity, 1, nameof(OutboundQueueCapacity));
+        ArgumentOutOfRangeException.ThrowIfLessThan(OutboundBatchBytes, 1, nameof(OutboundBatchBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(ReceivePauseThreshold, 1, nameof(ReceivePauseThreshold));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ReceiveResumeThreshold, ReceivePauseThreshold, nameof(ReceiveResumeThreshold));
         ArgumentOutOfRangeException.ThrowIfLessThan(SendPauseThreshold, 1, nameof(SendPauseThreshold));

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Aqmp.Pipelines.Transports;
 
 /// <summary>
@@ -91,10 +93,16 @@ internal sealed class TransportStream(Stream inner) : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
         => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        Interlocked.Add(ref _bytesWritten, buffer.Length);
+        var write = inner.WriteAsync(buffer, cancellationToken);
+        if (write.IsCompletedSuccessfully)
+        {
+            Interlocked.Add(ref _bytesWritten, buffer.Length);
+            return ValueTask.CompletedTask;
+        }
+
+        return AwaitWriteAsync(write, buffer.Length);
     }
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
@@ -119,6 +127,7 @@ internal sealed class TransportStream(Stream inner) : Stream
 
     private static bool IsConnectionFailure(Exception ex) => ex is IOException or System.Net.Sockets.SocketException;
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> AwaitReadAsync(ValueTask<int> read)
     {
         try
@@ -129,6 +138,13 @@ internal sealed class TransportStream(Stream inner) : Stream
         {
             return EndOfStream(ex);
         }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask AwaitWriteAsync(ValueTask write, int length)
+    {
+        await write.ConfigureAwait(false);
+        Interlocked.Add(ref _bytesWritten, length);
     }
 
     private int EndOfStream(Exception error)

@@ -11,6 +11,7 @@ public class PipeProtocolOptionsTests
     }
 
     [TestCase(nameof(PipeProtocolOptions.OutboundQueueCapacity))]
+    [TestCase(nameof(PipeProtocolOptions.OutboundBatchBytes))]
     [TestCase(nameof(PipeProtocolOptions.ReceivePauseThreshold))]
     [TestCase(nameof(PipeProtocolOptions.ReceiveResumeThreshold))]
     [TestCase(nameof(PipeProtocolOptions.SendPauseThreshold))]
@@ -23,6 +24,7 @@ public class PipeProtocolOptionsTests
         var options = setting switch
         {
             nameof(PipeProtocolOptions.OutboundQueueCapacity) => new PipeProtocolOptions { OutboundQueueCapacity = 0 },
+            nameof(PipeProtocolOptions.OutboundBatchBytes) => new PipeProtocolOptions { OutboundBatchBytes = 0 },
             nameof(PipeProtocolOptions.ReceivePauseThreshold) => new PipeProtocolOptions { ReceivePauseThreshold = 0, ReceiveResumeThreshold = 0 },
             nameof(PipeProtocolOptions.ReceiveResumeThreshold) => new PipeProtocolOptions { ReceiveResumeThreshold = 2 << 20 },
             nameof(PipeProtocolOptions.SendPauseThreshold) => new PipeProtocolOptions { SendPauseThreshold = 0, SendResumeThreshold = 0 },
