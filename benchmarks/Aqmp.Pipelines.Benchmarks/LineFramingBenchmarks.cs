@@ -1,5 +1,6 @@
 using System.Buffers;
 using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Testing;
 using BenchmarkDotNet.Attributes;
 
 namespace Aqmp.Pipelines.Benchmarks;
@@ -37,7 +38,7 @@ public class LineFramingBenchmarks
             bytes[i] = (i + 1) % LineLength == 0 ? (byte)'\n' : (byte)('a' + (i % 26));
         }
 
-        _buffer = SegmentSize == 0 ? new ReadOnlySequence<byte>(bytes) : Segmented(bytes, SegmentSize);
+        _buffer = SegmentSize == 0 ? new ReadOnlySequence<byte>(bytes) : SegmentedSequence.OfSegmentSizeWithoutCopying(bytes, SegmentSize);
     }
 
     /// <summary>The hand-written baseline.</summary>
@@ -77,18 +78,6 @@ public class LineFramingBenchmarks
         return Verify(frames, bytes);
     }
 
-    private static ReadOnlySequence<byte> Segmented(byte[] bytes, int segmentSize)
-    {
-        var first = new Segment(bytes.AsMemory(0, Math.Min(segmentSize, bytes.Length)), 0);
-        var last = first;
-        for (var offset = segmentSize; offset < bytes.Length; offset += segmentSize)
-        {
-            last = last.Append(bytes.AsMemory(offset, Math.Min(segmentSize, bytes.Length - offset)));
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
     private long Verify(int frames, long bytes)
     {
         if (frames != _expectedFrames || bytes != (long)frames * (LineLength - 1))
@@ -97,21 +86,5 @@ public class LineFramingBenchmarks
         }
 
         return bytes;
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 
 namespace Aqmp.Pipelines.Benchmarks.Qmp;
@@ -41,38 +40,5 @@ internal static class QmpBenchmarkData
         }
 
         throw new FileNotFoundException($"data/{name} was found neither in {AppContext.BaseDirectory} nor above it.", name);
-    }
-}
-
-/// <summary>One segment of a hand-built multi-segment <see cref="ReadOnlySequence{T}"/>.</summary>
-internal sealed class BufferSegment : ReadOnlySequenceSegment<byte>
-{
-    private BufferSegment(ReadOnlyMemory<byte> memory, long runningIndex)
-    {
-        Memory = memory;
-        RunningIndex = runningIndex;
-    }
-
-    /// <summary>
-    /// Copies <paramref name="bytes"/> into separate arrays of <paramref name="segmentSize"/> bytes
-    /// (the last one shorter), chained as one sequence, as a pipe holds a long message.
-    /// </summary>
-    /// <param name="bytes">The content.</param>
-    /// <param name="segmentSize">The size of every segment but the last.</param>
-    /// <returns>The sequence.</returns>
-    public static ReadOnlySequence<byte> Split(ReadOnlySpan<byte> bytes, int segmentSize)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(segmentSize, 1);
-        ArgumentOutOfRangeException.ThrowIfZero(bytes.Length);
-        var first = new BufferSegment(bytes[..Math.Min(segmentSize, bytes.Length)].ToArray(), 0);
-        var last = first;
-        for (var offset = last.Memory.Length; offset < bytes.Length; offset += segmentSize)
-        {
-            var next = new BufferSegment(bytes.Slice(offset, Math.Min(segmentSize, bytes.Length - offset)).ToArray(), offset);
-            last.Next = next;
-            last = next;
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using Aqmp.Pipelines.Qmp.Messages;
+using Aqmp.Pipelines.Testing;
 using BenchmarkDotNet.Attributes;
 
 namespace Aqmp.Pipelines.Benchmarks.Qmp;
@@ -40,9 +41,9 @@ public class QmpSchemaDecodeBenchmarks
 
         var json = line.AsSpan(0, line.Length - 2);
         _jsonSingle = new ReadOnlySequence<byte>(json.ToArray());
-        _jsonSegmented = BufferSegment.Split(json, SegmentSize);
+        _jsonSegmented = SegmentedSequence.OfSegmentSize(json, SegmentSize);
         _lineSingle = new ReadOnlySequence<byte>(line);
-        _lineSegmented = BufferSegment.Split(line, SegmentSize);
+        _lineSegmented = SegmentedSequence.OfSegmentSize(line, SegmentSize);
         if (_jsonSegmented.IsSingleSegment || _lineSegmented.IsSingleSegment || _lineSegmented.Length != line.Length)
         {
             throw new InvalidOperationException("The segmented sequences were not built as intended.");

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Aqmp.Pipelines.Framing;
 using Aqmp.Pipelines.Qmp.Messages;
+using Aqmp.Pipelines.Testing;
 using Aqmp.Pipelines.Qmp.Tests.Support;
 
 namespace Aqmp.Pipelines.Qmp.Tests.Messages;
@@ -96,7 +97,7 @@ public class QmpFramerTests
     public void Reads_every_line_from_a_multi_segment_buffer_in_order(string terminator, int segmentLength)
     {
         var bytes = Wire(terminator, QemuLines);
-        var buffer = Chunks.Split(bytes, segmentLength);
+        var buffer = SegmentedSequence.OfSegmentSize(bytes, segmentLength);
 
         var messages = ReadAll(new QmpFramer(), buffer, out var remainder);
 
@@ -108,7 +109,7 @@ public class QmpFramerTests
     public void Reads_a_line_whose_CR_and_LF_are_in_different_segments()
     {
         var line = Encoding.UTF8.GetBytes(QemuLines[1] + "\r");
-        var buffer = Chunks.Of(line, "\n"u8.ToArray());
+        var buffer = SegmentedSequence.FromChunks(line, "\n"u8.ToArray());
 
         var messages = ReadAll(new QmpFramer(), buffer, out var remainder);
 
@@ -123,7 +124,7 @@ public class QmpFramerTests
         var framer = new QmpFramer();
         var complete = Encoding.UTF8.GetBytes(QemuLines[1] + "\r\n");
         var partial = Encoding.UTF8.GetBytes(QemuLines[2][..20]);
-        var buffer = Chunks.Of(complete, partial);
+        var buffer = SegmentedSequence.FromChunks(complete, partial);
         var consumed = buffer.Start;
         var examined = buffer.Start;
 
@@ -176,7 +177,7 @@ public class QmpFramerTests
     public void Raises_QmpParseException_for_a_JSON_array_line()
     {
         var framer = new QmpFramer();
-        var buffer = Chunks.Split("[1, 2, 3]\r\n"u8.ToArray(), 2);
+        var buffer = SegmentedSequence.OfSegmentSize("[1, 2, 3]\r\n"u8.ToArray(), 2);
         var consumed = buffer.Start;
         var examined = buffer.Start;
 
@@ -408,7 +409,7 @@ public class QmpFramerTests
     public void Raises_FrameTooLargeException_as_soon_as_more_than_the_maximum_is_buffered_without_a_terminator()
     {
         var framer = new QmpFramer(64);
-        var buffer = Chunks.Split(Line(66, string.Empty), 10);
+        var buffer = SegmentedSequence.OfSegmentSize(Line(66, string.Empty), 10);
         var consumed = buffer.Start;
         var examined = buffer.Start;
 
@@ -436,7 +437,7 @@ public class QmpFramerTests
     {
         var length = QmpFramer.DefaultMaximumMessageLength + delta;
         var bytes = Line(length, "\r\n");
-        var buffer = segmentLength == 0 ? new ReadOnlySequence<byte>(bytes) : Chunks.Split(bytes, segmentLength);
+        var buffer = segmentLength == 0 ? new ReadOnlySequence<byte>(bytes) : SegmentedSequence.OfSegmentSize(bytes, segmentLength);
 
         var messages = ReadAll(new QmpFramer(), buffer, out var remainder);
 
@@ -505,7 +506,7 @@ public class QmpFramerTests
     public void The_real_schema_line_reads_as_one_return_from_4_KiB_segments()
     {
         var bytes = File.ReadAllBytes(SchemaPath);
-        var buffer = Chunks.Split(bytes, 4096);
+        var buffer = SegmentedSequence.OfSegmentSize(bytes, 4096);
         Assert.That(buffer.IsSingleSegment, Is.False);
 
         var messages = ReadAll(new QmpFramer(), buffer, out var remainder);
@@ -650,48 +651,5 @@ public class QmpFramerTests
         Assert.That(value[0].GetProperty("meta-type").GetString(), Is.EqualTo("command"));
         Assert.That(value.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("meta-type", out _)), Is.True);
         Assert.That(message.Id!.Value.GetInt32(), Is.EqualTo(3));
-    }
-}
-
-/// <summary>Builds multi-segment sequences.</summary>
-file static class Chunks
-{
-    public static ReadOnlySequence<byte> Split(byte[] bytes, int segmentLength)
-    {
-        var parts = new List<byte[]>();
-        for (var offset = 0; offset < bytes.Length; offset += segmentLength)
-        {
-            parts.Add(bytes.AsSpan(offset, Math.Min(segmentLength, bytes.Length - offset)).ToArray());
-        }
-
-        return Of([.. parts]);
-    }
-
-    public static ReadOnlySequence<byte> Of(params byte[][] parts)
-    {
-        Segment? first = null;
-        Segment? last = null;
-        foreach (var part in parts)
-        {
-            last = last is null ? first = new Segment(part, 0) : last.Append(part);
-        }
-
-        return first is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(first, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Aqmp.Pipelines.Qmp.Messages;
+using Aqmp.Pipelines.Testing;
 
 namespace Aqmp.Pipelines.Qmp.Tests.Messages;
 
@@ -264,7 +265,7 @@ public class QmpMessageTests
         var bytes = Encoding.UTF8.GetBytes(QemuShutdownEvent);
 
         var fromSpan = QmpMessage.Parse(bytes.AsSpan());
-        var fromSegments = QmpMessage.Parse(Segments.Split(bytes, 5));
+        var fromSegments = QmpMessage.Parse(SegmentedSequence.OfSegmentSize(bytes, 5));
 
         Assert.That(fromSpan.Kind, Is.EqualTo(QmpMessageKind.Event));
         Assert.That(fromSegments.Kind, Is.EqualTo(QmpMessageKind.Event));
@@ -431,7 +432,7 @@ public class QmpMessageTests
     {
         const string Json = """{"return": {"status": running}}""";
 
-        var ex = Assert.Throws<QmpParseException>(() => QmpMessage.Parse(Segments.Split(Encoding.UTF8.GetBytes(Json), 3)))!;
+        var ex = Assert.Throws<QmpParseException>(() => QmpMessage.Parse(SegmentedSequence.OfSegmentSize(Encoding.UTF8.GetBytes(Json), 3)))!;
 
         Assert.That(ex.Excerpt, Is.EqualTo("'" + Json + "'"));
     }
@@ -491,7 +492,7 @@ public class QmpMessageTests
     {
         var json = PadTo("{\"return\": \"", 10_000);
 
-        var ex = Assert.Throws<QmpParseException>(() => QmpMessage.Parse(Segments.Split(Encoding.UTF8.GetBytes(json), 7)))!;
+        var ex = Assert.Throws<QmpParseException>(() => QmpMessage.Parse(SegmentedSequence.OfSegmentSize(Encoding.UTF8.GetBytes(json), 7)))!;
 
         AssertClipped(ex, json);
     }
@@ -822,37 +823,4 @@ public class QmpMessageTests
     }
 
     private static int CountMembers(JsonElement obj, string name) => obj.EnumerateObject().Count(p => p.NameEquals(name));
-}
-
-/// <summary>Builds multi-segment sequences.</summary>
-file static class Segments
-{
-    public static ReadOnlySequence<byte> Split(byte[] bytes, int segmentLength)
-    {
-        Chunk? first = null;
-        Chunk? last = null;
-        for (var offset = 0; offset < bytes.Length; offset += segmentLength)
-        {
-            var memory = bytes.AsMemory(offset, Math.Min(segmentLength, bytes.Length - offset)).ToArray();
-            last = last is null ? first = new Chunk(memory, 0) : last.Append(memory);
-        }
-
-        return first is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(first, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Chunk : ReadOnlySequenceSegment<byte>
-    {
-        public Chunk(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Chunk Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Chunk(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
-    }
 }

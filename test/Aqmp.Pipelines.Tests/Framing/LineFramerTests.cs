@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Testing;
 using Aqmp.Pipelines.Tests.Support;
 
 namespace Aqmp.Pipelines.Tests.Framing;

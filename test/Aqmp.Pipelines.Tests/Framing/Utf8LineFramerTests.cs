@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Testing;
 using Aqmp.Pipelines.Tests.Support;
 
 namespace Aqmp.Pipelines.Tests.Framing;
