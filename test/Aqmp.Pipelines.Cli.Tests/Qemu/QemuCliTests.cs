@@ -1,3 +1,4 @@
+using Aqmp.Pipelines.Testing;
 using System.Text.Json;
 using Aqmp.Pipelines.Cli.Tests.Support;
 

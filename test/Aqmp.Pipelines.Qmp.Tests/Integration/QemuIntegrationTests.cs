@@ -1,3 +1,4 @@
+using Aqmp.Pipelines.Testing;
 using System.Diagnostics;
 using System.Text.Json;
 using Aqmp.Pipelines.Qmp.Client;

@@ -2,10 +2,9 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Aqmp.Pipelines.Cli.Tests.Qemu;
+namespace Aqmp.Pipelines.Testing;
 
 /// <summary>
-/// (Copied, trimmed, from Aqmp.Pipelines.Qmp.Tests/Integration/QemuProcess.cs.)
 /// A real QEMU without a guest (<c>-M none</c>) speaking QMP on a fresh Unix socket. Started by
 /// <see cref="StartAsync"/>, which returns once the socket accepts connections; disposing kills
 /// QEMU if it still runs and deletes the socket path. QEMU's stderr is captured for failure messages.
@@ -42,6 +41,9 @@ internal sealed class QemuProcess : IAsyncDisposable
 
     /// <summary>The socket as an address for <c>ConnectAsync</c>.</summary>
     public string Address => "unix:" + SocketPath;
+
+    /// <summary>The QEMU process.</summary>
+    public Process Process => _process;
 
     /// <summary>Everything QEMU wrote to stderr so far.</summary>
     public string StandardError
@@ -116,8 +118,23 @@ internal sealed class QemuProcess : IAsyncDisposable
         return qemu;
     }
 
-    /// <summary>Kills QEMU at once (SIGKILL).</summary>
-    private void Kill() => _process.Kill(entireProcessTree: true);
+    /// <summary>Kills QEMU at once (SIGKILL): its connections drop without a word.</summary>
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
+    /// <summary>
+    /// Freezes QEMU with SIGSTOP: it still holds its socket, so what a client sends is buffered by
+    /// the kernel and never answered. Lets a test have executes pending for sure.
+    /// </summary>
+    public void Suspend()
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-STOP", _pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false })
+            ?? throw new InvalidOperationException("Could not run 'kill -STOP'.");
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"'kill -STOP {_pid}' failed with exit code {kill.ExitCode}.");
+        }
+    }
 
     /// <summary>Waits (bounded) for QEMU to exit and returns its exit code.</summary>
     /// <returns>The exit code.</returns>
