@@ -41,9 +41,9 @@ public abstract partial class PipeProtocol<TMessage>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendSlowAsync(TMessage message, CancellationToken cancellationToken)
     {
-        if (IsHandshakeFlow())
+        if (HandshakeConnection() is { } connection)
         {
-            await SendDirectAsync(message, cancellationToken).ConfigureAwait(false);
+            await SendDirectAsync(connection, message, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -215,36 +215,25 @@ public abstract partial class PipeProtocol<TMessage>
     /// <returns>Its log text.</returns>
     protected virtual string FormatForLog(TMessage message) => message?.ToString() ?? "(null)";
 
-    /// <summary>Whether the caller is this session's own <see cref="EstablishSessionAsync"/>, with the transport up.</summary>
-    private bool IsHandshakeFlow()
+    /// <summary>The transport, when the caller is this session's own <see cref="EstablishSessionAsync"/> with the transport up; otherwise null.</summary>
+    private Transports.TransportConnection? HandshakeConnection()
     {
         if (!SessionFlow.Is(this, SessionFlowRole.Handshake))
         {
-            return false;
+            return null;
         }
 
         lock (_gate)
         {
-            return _runstate == Runstate.Connecting && _connection is not null && _outgoing is null;
+            return _runstate == Runstate.Connecting && _outgoing is null ? _connection : null;
         }
     }
 
     private Transports.TransportConnection HandshakeTransport()
-    {
-        lock (_gate)
-        {
-            if (!SessionFlow.Is(this, SessionFlowRole.Handshake) || _runstate != Runstate.Connecting || _connection is null || _outgoing is not null)
-            {
-                throw new InvalidOperationException("ReceiveAsync reads messages only within EstablishSessionAsync; afterwards they are delivered to OnMessageAsync.");
-            }
+        => HandshakeConnection() ?? throw new InvalidOperationException("ReceiveAsync reads messages only within EstablishSessionAsync; afterwards they are delivered to OnMessageAsync.");
 
-            return _connection;
-        }
-    }
-
-    private async ValueTask SendDirectAsync(TMessage message, CancellationToken cancellationToken)
+    private async ValueTask SendDirectAsync(Transports.TransportConnection connection, TMessage message, CancellationToken cancellationToken)
     {
-        var connection = HandshakeTransport();
         var output = connection.Pipe.Output;
         _framer.WriteMessage(OnOutbound(message), output);
         var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
