@@ -1,0 +1,3 @@
+// Every test of this project is in the Reliability category: `dotnet test --filter TestCategory=Reliability`.
+[assembly: Category("Reliability")]
+[assembly: Parallelizable(ParallelScope.Fixtures)]

@@ -1,0 +1,24 @@
+using System.Diagnostics;
+
+namespace Aqmp.Pipelines.Reliability.Tests.Support;
+
+/// <summary>Counts of what this process holds: open file descriptors and managed memory.</summary>
+internal static class ProcessResources
+{
+    /// <summary>How many file descriptors this process has open (entries of <c>/proc/self/fd</c>).</summary>
+    public static int OpenFileDescriptors() => Directory.GetFiles("/proc/self/fd").Length;
+
+    /// <summary>Managed heap size after a full, compacting collection.</summary>
+    public static long SettledManagedBytes()
+    {
+        ReliabilityRun.ForceFinalization();
+        return GC.GetTotalMemory(forceFullCollection: true);
+    }
+
+    /// <summary>The process's peak resident set so far, in bytes.</summary>
+    public static long PeakWorkingSet()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.PeakWorkingSet64;
+    }
+}
