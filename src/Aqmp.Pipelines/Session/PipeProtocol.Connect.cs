@@ -402,23 +402,18 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    /// <summary>Creates the outbound queue and starts both loops. Call under the gate.</summary>
+    /// <summary>Creates the outbound writer and starts both loops. Call under the gate.</summary>
     private void StartLoops()
     {
         ReleaseHandshakeRead();
-        _outgoing = Channel.CreateBounded<TMessage>(new BoundedChannelOptions(_options.OutboundQueueCapacity)
-        {
-            SingleReader = true,
-            SingleWriter = false,
-            FullMode = BoundedChannelFullMode.Wait,
-            AllowSynchronousContinuations = false,
-        });
-        _sessionAbort = new CancellationTokenSource();
-        Volatile.Write(ref _runningQueue, _outgoing.Writer);
         var connection = _connection!;
-        var outgoing = _outgoing;
+        OutboundWriter<TMessage>? outbound = null;
+        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => FailSession(outbound!, error), _options.OutboundBatchBytes);
+        _outbound = outbound;
+        _sessionAbort = new CancellationTokenSource();
+        Volatile.Write(ref _runningOutbound, outbound);
         var abort = _sessionAbort.Token;
-        _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(connection.Pipe.Output, outgoing.Reader, abort), abort));
+        _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(outbound, abort), abort));
         _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, abort), abort));
     }
 

@@ -1,5 +1,4 @@
 using System.Runtime.ExceptionServices;
-using System.Threading.Channels;
 using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
@@ -16,7 +15,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     /// <remarks>
     /// <list type="bullet">
-    /// <item><b>Running:</b> every message queued before the call is written and flushed and
+    /// <item><b>Running:</b> every message sent before the call is flushed and
     /// reaches the peer; then both loops stop and the transport is closed gracefully.</item>
     /// <item><b>Connecting:</b> an attempt under way is cancelled (it raises
     /// <see cref="OperationCanceledException"/> to its caller) and rolls itself back; a listener
@@ -41,7 +40,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// </para>
     /// </remarks>
     /// <param name="cancellationToken">
-    /// Abandons the graceful drain: queued messages not yet sent are discarded (and logged), the
+    /// Abandons the graceful drain: messages not yet flushed are discarded (and logged), the
     /// transport is aborted, the runstate returns to <see cref="Runstate.Idle"/>, and then
     /// <see cref="OperationCanceledException"/> is raised (unless an earlier root cause is raised
     /// instead). If a hook ignores its own token and keeps the teardown waiting, the call raises
@@ -172,8 +171,9 @@ public abstract partial class PipeProtocol<TMessage>
         if (_disconnect is null)
         {
             SetState(Runstate.Disconnecting);
-            Volatile.Write(ref _runningQueue, null);
-            var resources = new SessionResources(_readerTask, _writerTask, _connection, _listener, _outgoing, _sessionAbort);
+            Volatile.Write(ref _runningOutbound, null);
+            _outbound?.Close();
+            var resources = new SessionResources(_readerTask, _writerTask, _connection, _listener, _outbound, _sessionAbort);
             var operation = _disconnect = new DisconnectOperation(resources);
             operation.Teardown = Task.Run(() => TeardownAsync(operation));
         }
@@ -198,7 +198,7 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Stops the session (the seed's <c>_bh_disconnect</c>): drain and flush the queue unless
+    /// Stops the session (the seed's <c>_bh_disconnect</c>): flush what senders framed unless
     /// the session already failed, stop both loops, close the transport, run the end hook.
     /// Never faults; errors become the operation's root cause.
     /// </summary>
@@ -232,12 +232,12 @@ public abstract partial class PipeProtocol<TMessage>
 
     private async Task StopAndReleaseAsync(DisconnectOperation operation)
     {
-        var (reader, writer, connection, listener, outgoing, sessionAbort) = operation.Resources;
+        var (reader, writer, connection, listener, outbound, sessionAbort) = operation.Resources;
         var errorPathway = Volatile.Read(ref _rootCause) is not null;
-        if (!errorPathway && writer is not null && outgoing is not null && connection is not null)
+        if (!errorPathway && writer is not null && outbound is not null && connection is not null)
         {
+            // The writer is closed (ScheduleDisconnect): the write loop flushes what was framed, then ends.
             PipeProtocolLog.Draining(Logger);
-            outgoing.Writer.TryComplete();
             var output = connection.Pipe.Output;
             using (operation.DrainAbortToken.Register(output.CancelPendingFlush))
             {
@@ -249,7 +249,7 @@ public abstract partial class PipeProtocol<TMessage>
 
         // Stop both loops; their tasks never fault.
         CancelQuietly(sessionAbort);
-        outgoing?.Writer.TryComplete();
+        outbound?.Close();
         if (connection is not null && reader is not null)
         {
             connection.Pipe.Input.CancelPendingRead();
@@ -258,7 +258,7 @@ public abstract partial class PipeProtocol<TMessage>
 
         await Task.WhenAll(reader ?? Task.CompletedTask, writer ?? Task.CompletedTask).ConfigureAwait(false);
         listener?.Dispose();
-        DiscardUnsent(outgoing);
+        DiscardUnsent(outbound);
         await CloseTransportAsync(connection, errorPathway, operation).ConfigureAwait(false);
         if (reader is not null)
         {
@@ -274,13 +274,9 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    private void DiscardUnsent(Channel<TMessage>? outgoing)
+    private void DiscardUnsent(OutboundWriter<TMessage>? outbound)
     {
-        var dropped = 0;
-        while (outgoing is not null && outgoing.Reader.TryRead(out _))
-        {
-            dropped++;
-        }
+        var dropped = outbound?.Finish() ?? 0;
 
         if (dropped > 0)
         {
@@ -335,7 +331,7 @@ public abstract partial class PipeProtocol<TMessage>
         Task? Writer,
         TransportConnection? Connection,
         SocketListener? Listener,
-        Channel<TMessage>? Outgoing,
+        OutboundWriter<TMessage>? Outbound,
         CancellationTokenSource? SessionAbort)
     {
         public CancellationToken SessionAbortToken => SessionAbort?.Token ?? CancellationToken.None;

@@ -1,5 +1,4 @@
 using System.IO.Pipelines;
-using System.Threading.Channels;
 using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
@@ -121,43 +120,43 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// The write loop: frame the messages already queued (up to the queue's capacity or
-    /// <see cref="PipeProtocolOptions.OutboundBatchBytes"/>), then flush once; end when the queue is
-    /// completed and empty, or when torn down.
+    /// The write loop: senders frame their messages straight into the transport's pipe (see
+    /// <see cref="OutboundWriter{TMessage}"/>); this loop wakes when a batch starts and flushes
+    /// whatever has been framed by then, once. It ends when the writer is closed and everything
+    /// framed is flushed, or when torn down.
     /// </summary>
-    private async Task WriteLoopAsync(PipeWriter output, ChannelReader<TMessage> queue, CancellationToken abort)
+    private static async Task WriteLoopAsync(OutboundWriter<TMessage> outbound, CancellationToken abort)
     {
         SessionFlow.Clear();
-        var batchLimit = _options.OutboundQueueCapacity;
-        var batchBytes = _options.OutboundBatchBytes;
-        var measurable = output.CanGetUnflushedBytes;
-        while (await queue.WaitToReadAsync().ConfigureAwait(false))
+        while (true)
         {
-            // A batch ends with the queue, at the queue's capacity, or once it holds enough bytes:
-            // flushing then lets the pipe's backpressure act before buffers pile up.
-            for (var written = 0; written < batchLimit && !abort.IsCancellationRequested && queue.TryRead(out var message); written++)
-            {
-                _framer.WriteMessage(OnOutbound(message), output);
-                if (measurable && output.UnflushedBytes >= batchBytes)
-                {
-                    break;
-                }
-            }
-
+            await outbound.WaitForFlushRequestAsync().ConfigureAwait(false);
             if (abort.IsCancellationRequested)
             {
                 return;
             }
 
-            var flush = await output.FlushAsync().ConfigureAwait(false);
-            if (flush.IsCanceled)
+            await outbound.FlushAsync().ConfigureAwait(false);
+            if (outbound.IsDrained)
             {
                 return;
             }
+        }
+    }
 
-            if (flush.IsCompleted)
+    /// <summary>
+    /// Ends the session with <paramref name="error"/> as its root cause, when a sender's flush or
+    /// a framer that broke off mid-frame failed it outside both loops.
+    /// </summary>
+    private void FailSession(OutboundWriter<TMessage> outbound, Exception error)
+    {
+        PipeProtocolLog.LoopFailed(Logger, "Sender", PipeProtocolLog.Summarize(error), error);
+        lock (_gate)
+        {
+            if (_outbound == outbound)
             {
-                throw new IOException("The transport stopped accepting outbound data: the connection is closed.");
+                RecordRootCause(error);
+                ScheduleDisconnect();
             }
         }
     }

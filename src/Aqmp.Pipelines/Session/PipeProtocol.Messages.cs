@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
-using System.Threading.Channels;
 using Aqmp.Pipelines.Framing;
 
 namespace Aqmp.Pipelines.Session;
@@ -16,26 +15,41 @@ public abstract partial class PipeProtocol<TMessage>
     private HandshakeRead _handshakeRead;
 
     /// <summary>
-    /// Sends a message. While <see cref="Runstate.Running"/>, queues it for the write loop and
-    /// returns once it is queued, waiting while the queue is full (backpressure); messages are
-    /// written in the order they were queued. Called by <see cref="EstablishSessionAsync"/> itself
-    /// (its own async flow), writes and flushes it directly (the seed's <c>_send</c>); do not call
-    /// it concurrently there.
+    /// Sends a message. While <see cref="Runstate.Running"/>, frames it at once into the
+    /// transport's send buffer, in the caller's context, and returns: the write loop flushes it
+    /// with the rest of its batch (or this call flushes a full batch before framing). Messages
+    /// are written in the order their calls were made. While the transport holds more unsent bytes
+    /// than <see cref="PipeProtocolOptions.SendPauseThreshold"/> (the peer is not reading), the
+    /// call waits (backpressure). Called by <see cref="EstablishSessionAsync"/> itself (its own async
+    /// flow), writes and flushes the message directly (the seed's <c>_send</c>); do not call it
+    /// concurrently there.
     /// </summary>
+    /// <remarks>
+    /// The message is framed before the call returns, so it may point into memory the caller
+    /// reuses afterwards (an inbound message, a pooled buffer). <see cref="OnOutbound"/> runs in the
+    /// caller's context as the message is framed.
+    /// </remarks>
     /// <param name="message">The message; <see cref="OnOutbound"/> sees it before it is framed.</param>
-    /// <param name="cancellationToken">Stops waiting for queue space; the message is then not sent.</param>
-    /// <returns>A task that completes when the message is queued (or, during the handshake, flushed).</returns>
+    /// <param name="cancellationToken">Stops waiting for the transport; the message is then not sent.</param>
+    /// <returns>A task that completes when the message is framed (or, during the handshake, flushed).</returns>
     /// <exception cref="StateException">
     /// The runstate is not <see cref="Runstate.Running"/> (nor the handshake under way), or the
-    /// session ended while the call waited for queue space; the message was not queued.
+    /// session ended while the call waited; the message was not sent.
     /// </exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the message was not queued.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the message was not sent.</exception>
+    /// <exception cref="Exception">
+    /// <see cref="OnOutbound"/> or the framer refused the message: it was not sent and the session
+    /// goes on; unless the framer failed after writing part of its frame, which ends the session
+    /// with that error as its root cause.
+    /// </exception>
     protected ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
-        // Lock-free fast path: while Running, queue space is the only thing to wait for.
+        // The common path takes no gate: while Running, the writer's own lock orders the messages.
         cancellationToken.ThrowIfCancellationRequested();
-        var queue = Volatile.Read(ref _runningQueue);
-        return queue is not null && queue.TryWrite(message) ? ValueTask.CompletedTask : SendSlowAsync(message, cancellationToken);
+        var outbound = Volatile.Read(ref _runningOutbound);
+        return outbound is not null && outbound.TryWrite(message) == OutboundWriter<TMessage>.WriteResult.Written
+            ? ValueTask.CompletedTask
+            : SendSlowAsync(message, cancellationToken);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -47,25 +61,37 @@ public abstract partial class PipeProtocol<TMessage>
             return;
         }
 
-        ChannelWriter<TMessage> queue;
-        lock (_gate)
+        while (true)
         {
-            ThrowIfNotSendable();
-            queue = _outgoing!.Writer;
-        }
-
-        try
-        {
-            await queue.WriteAsync(message, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
+            OutboundWriter<TMessage> outbound;
             lock (_gate)
             {
                 ThrowIfNotSendable();
+                outbound = _outbound!;
             }
 
-            throw;
+            switch (outbound.TryWrite(message))
+            {
+                case OutboundWriter<TMessage>.WriteResult.Written:
+                    return;
+                case OutboundWriter<TMessage>.WriteResult.Busy:
+                    if (outbound.TryQueue(message, cancellationToken) is { } queued && await queued.ConfigureAwait(false))
+                    {
+                        return;
+                    }
+
+                    // Not busy any more (write again), or closed first (the gate says how).
+                    break;
+                default:
+                    // Closed: the session is ending; the gate says how, on the next turn.
+                    lock (_gate)
+                    {
+                        ThrowIfNotSendable();
+                    }
+
+                    await Task.Yield();
+                    break;
+            }
         }
     }
 
@@ -191,8 +217,9 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Filter hook for every outbound message, just before it is framed by the write loop (or
-    /// during the handshake, by <see cref="SendAsync"/>). The base logs <c>--&gt; {message}</c> at
+    /// Filter hook for every outbound message, just before <see cref="SendAsync"/> frames it, in
+    /// the sender's context and under the lock that orders outbound messages (so it must not call
+    /// <see cref="SendAsync"/> itself). An exception refuses the message. The base logs <c>--&gt; {message}</c> at
     /// Debug and returns it unchanged.
     /// </summary>
     /// <param name="message">The outbound message.</param>
@@ -225,7 +252,7 @@ public abstract partial class PipeProtocol<TMessage>
 
         lock (_gate)
         {
-            return _runstate == Runstate.Connecting && _outgoing is null ? _connection : null;
+            return _runstate == Runstate.Connecting && _outbound is null ? _connection : null;
         }
     }
 

@@ -27,13 +27,14 @@ namespace Aqmp.Pipelines.Session;
 /// <para>
 /// <b>Upper half and bottom half.</b> The public calls run in the caller's context (the upper half).
 /// While <see cref="Runstate.Running"/>, a read loop parses every frame buffered and hands each
-/// message, in order, to <see cref="OnMessageAsync"/>, and a write loop drains the outbound queue
-/// fed by <see cref="SendAsync"/>, flushing once per batch (the bottom half). Neither loop
-/// allocates per message on its own account.
+/// message, in order, to <see cref="OnMessageAsync"/>; <see cref="SendAsync"/> frames each outbound
+/// message straight into the transport's send buffer, and a write loop flushes them once per
+/// batch (the bottom half). Nothing allocates per message on the library's own account.
 /// </para>
 /// <para>
-/// <b>Threading.</b> Public members are thread-safe. Protected hooks run on the loops' threads,
-/// one message at a time per direction.
+/// <b>Threading.</b> Public members are thread-safe. <see cref="OnMessageAsync"/> and
+/// <see cref="OnInbound"/> run on the read loop, one message at a time; <see cref="OnOutbound"/>
+/// runs in the sender's context, one message at a time, in the order messages are written.
 /// </para>
 /// </remarks>
 public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
@@ -52,8 +53,8 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     private SocketListener? _listener;
     private SslServerAuthenticationOptions? _serverTls;
     private SessionStart? _start;
-    private Channel<TMessage>? _outgoing;
-    private ChannelWriter<TMessage>? _runningQueue; // _outgoing's writer while Running: SendAsync's lock-free path
+    private OutboundWriter<TMessage>? _outbound;
+    private OutboundWriter<TMessage>? _runningOutbound; // _outbound while Running: SendAsync's path that takes no gate
     private CancellationTokenSource? _sessionAbort;
     private Task? _readerTask;
     private Task? _writerTask;
@@ -247,8 +248,8 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         _listener = null;
         _serverTls = null;
         _start = null;
-        _outgoing = null;
-        _runningQueue = null;
+        _outbound = null;
+        _runningOutbound = null;
         _sessionAbort?.Dispose();
         _sessionAbort = null;
         _readerTask = null;

@@ -35,10 +35,10 @@ internal static partial class PipeProtocolLog
     [LoggerMessage(EventId = 10, Level = LogLevel.Debug, Message = "DisconnectAsync() called.")]
     public static partial void DisconnectCalled(ILogger logger);
 
-    [LoggerMessage(EventId = 11, Level = LogLevel.Debug, Message = "Draining the outbound queue ...")]
+    [LoggerMessage(EventId = 11, Level = LogLevel.Debug, Message = "Flushing the outbound messages ...")]
     public static partial void Draining(ILogger logger);
 
-    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "{Count} queued outbound messages were not sent: the session ended with an error or the drain was cancelled.")]
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "{Count} outbound messages were not flushed: the session ended with an error or the drain was cancelled.")]
     public static partial void DroppedOutbound(ILogger logger, int count);
 
     [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Failed to close the transport: {Summary}")]

@@ -9,16 +9,10 @@ namespace Aqmp.Pipelines.Session;
 public sealed record PipeProtocolOptions
 {
     /// <summary>
-    /// How many messages <see cref="PipeProtocol{TMessage}.SendAsync"/> may queue ahead of the
-    /// write loop; a sender waits once it is full (backpressure). Also the most messages the write
-    /// loop writes between two flushes (see also <see cref="OutboundBatchBytes"/>). Default 1024.
-    /// </summary>
-    public int OutboundQueueCapacity { get; init; } = 1024;
-
-    /// <summary>
-    /// How many bytes the write loop frames before it flushes, even with more messages queued, so
-    /// that the send pipe's backpressure applies per batch instead of after a whole queue of large
-    /// messages (which would also outgrow the buffer pool). Default 64 KiB.
+    /// Unflushed outbound bytes that make a batch: the write loop flushes whatever senders have
+    /// framed when it wakes, and a sender whose message brings the unflushed bytes to this size
+    /// flushes them itself, so that a fast sender never outruns the pipe's backpressure by more
+    /// than one batch. Default 64 KiB.
     /// </summary>
     public int OutboundBatchBytes { get; init; } = 64 * 1024;
 
@@ -33,8 +27,9 @@ public sealed record PipeProtocolOptions
     public long ReceiveResumeThreshold { get; init; } = 512 * 1024;
 
     /// <summary>
-    /// Unsent outbound bytes at which the write loop's flush waits for the socket (backpressure
-    /// towards <see cref="OutboundQueueCapacity"/> and then the senders). Default 1 MiB.
+    /// Unsent outbound bytes at which a flush waits for the socket, and with it every sender
+    /// (backpressure): outbound memory stays below this plus <see cref="OutboundBatchBytes"/> and
+    /// one message. Default 1 MiB.
     /// </summary>
     public long SendPauseThreshold { get; init; } = 1024 * 1024;
 
@@ -63,7 +58,6 @@ public sealed record PipeProtocolOptions
     /// <exception cref="ArgumentOutOfRangeException">A setting is out of range.</exception>
     public void Validate()
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(OutboundQueueCapacity, 1, nameof(OutboundQueueCapacity));
         ArgumentOutOfRangeException.ThrowIfLessThan(OutboundBatchBytes, 1, nameof(OutboundBatchBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(ReceivePauseThreshold, 1, nameof(ReceivePauseThreshold));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ReceiveResumeThreshold, ReceivePauseThreshold, nameof(ReceiveResumeThreshold));

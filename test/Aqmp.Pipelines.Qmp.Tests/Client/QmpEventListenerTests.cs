@@ -49,6 +49,11 @@ public class QmpEventListenerTests
             ScriptedQmpPeer.EventJson("BLOCK_JOB_READY", """{"device":"drive0"}"""),
             ScriptedQmpPeer.EventJson("STOP"),
             ScriptedQmpPeer.EventJson("SHUTDOWN", """{"guest":true}""")).Bounded();
+        // A reply after the events: once it is in, the read loop has dispatched every event before it
+        // (a disconnect right away could stop the loop with events still unread in the pipe).
+        var ping = client.ExecuteAsync("query-status");
+        await peer.ReplyAsync(await peer.ReadCommandAsync("query-status")).Bounded();
+        await ping.Bounded();
         await client.DisconnectAsync().Bounded();
 
         var stopsGot = await stops.DrainAsync().Bounded();

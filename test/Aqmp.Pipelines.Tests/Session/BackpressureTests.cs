@@ -5,15 +5,15 @@ using Aqmp.Pipelines.Tests.Support;
 namespace Aqmp.Pipelines.Tests.Session;
 
 /// <summary>
-/// Outbound backpressure: the queue fed by <c>SendAsync</c> is bounded
-/// (<see cref="PipeProtocolOptions.OutboundQueueCapacity"/>), so a peer that stops reading makes
+/// Outbound backpressure: the send buffer <c>SendAsync</c> frames into is bounded
+/// (<see cref="PipeProtocolOptions.SendPauseThreshold"/>), so a peer that stops reading makes
 /// senders wait instead of letting memory grow without bound.
 /// </summary>
 public class BackpressureTests
 {
     private const int LineLength = 4096;
 
-    private static readonly PipeProtocolOptions SmallQueue = new() { OutboundQueueCapacity = 4 };
+    private static readonly PipeProtocolOptions SmallQueue = new() { SendPauseThreshold = 16 * 1024, SendResumeThreshold = 8 * 1024, OutboundBatchBytes = 4096 };
 
     [Test]
     public async Task SendLineAsync_waits_while_the_peer_does_not_read_and_every_message_arrives_once_it_does()
@@ -41,7 +41,7 @@ public class BackpressureTests
     }
 
     [Test]
-    public async Task A_SendLineAsync_cancelled_while_waiting_for_queue_space_raises_OperationCanceledException_and_is_never_sent()
+    public async Task A_SendLineAsync_cancelled_while_waiting_for_send_buffer_space_raises_OperationCanceledException_and_is_never_sent()
     {
         await using var client = new LineProtocol(SmallQueue, name: "client");
         using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
@@ -52,7 +52,7 @@ public class BackpressureTests
         using var cts = new CancellationTokenSource();
         var cancelled = client.SendLineAsync("cancelled", cts.Token).AsTask();
         await Task.Delay(50);
-        Assert.That(cancelled.IsCompleted, Is.False, "the send waits for queue space");
+        Assert.That(cancelled.IsCompleted, Is.False, "the send waits for send-buffer space");
         await cts.CancelAsync();
         await Assert.CatchAsync<OperationCanceledException>(() => cancelled.Bounded());
 
@@ -70,7 +70,7 @@ public class BackpressureTests
     }
 
     [Test]
-    public async Task A_SendLineAsync_waiting_for_queue_space_raises_StateException_when_the_peer_ends_the_session()
+    public async Task A_SendLineAsync_waiting_for_send_buffer_space_raises_StateException_when_the_peer_ends_the_session()
     {
         await using var client = new LineProtocol(SmallQueue, name: "client");
         using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
@@ -89,7 +89,7 @@ public class BackpressureTests
     }
 
     [Test]
-    public async Task A_SendLineAsync_waiting_for_queue_space_raises_StateException_when_DisconnectAsync_is_called()
+    public async Task A_SendLineAsync_waiting_for_send_buffer_space_raises_StateException_when_DisconnectAsync_is_called()
     {
         await using var client = new LineProtocol(SmallQueue, name: "client");
         using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
@@ -110,7 +110,7 @@ public class BackpressureTests
     }
 
     [Test]
-    public async Task A_fast_sender_and_a_slow_reading_peer_deliver_every_message_with_a_queue_of_four()
+    public async Task A_fast_sender_and_a_slow_reading_peer_deliver_every_message_with_a_16_KiB_send_buffer()
     {
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(SmallQueue, name: "client");

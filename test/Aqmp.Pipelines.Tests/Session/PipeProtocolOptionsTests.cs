@@ -10,7 +10,6 @@ public class PipeProtocolOptionsTests
         Assert.DoesNotThrow(() => PipeProtocolOptions.Default.Validate());
     }
 
-    [TestCase(nameof(PipeProtocolOptions.OutboundQueueCapacity))]
     [TestCase(nameof(PipeProtocolOptions.OutboundBatchBytes))]
     [TestCase(nameof(PipeProtocolOptions.ReceivePauseThreshold))]
     [TestCase(nameof(PipeProtocolOptions.ReceiveResumeThreshold))]
@@ -23,7 +22,6 @@ public class PipeProtocolOptionsTests
     {
         var options = setting switch
         {
-            nameof(PipeProtocolOptions.OutboundQueueCapacity) => new PipeProtocolOptions { OutboundQueueCapacity = 0 },
             nameof(PipeProtocolOptions.OutboundBatchBytes) => new PipeProtocolOptions { OutboundBatchBytes = 0 },
             nameof(PipeProtocolOptions.ReceivePauseThreshold) => new PipeProtocolOptions { ReceivePauseThreshold = 0, ReceiveResumeThreshold = 0 },
             nameof(PipeProtocolOptions.ReceiveResumeThreshold) => new PipeProtocolOptions { ReceiveResumeThreshold = 2 << 20 },

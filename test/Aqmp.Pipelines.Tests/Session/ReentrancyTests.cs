@@ -419,7 +419,7 @@ public class ReentrancyTests : SessionSpecBase
         var rounds = overTcp ? 3 : 6;
         for (var round = 0; round < rounds; round++)
         {
-            var serverOptions = SessionSpecKit.Quick with { OutboundQueueCapacity = 4 };
+            var serverOptions = SessionSpecKit.Quick with { SendPauseThreshold = 16 * 1024, SendResumeThreshold = 8 * 1024, OutboundBatchBytes = 4096 };
             var server = Own(new HookProtocol(serverOptions, name: "echo"));
             var client = new HookProtocol(name: "flooder"); // disposed below with a short bound: see the end of the round
             server.OnLine = (p, line, token) => p.SendLineAsync(line, token);
