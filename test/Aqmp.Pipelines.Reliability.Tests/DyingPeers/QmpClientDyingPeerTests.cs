@@ -253,6 +253,41 @@ public sealed class QmpClientDyingPeerTests
         await ConnectAgainAndWorkAsync(client, peer, baseline);
     }
 
+    [Test]
+    public async Task A_Unix_socket_peer_that_exits_with_commands_unread_resets_the_connection_and_the_reset_interrupts_every_pending_execute()
+    {
+        // QEMU exiting with commands still in its socket: AF_UNIX reports that as ECONNRESET.
+        using var peer = RawSocketPeer.ListenUnix(_socketFiles);
+        var baseline = LeakChecks.OpenSockets();
+        await using var client = new QmpClient(name: "client");
+        var connecting = client.ConnectAsync(peer.EndPoint);
+        using (var connection = await peer.AcceptAsync())
+        {
+            await NegotiateAsync(connection);
+            await connecting.Bounded();
+            var executes = Enumerable.Range(0, ManyPending).Select(i => client.ExecuteAsync($"cmd-{i}")).ToArray();
+            await connection.WaitUntilUnreadAsync(ManyPending * """{"execute":"cmd-0","id":0}""".Length);
+
+            connection.Socket.Close();
+
+            await client.UntilRunstateAsync(Runstate.Disconnecting);
+            var interruptions = new List<Exception?>();
+            foreach (var execute in executes)
+            {
+                interruptions.Add((await Assert.ThrowsAsync<QmpExecuteInterruptedException>(() => execute.Bounded()))!.InnerException);
+            }
+
+            var rootCause = await Assert.CatchAsync<Exception>(() => client.DisconnectAsync().Bounded());
+            TestContext.Progress.WriteLine($"Unix peer exiting with input unread: DisconnectAsync raised {Describe(rootCause!)}");
+            AssertRootCause(rootCause, PeerDeath.Reset, incompleteBytes: 0);
+            Assert.That(interruptions, Is.All.SameAs(rootCause));
+            Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
+        }
+
+        await LeakChecks.UntilSocketsReturnToAsync(baseline, "after the session ended");
+        await ConnectAgainAndWorkAsync(client, peer, baseline);
+    }
+
     // ---------------------------------------------------------------------------------------
     // Helpers
     // ---------------------------------------------------------------------------------------
