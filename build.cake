@@ -1,7 +1,9 @@
 // Aqmp.Pipelines build script.
 //   dotnet tool restore && dotnet cake --target=Test     (default target)
-// Targets: Clean, Build, Test, Bench, Pack (the three libraries' packages and the aqmp dotnet tool).
-// Test runs every test project and ends with one line: "N passed, N failed, N skipped".
+// Targets: Clean, Build, Test, Bench, Soak, Pack (the three libraries' packages and the aqmp dotnet tool).
+// Test runs every test project and ends with one line: "N passed, N failed, N skipped"; on CI
+// (CI=true) it also runs a 30 s soak, counted as one more test.
+// Soak runs echo traffic with random faults against the QMP simulator: --duration=SECONDS (default 60).
 using System.Xml.Linq;
 
 var target = Argument("target", "Test");
@@ -9,6 +11,19 @@ var configuration = Argument("configuration", "Release");
 var solution = File("./Aqmp.Pipelines.sln");
 var artifacts = Directory("./artifacts");
 var testResults = artifacts + Directory("test-results");
+var soakProject = "./test/Aqmp.Pipelines.Soak/Aqmp.Pipelines.Soak.csproj";
+
+// Runs the soak; it exits non-zero (and DotNetRun throws) when an execute was lost or anything hung.
+void RunSoak(double seconds, string soakConfiguration, bool noBuild)
+{
+    var arguments = new ProcessArgumentBuilder().Append(FormattableString.Invariant($"--duration={seconds}"));
+    if (HasArgument("seed"))
+    {
+        arguments.Append($"--seed={Argument<int>("seed")}");
+    }
+
+    DotNetRun(soakProject, arguments, new DotNetRunSettings { Configuration = soakConfiguration, NoBuild = noBuild });
+}
 
 Task("Clean")
     .Does(() =>
@@ -73,6 +88,22 @@ Task("Test")
         failed = failedProjects.Count;
     }
 
+    if (EnvironmentVariable("CI") == "true")
+    {
+        // The soak counts as one test: a loss or a hang fails it.
+        try
+        {
+            RunSoak(30, configuration, noBuild: true);
+            passed++;
+        }
+        catch (Exception ex)
+        {
+            Error($"Soak: {ex.Message}");
+            failedProjects.Add("Soak");
+            failed++;
+        }
+    }
+
     var summary = $"{passed} passed, {failed} failed, {skipped} skipped";
     System.IO.File.WriteAllText(testResults + File("summary.txt"), summary + Environment.NewLine);
     Console.WriteLine(summary);
@@ -91,6 +122,13 @@ Task("Bench")
     {
         Configuration = "Release",
     });
+});
+
+Task("Soak")
+    .Description("Echo traffic with random faults against the QMP simulator (Release); --duration=SECONDS (default 60), --seed=N fixes its random choices (faults, payloads).")
+    .Does(() =>
+{
+    RunSoak(Argument("duration", 60.0), "Release", noBuild: false);
 });
 
 Task("Pack")
