@@ -224,7 +224,9 @@ public class QmpClient : PipeProtocol<QmpMessage>
         }
         catch (Exception ex) when (ex is IOException or EndOfStreamException or System.Net.Sockets.SocketException)
         {
-            throw new QmpNegotiationException("the peer closed the connection while sending qmp_capabilities", ex);
+            throw new QmpNegotiationException(
+                ex is EndOfStreamException ? "the peer closed the connection while sending qmp_capabilities" : "the connection failed while sending qmp_capabilities",
+                ex);
         }
         while (true)
         {
@@ -289,6 +291,11 @@ public class QmpClient : PipeProtocol<QmpMessage>
             else
             {
                 pending.Reply.TrySetException(new QmpExecuteInterruptedException(pending.Command, rootCause));
+
+                // Observed here: the caller may have stopped waiting (cancelled, timed out, its send
+                // refused) and must not leave an unobserved faulted task behind. A caller still
+                // awaiting the reply gets the exception all the same.
+                _ = pending.Reply.Task.Exception;
             }
         }
 
@@ -330,11 +337,12 @@ public class QmpClient : PipeProtocol<QmpMessage>
             {
                 message = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is ProtocolException or EndOfStreamException or IOException)
+            catch (Exception ex) when (ex is ProtocolException or EndOfStreamException or IOException or System.Net.Sockets.SocketException)
             {
                 var reason = ex switch
                 {
                     EndOfStreamException or IncompleteFrameException => $"the peer closed the connection while {stage}",
+                    IOException or System.Net.Sockets.SocketException => $"the connection failed while {stage}",
                     FrameTooLargeException => $"the peer sent an oversize message while {stage}",
                     _ => $"the peer is not a QMP server ({stage})",
                 };

@@ -176,7 +176,7 @@ public sealed class QmpSimulator : IAsyncDisposable
 
     private async Task ServeForeverAsync()
     {
-        var transportOptions = _options.Session.ToTransportOptions(_options.MaximumMessageLength + 2L);
+        var transportOptions = _options.Session.ToTransportOptions(_options.Session.CreateSegmentPool());
         while (!_stop.IsCancellationRequested)
         {
             TransportConnection connection;

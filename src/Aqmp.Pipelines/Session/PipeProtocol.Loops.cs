@@ -112,6 +112,14 @@ public abstract partial class PipeProtocol<TMessage>
                     return;
                 }
             }
+            catch
+            {
+                // The session is failing (say, a frame over the limit): never hand back an examined
+                // position behind the last one, or the pipe would count every buffered byte as
+                // unexamined again and stop pausing the transport while the teardown runs.
+                examined = result.Buffer.End;
+                throw;
+            }
             finally
             {
                 input.AdvanceTo(consumed, examined);

@@ -78,7 +78,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         _framer = framer;
         _options = options ?? PipeProtocolOptions.Default;
         _options.Validate();
-        _transportOptions = _options.ToTransportOptions(framer.MaximumFrameLength);
+        _transportOptions = _options.ToTransportOptions(_options.CreateSegmentPool());
         Name = name;
         Logger = loggerFactory?.CreateLogger(LoggerCategory.For(GetType(), name)) ?? NullLogger.Instance;
     }

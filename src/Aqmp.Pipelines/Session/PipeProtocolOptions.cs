@@ -17,9 +17,9 @@ public sealed record PipeProtocolOptions
     public int OutboundBatchBytes { get; init; } = 64 * 1024;
 
     /// <summary>
-    /// Unread inbound bytes at which the transport stops reading from the socket. Raised
-    /// automatically above the framer's <see cref="Framing.IMessageFramer{TMessage}.MaximumFrameLength"/>
-    /// so that a legal frame always fits. Default 1 MiB.
+    /// Inbound bytes the framer has not examined yet at which the transport stops reading from the
+    /// socket. A partial frame already examined does not count, so frames larger than this still
+    /// arrive (see <see cref="ToTransportOptions"/>). Default 1 MiB.
     /// </summary>
     public long ReceivePauseThreshold { get; init; } = 1024 * 1024;
 
@@ -68,33 +68,38 @@ public sealed record PipeProtocolOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(ListenBacklog, 1, nameof(ListenBacklog));
     }
 
-    /// <summary>
-    /// The transport settings these options imply for a framer whose largest frame is
-    /// <paramref name="maximumFrameLength"/> bytes.
-    /// </summary>
-    /// <param name="maximumFrameLength">The framer's largest inbound frame, when known.</param>
+    /// <summary>The transport settings these options imply.</summary>
+    /// <remarks>
+    /// The receive pipe pauses at <see cref="ReceivePauseThreshold"/> <i>unexamined</i> bytes: a
+    /// partial frame the framer has examined does not count, so a frame larger than the threshold
+    /// still arrives, and a peer that never ends its frame is held to the framer's limit plus the
+    /// threshold plus one read.
+    /// </remarks>
+    /// <param name="pool">
+    /// Where the pipes rent their segments; the shared array pool when null. A session passes its
+    /// own <see cref="SegmentPool"/> of <see cref="MinimumSegmentSize"/> blocks.
+    /// </param>
     /// <returns>The transport options.</returns>
-    public TransportOptions ToTransportOptions(long? maximumFrameLength)
+    public TransportOptions ToTransportOptions(System.Buffers.MemoryPool<byte>? pool = null) => new()
     {
-        var receivePause = ReceivePauseThreshold;
-        var receiveResume = ReceiveResumeThreshold;
-        if (maximumFrameLength is { } frame && frame + MinimumSegmentSize >= receivePause)
-        {
-            // A partial frame sits unconsumed in the pipe: the pipe must never pause below it.
-            receivePause = frame + (2L * MinimumSegmentSize);
-            receiveResume = Math.Max(receiveResume, frame);
-        }
+        SendPipeOptions = CreatePipeOptions(pool, SendPauseThreshold, SendResumeThreshold),
+        ReceivePipeOptions = CreatePipeOptions(pool, ReceivePauseThreshold, ReceiveResumeThreshold),
+        LingerTimeout = LingerTimeout,
+    };
 
-        return new TransportOptions
-        {
-            SendPipeOptions = CreatePipeOptions(SendPauseThreshold, SendResumeThreshold),
-            ReceivePipeOptions = CreatePipeOptions(receivePause, receiveResume),
-            LingerTimeout = LingerTimeout,
-        };
+    /// <summary>
+    /// A segment pool sized for one connection with these options: blocks of
+    /// <see cref="MinimumSegmentSize"/>, keeping enough of them for both pipes at their pause thresholds.
+    /// </summary>
+    /// <returns>The pool.</returns>
+    public SegmentPool CreateSegmentPool()
+    {
+        var blocks = ((SendPauseThreshold + ReceivePauseThreshold) / MinimumSegmentSize) + 16;
+        return new SegmentPool(MinimumSegmentSize, (int)Math.Min(blocks, 4096));
     }
 
-    private PipeOptions CreatePipeOptions(long pause, long resume) => new(
-        pool: null,
+    private PipeOptions CreatePipeOptions(System.Buffers.MemoryPool<byte>? pool, long pause, long resume) => new(
+        pool: pool,
         readerScheduler: PipeScheduler.ThreadPool,
         writerScheduler: PipeScheduler.ThreadPool,
         pauseWriterThreshold: pause,

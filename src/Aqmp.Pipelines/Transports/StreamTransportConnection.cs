@@ -32,7 +32,7 @@ internal sealed class StreamTransportConnection : OwnedTransportConnection
 
     protected override long BytesDelivered => _stream.BytesWritten;
 
-    public override Exception? InputError => _stream.ReadError;
+    public override Exception? InputError => _stream.ConnectionError;
 
     /// <summary>Wraps a stream; <paramref name="socket"/>, when known, is the socket under it, shut down for sending on close.</summary>
     public static StreamTransportConnection Create(Stream stream, TransportOptions options, Socket? socket = null, EndPoint? local = null, EndPoint? remote = null)

@@ -27,8 +27,9 @@ public abstract class TransportConnection : IAsyncDisposable
     /// <summary>
     /// The error that ended the input, when the transport reported it to the reader as the end of
     /// the stream so that the bytes received before it could still be read (a connection reset
-    /// right after a last message); null while the input is open or after a clean end. A reader
-    /// that reaches the end of <c>Input</c> checks this to tell a reset from a close.
+    /// right after a last message), or the failure of a send that took the reset the read then saw
+    /// as a plain end; null while the input is open or after a clean end. A reader that reaches the
+    /// end of <c>Input</c> checks this to tell a reset from a close.
     /// </summary>
     public virtual Exception? InputError => null;
 

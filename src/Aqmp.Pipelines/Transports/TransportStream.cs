@@ -6,7 +6,7 @@ namespace Aqmp.Pipelines.Transports;
 /// The stream under a stream transport (a socket's <see cref="System.Net.Sockets.NetworkStream"/>, an
 /// <see cref="System.Net.Security.SslStream"/>, a caller's stream). It counts the bytes written, so a
 /// graceful close can tell when everything was delivered, and it turns a failed read into the end
-/// of the stream while remembering the failure (<see cref="ReadError"/>).
+/// of the stream while remembering the failure (<see cref="ConnectionError"/>).
 /// </summary>
 /// <remarks>
 /// The duplex-pipe adapter completes its receive pipe with the read's exception, and a
@@ -14,17 +14,24 @@ namespace Aqmp.Pipelines.Transports;
 /// already holds: a peer that sends a last message and then resets the connection (QEMU exiting
 /// on <c>quit</c> does) would lose that message. Ending the pipe normally instead lets the session
 /// read every byte that arrived, then learn of the error from the transport.
+/// A failed write is remembered too: the operating system reports a reset to one call only, so
+/// when a blocked send took it, the next read just sees the end of the stream.
 /// </remarks>
 internal sealed class TransportStream(Stream inner) : Stream
 {
     private long _bytesWritten;
     private Exception? _readError;
+    private Exception? _writeError;
 
     /// <summary>Bytes written to the inner stream so far.</summary>
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
 
-    /// <summary>The error that ended reading, reported as end of stream; null for a clean end.</summary>
-    public Exception? ReadError => Volatile.Read(ref _readError);
+    /// <summary>
+    /// The connection failure behind the end of the stream: the error that ended reading (reported
+    /// as end of stream), else one that failed a write (the reset a send took, which leaves the read
+    /// a plain end); null while nothing failed.
+    /// </summary>
+    public Exception? ConnectionError => Volatile.Read(ref _readError) ?? Volatile.Read(ref _writeError);
 
     public Stream Inner => inner;
 
@@ -78,15 +85,19 @@ internal sealed class TransportStream(Stream inner) : Stream
         return read.IsCompletedSuccessfully ? read : AwaitReadAsync(read);
     }
 
-    public override void Write(byte[] buffer, int offset, int count)
-    {
-        inner.Write(buffer, offset, count);
-        Interlocked.Add(ref _bytesWritten, count);
-    }
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
-        inner.Write(buffer);
+        try
+        {
+            inner.Write(buffer);
+        }
+        catch (Exception ex) when (RememberWriteFailure(ex))
+        {
+            throw;
+        }
+
         Interlocked.Add(ref _bytesWritten, buffer.Length);
     }
 
@@ -95,7 +106,16 @@ internal sealed class TransportStream(Stream inner) : Stream
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var write = inner.WriteAsync(buffer, cancellationToken);
+        ValueTask write;
+        try
+        {
+            write = inner.WriteAsync(buffer, cancellationToken);
+        }
+        catch (Exception ex) when (RememberWriteFailure(ex))
+        {
+            throw;
+        }
+
         if (write.IsCompletedSuccessfully)
         {
             Interlocked.Add(ref _bytesWritten, buffer.Length);
@@ -143,8 +163,27 @@ internal sealed class TransportStream(Stream inner) : Stream
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AwaitWriteAsync(ValueTask write, int length)
     {
-        await write.ConfigureAwait(false);
+        try
+        {
+            await write.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RememberWriteFailure(ex))
+        {
+            throw;
+        }
+
         Interlocked.Add(ref _bytesWritten, length);
+    }
+
+    /// <summary>Remembers a connection failure of a write; never catches (an exception filter that returns false).</summary>
+    private bool RememberWriteFailure(Exception ex)
+    {
+        if (IsConnectionFailure(ex))
+        {
+            Interlocked.CompareExchange(ref _writeError, ex, null);
+        }
+
+        return false;
     }
 
     private int EndOfStream(Exception error)

@@ -10,7 +10,7 @@ namespace Aqmp.Pipelines.Reliability.Tests.Backpressure;
 /// <summary>
 /// A peer that stops reading while a producer sends 1,000,000 messages through a core line session
 /// over a Unix-domain socket: <c>SendAsync</c> stops completing once the configured bounds are full
-/// (the outbound queue, the send pipe's pause threshold plus one batch, and the kernel's socket
+/// (the send pipe's pause threshold plus one batch, and the kernel's socket
 /// buffers), managed memory stays bounded meanwhile, and once the peer reads, every message arrives
 /// exactly once and in order. With a tight <see cref="PipeProtocolOptions"/> the bound shrinks with
 /// the options. A <c>DisconnectAsync</c> while the peer never reads waits for the drain until its
@@ -31,15 +31,11 @@ public sealed class OutboundBackpressureTests
     private const int FrameBytes = 9;
     private const int KernelBufferRequest = 16 * 1024;
 
-    // What a queued message costs on the managed heap at most: the string (26 + 2 × 8 bytes, rounded) and its slot.
-    private const int QueuedMessageBytes = 64;
-
     // The allowance for the buffer pool's own granularity and the runtime's incidental allocations.
     private const long MemorySlack = 2 * 1024 * 1024;
 
     private static readonly PipeProtocolOptions Tight = new()
     {
-        OutboundQueueCapacity = 64,
         OutboundBatchBytes = 4 * 1024,
         SendPauseThreshold = 32 * 1024,
         SendResumeThreshold = 16 * 1024,
@@ -53,8 +49,8 @@ public sealed class OutboundBackpressureTests
 
     public static IEnumerable<TestCaseData> OptionSets()
     {
-        yield return new TestCaseData(PipeProtocolOptions.Default, "default").SetName("With_the_default_options_a_peer_that_stops_reading_stalls_SendAsync_within_the_queue_pipe_and_kernel_bounds_memory_stays_bounded_and_all_1_000_000_messages_arrive_in_order_once_it_reads");
-        yield return new TestCaseData(Tight, "tight").SetName("With_tight_options_the_stall_bound_shrinks_with_the_queue_capacity_and_pause_threshold_and_all_1_000_000_messages_still_arrive_in_order");
+        yield return new TestCaseData(PipeProtocolOptions.Default, "default").SetName("With_the_default_options_a_peer_that_stops_reading_stalls_SendAsync_within_the_pipe_and_kernel_bounds_memory_stays_bounded_and_all_1_000_000_messages_arrive_in_order_once_it_reads");
+        yield return new TestCaseData(Tight, "tight").SetName("With_tight_options_the_stall_bound_shrinks_with_the_pause_threshold_and_batch_size_and_all_1_000_000_messages_still_arrive_in_order");
     }
 
     [TestCaseSource(nameof(OptionSets))]
@@ -71,21 +67,22 @@ public sealed class OutboundBackpressureTests
         var producer = ProduceAsync(client, count => Volatile.Write(ref accepted, count));
         var stalledAt = await BackpressureStall.UntilStalledAsync(() => Volatile.Read(ref accepted), Volume, TimeSpan.FromMilliseconds(300));
 
-        // The bound: the queue, plus what the send pipe holds before its flush waits (the pause
-        // threshold plus one batch), plus what the kernel buffers hold, plus one segment in the adapter.
+        // The bound: what the send pipe holds before its flush waits (the pause threshold plus one
+        // batch), plus what the kernel buffers hold, plus one segment in the adapter. Messages are
+        // framed as they are sent: there is no queue of message objects.
         var bufferedBytes = options.SendPauseThreshold + options.OutboundBatchBytes + kernelBytes + options.MinimumSegmentSize;
-        var bound = options.OutboundQueueCapacity + (bufferedBytes / FrameBytes) + 1;
+        var bound = (bufferedBytes / FrameBytes) + 1;
         var grownBytes = ProcessResources.SettledManagedBytes() - baselineBytes;
-        var memoryBound = options.SendPauseThreshold + options.OutboundBatchBytes + ((long)options.OutboundQueueCapacity * QueuedMessageBytes) + MemorySlack;
+        var memoryBound = options.SendPauseThreshold + options.OutboundBatchBytes + MemorySlack;
         TestContext.Progress.WriteLine(
             $"{label}: SendAsync stalled after {stalledAt:N0} messages ({stalledAt * (long)FrameBytes:N0} bytes) against a bound of {bound:N0} " +
-            $"(queue {options.OutboundQueueCapacity:N0} + ({options.SendPauseThreshold:N0} pause + {options.OutboundBatchBytes:N0} batch + {kernelBytes:N0} kernel + {options.MinimumSegmentSize:N0} segment bytes) / {FrameBytes}); " +
+            $"(({options.SendPauseThreshold:N0} pause + {options.OutboundBatchBytes:N0} batch + {kernelBytes:N0} kernel + {options.MinimumSegmentSize:N0} segment bytes) / {FrameBytes}); " +
             $"managed heap grew {grownBytes:N0} bytes while stalled (bound {memoryBound:N0})");
 
         Assert.That(stalledAt, Is.LessThan(Volume), "SendAsync waits while the peer does not read");
-        Assert.That(stalledAt, Is.GreaterThanOrEqualTo(options.OutboundQueueCapacity), "the queue fills before a sender waits");
-        Assert.That(stalledAt, Is.LessThanOrEqualTo(bound), $"at most the queue capacity plus the pipe's pause threshold, one batch, one segment and the kernel buffers ({bufferedBytes:N0} bytes) of messages are accepted");
-        Assert.That(grownBytes, Is.LessThan(memoryBound), $"the managed heap holds at most the pause threshold, one batch and the queue, plus {MemorySlack:N0} bytes of slack, whatever the volume ({Volume:N0} messages)");
+        Assert.That(stalledAt * (long)FrameBytes, Is.GreaterThanOrEqualTo(options.SendPauseThreshold), "the send pipe fills to its pause threshold before a sender waits");
+        Assert.That(stalledAt, Is.LessThanOrEqualTo(bound), $"at most the pipe's pause threshold, one batch, one segment and the kernel buffers ({bufferedBytes:N0} bytes) of messages are accepted");
+        Assert.That(grownBytes, Is.LessThan(memoryBound), $"the managed heap holds at most the pause threshold and one batch, plus {MemorySlack:N0} bytes of slack, whatever the volume ({Volume:N0} messages)");
         Assert.That(Volatile.Read(ref accepted), Is.EqualTo(stalledAt), "still stalled after the collection");
 
         var reading = Task.Run(() => ReadAndVerifyAsync(connection.Socket, Volume));
@@ -180,9 +177,8 @@ public sealed class OutboundBackpressureTests
         var error = await Assert.CatchAsync<Exception>(() => disconnect.Bounded());
         TestContext.Progress.WriteLine($"a peer dying during the drain: DisconnectAsync raised {error!.GetType().Name} <- {error.InnerException?.GetType().Name}({(error.InnerException as SocketException)?.SocketErrorCode}): {error.Message}");
         // The kernel reports the failure to one call only; should the blocked send take it, the read
-        // loop sees a plain end of stream and may record it first (the KnownBug of LineSessionDyingPeerTests).
-        Assert.That(error, Is.TypeOf<IOException>().Or.TypeOf<EndOfStreamException>(), "the socket's error is the root cause (or, today, the end of stream after it)");
-        if (error is IOException)
+        // loop sees a plain end of stream, and the transport reports the send's failure as the cause.
+        Assert.That(error, Is.TypeOf<IOException>(), "the socket's error is the root cause, whichever call took it");
         {
             Assert.That(error.InnerException, Is.TypeOf<SocketException>());
             Assert.That(((SocketException)error.InnerException!).SocketErrorCode, Is.EqualTo(SocketError.ConnectionReset).Or.EqualTo(SocketError.Shutdown), "a reset or a broken pipe");

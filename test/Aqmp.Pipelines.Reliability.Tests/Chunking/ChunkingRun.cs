@@ -26,8 +26,9 @@ internal static class ChunkingRun
             MinimumSegmentSize = segments[random.Next(segments.Length)],
             ReceivePauseThreshold = smallReceiveBuffer ? 64 * 1024 : 1024 * 1024,
             ReceiveResumeThreshold = smallReceiveBuffer ? 32 * 1024 : 512 * 1024,
-            OutboundQueueCapacity = shortQueue ? 8 : 1024,
             OutboundBatchBytes = shortQueue ? 1024 : 64 * 1024,
+            SendPauseThreshold = shortQueue ? 16 * 1024 : 1024 * 1024,
+            SendResumeThreshold = shortQueue ? 8 * 1024 : 512 * 1024,
         };
     }
 
@@ -36,7 +37,7 @@ internal static class ChunkingRun
     /// <returns>A short description.</returns>
     public static string Describe(PipeProtocolOptions options)
         => $"segments {options.MinimumSegmentSize} B, receive pause {options.ReceivePauseThreshold / 1024} KiB, "
-            + $"queue {options.OutboundQueueCapacity}, batch {options.OutboundBatchBytes} B";
+            + $"send pause {options.SendPauseThreshold / 1024} KiB, batch {options.OutboundBatchBytes} B";
 
     /// <summary>A listening Unix-domain socket (backlog 1) at <paramref name="endPoint"/>.</summary>
     /// <param name="endPoint">Where to listen.</param>

@@ -198,8 +198,6 @@ public sealed class LineSessionDyingPeerTests
     }
 
     [Test]
-    [Category("KnownBug")]
-    [Ignore("BUG: a reset first noticed by the send side is reported as EndOfStreamException when the read loop's end of stream wins the race to record the root cause")]
     public async Task A_reset_while_the_session_is_sending_is_always_the_root_cause_never_a_plain_end_of_stream()
     {
         var causes = new List<string>();
@@ -292,12 +290,10 @@ public sealed class LineSessionDyingPeerTests
         }
 
         // Linux reports a reset to one call only: when the blocked send takes it, the read loop then
-        // sees a plain end of stream, and whichever loop reports first is the root cause today. The
-        // KnownBug test below specifies the reset; this matrix accepts what the library does now.
-        Assert.That(cause, Is.TypeOf<IOException>().Or.TypeOf<EndOfStreamException>(), "a reset is the socket's IOException (or, today, an end of stream: see the KnownBug test)");
-        if (cause is IOException)
+        // sees a plain end of stream, and the transport reports the send's failure as the cause.
+        Assert.That(cause, Is.TypeOf<IOException>(), "a reset is the socket's IOException, whichever call took it");
         {
-            Assert.That(cause.InnerException, Is.TypeOf<SocketException>(), "carrying the socket error");
+            Assert.That(cause!.InnerException, Is.TypeOf<SocketException>(), "carrying the socket error");
             Assert.That(((SocketException)cause.InnerException!).SocketErrorCode, Is.EqualTo(SocketError.ConnectionReset).Or.EqualTo(SocketError.Shutdown));
         }
     }

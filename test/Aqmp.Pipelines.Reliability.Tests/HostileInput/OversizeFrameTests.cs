@@ -24,14 +24,11 @@ namespace Aqmp.Pipelines.Reliability.Tests.HostileInput;
 /// <see cref="PipeProtocolOptions.MinimumSegmentSize"/> = 16 KiB, rented from the shared array pool —
 /// and flushes after every read. The flush waits once the pipe's unread bytes reach its pause
 /// threshold, which <see cref="PipeProtocolOptions.ToTransportOptions"/> sets to
-/// <see cref="PipeProtocolOptions.ReceivePauseThreshold"/> (1 MiB), raised to
-/// <c>MaximumFrameLength + 2 × MinimumSegmentSize</c> when a frame would not fit (for a line framer
-/// <c>MaximumFrameLength = limit + 2</c>). But System.IO.Pipelines counts <i>unexamined</i> bytes
+/// <see cref="PipeProtocolOptions.ReceivePauseThreshold"/> (1 MiB). System.IO.Pipelines counts <i>unexamined</i> bytes
 /// for that threshold, and the read loop examines everything it is given while a line is
 /// unterminated: the bytes it has examined (at most the limit, or the framer would have raised)
 /// no longer hold the writer back. So when the framer raises, the pipe holds at most
-/// limit + pause threshold + one segment (<see cref="OversizeLineBound"/>): about limit + 1 MiB for
-/// small limits, about twice the limit for limits over 1 MiB. That is what
+/// limit + pause threshold + one segment (<see cref="OversizeLineBound"/>): about limit + 1 MiB. That is what
 /// <see cref="FrameTooLargeException.ObservedLength"/> must stay within.
 /// </para>
 /// <para>
@@ -58,7 +55,7 @@ public sealed class OversizeFrameTests
     public async Task A_1_GiB_line_without_a_newline_ends_a_line_session(int limit)
     {
         var framer = new Utf8LineFramer(limit);
-        var bound = OversizeLineBound(limit, framer.MaximumFrameLength, PipeProtocolOptions.Default);
+        var bound = OversizeLineBound(limit, PipeProtocolOptions.Default);
         using var listener = HostileListener.Listen(_socketFiles);
         await using var protocol = new LineProtocol(framer: framer);
 
@@ -86,9 +83,7 @@ public sealed class OversizeFrameTests
     }
 
     [Test]
-    [Category("KnownBug")]
-    [Ignore("BUG: LineFramer documents 'no more than the limit plus one read is ever buffered for a line', but the pipe's backpressure counts unexamined bytes only, so up to limit + receive pause threshold (raised to limit + 32 KiB) + one segment is buffered: about twice the limit")]
-    public async Task An_unterminated_64_MiB_limit_line_is_found_too_large_with_no_more_than_the_limit_plus_one_read_buffered_as_LineFramer_documents()
+    public async Task An_unterminated_64_MiB_limit_line_is_found_too_large_with_no_more_than_the_limit_plus_the_pause_threshold_and_one_read_buffered_as_LineFramer_documents()
     {
         const int Limit = 64 * 1024 * 1024;
         using var listener = HostileListener.Listen(_socketFiles);
@@ -100,18 +95,17 @@ public sealed class OversizeFrameTests
         await peer.FloodAsync(OneGiB).Bounded();
         var error = await Assert.ThrowsAsync<FrameTooLargeException>(() => protocol.DisconnectAsync().Bounded());
 
-        Assert.That(error!.ObservedLength, Is.LessThanOrEqualTo(Limit + (long)PipeProtocolOptions.Default.MinimumSegmentSize), "the limit plus one read of at most one segment");
+        var options = PipeProtocolOptions.Default;
+        Assert.That(error!.ObservedLength, Is.LessThanOrEqualTo(Limit + options.ReceivePauseThreshold + options.MinimumSegmentSize), "the limit, plus the pause threshold of unexamined bytes, plus one read of at most one segment: not twice the limit");
     }
 
     [Test]
-    [Category("KnownBug")]
-    [Ignore("BUG: when the framer raises on a buffer larger than the receive pause threshold, ReadLoopAsync's AdvanceTo(consumed, examined) moves examined back to the buffer's start, after which .NET 10's Pipe never pauses its writer again: the transport keeps reading the peer's bytes into memory without bound until the teardown aborts the socket")]
     public async Task After_the_framer_raises_the_receive_pipe_still_pauses_so_a_flooding_peer_cannot_push_more_than_the_bound_before_the_teardown_aborts_the_socket()
     {
         const int Limit = 1024 * 1024;
         var inner = new Utf8LineFramer(Limit);
-        var pause = PipeProtocolOptions.Default.ToTransportOptions(inner.MaximumFrameLength).ReceivePipeOptions.PauseWriterThreshold;
-        var bound = OversizeLineBound(Limit, inner.MaximumFrameLength, PipeProtocolOptions.Default);
+        var pause = PipeProtocolOptions.Default.ToTransportOptions().ReceivePipeOptions.PauseWriterThreshold;
+        var bound = OversizeLineBound(Limit, PipeProtocolOptions.Default);
         var framer = new StallingFramer(inner, stallAt: Limit - 100);
         using var listener = HostileListener.Listen(_socketFiles);
         await using var session = new AnyLineSession(framer);
@@ -224,7 +218,7 @@ public sealed class OversizeFrameTests
     public async Task A_1_GiB_message_without_a_newline_ends_a_QmpClient_session(int limit)
     {
         var options = limit == QmpFramer.DefaultMaximumMessageLength ? QmpClientOptions.Default : new QmpClientOptions { MaximumMessageLength = limit };
-        var bound = OversizeLineBound(limit, new QmpFramer(limit).MaximumFrameLength, options.Session);
+        var bound = OversizeLineBound(limit, options.Session);
         using var listener = HostileListener.Listen(_socketFiles);
         await using var client = new QmpClient(options);
 
@@ -258,7 +252,7 @@ public sealed class OversizeFrameTests
     [Test]
     public async Task A_1_GiB_greeting_without_a_newline_fails_ConnectAsync_with_QmpNegotiationException_caused_by_FrameTooLargeException_and_managed_growth_stays_under_twice_the_limit_plus_three_segments_plus_4_MiB()
     {
-        var bound = OversizeLineBound(QmpFramer.DefaultMaximumMessageLength, new QmpFramer().MaximumFrameLength, PipeProtocolOptions.Default);
+        var bound = OversizeLineBound(QmpFramer.DefaultMaximumMessageLength, PipeProtocolOptions.Default);
         using var listener = HostileListener.Listen(_socketFiles);
         await using var client = new QmpClient();
 
@@ -366,8 +360,8 @@ public sealed class OversizeFrameTests
     /// up to the limit examined, plus the unexamined bytes the socket loop may add before its flush
     /// pauses (the pause threshold), plus one read of at most one segment.
     /// </summary>
-    private static long OversizeLineBound(int limit, long? maximumFrameLength, PipeProtocolOptions options)
-        => limit + options.ToTransportOptions(maximumFrameLength).ReceivePipeOptions.PauseWriterThreshold + options.MinimumSegmentSize;
+    private static long OversizeLineBound(int limit, PipeProtocolOptions options)
+        => limit + options.ToTransportOptions().ReceivePipeOptions.PauseWriterThreshold + options.MinimumSegmentSize;
 
     /// <summary>A line of printable ASCII (no quote, backslash or newline) in a long pattern, so truncation or corruption shows.</summary>
     private static string PatternLine(int length) => string.Create(length, 0, static (span, _) =>

@@ -37,26 +37,15 @@ public class PipeProtocolOptionsTests
     }
 
     [Test]
-    public void The_receive_pause_threshold_is_raised_above_the_largest_frame_so_a_partial_frame_never_stalls_the_pipe()
-    {
-        var options = new PipeProtocolOptions { ReceivePauseThreshold = 1 << 20, ReceiveResumeThreshold = 1 << 19, MinimumSegmentSize = 4096 };
-
-        var transport = options.ToTransportOptions(maximumFrameLength: 10 << 20);
-
-        Assert.That(transport.ReceivePipeOptions.PauseWriterThreshold, Is.GreaterThan(10L << 20));
-        Assert.That(transport.ReceivePipeOptions.ResumeWriterThreshold, Is.LessThanOrEqualTo(transport.ReceivePipeOptions.PauseWriterThreshold));
-        Assert.That(transport.SendPipeOptions.PauseWriterThreshold, Is.EqualTo(options.SendPauseThreshold));
-    }
-
-    [Test]
-    public void Thresholds_the_frame_fits_under_are_kept_as_configured()
+    public void The_transport_gets_the_thresholds_as_configured_because_the_pipe_counts_only_unexamined_bytes()
     {
         var options = new PipeProtocolOptions { ReceivePauseThreshold = 1 << 20, ReceiveResumeThreshold = 1 << 19 };
 
-        var transport = options.ToTransportOptions(maximumFrameLength: 64 * 1024 + 2);
+        var transport = options.ToTransportOptions();
 
         Assert.That(transport.ReceivePipeOptions.PauseWriterThreshold, Is.EqualTo(1L << 20));
         Assert.That(transport.ReceivePipeOptions.ResumeWriterThreshold, Is.EqualTo(1L << 19));
+        Assert.That(transport.SendPipeOptions.PauseWriterThreshold, Is.EqualTo(options.SendPauseThreshold));
         Assert.That(transport.ReceivePipeOptions.MinimumSegmentSize, Is.EqualTo(options.MinimumSegmentSize));
         Assert.That(transport.LingerTimeout, Is.EqualTo(options.LingerTimeout));
     }
