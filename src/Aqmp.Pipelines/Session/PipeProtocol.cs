@@ -156,7 +156,9 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     /// <summary>
     /// Disconnects (see <see cref="DisconnectAsync"/>), logging rather than raising the error that
     /// ended the session, and makes every later guarded call raise <see cref="ObjectDisposedException"/>.
-    /// Safe at any moment and more than once.
+    /// Safe at any moment and more than once. The graceful drain gets at most
+    /// <see cref="PipeProtocolOptions.DisposeDrainTimeout"/>: a peer that never reads cannot hold
+    /// an <c>await using</c> forever (what was not flushed by then is discarded and logged).
     /// </summary>
     /// <returns>
     /// A task that completes when the object is <see cref="Runstate.Idle"/>; called from the
@@ -170,9 +172,10 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
             _disposed = true;
         }
 
+        using var drainLimit = new CancellationTokenSource(_options.DisposeDrainTimeout);
         try
         {
-            await DisconnectAsync(CancellationToken.None).ConfigureAwait(false);
+            await DisconnectAsync(drainLimit.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

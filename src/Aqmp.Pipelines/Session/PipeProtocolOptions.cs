@@ -48,6 +48,14 @@ public sealed record PipeProtocolOptions
     /// </summary>
     public TimeSpan LingerTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// How long <see cref="PipeProtocol{TMessage}.DisposeAsync"/> lets a graceful disconnect drain
+    /// before it aborts the transport (what is not flushed by then is discarded and logged).
+    /// <see cref="PipeProtocol{TMessage}.DisconnectAsync"/> is bounded by its caller's token instead.
+    /// <see cref="Timeout.InfiniteTimeSpan"/> waits as long as the peer takes. Default 10 s.
+    /// </summary>
+    public TimeSpan DisposeDrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How many pending connections a listening socket queues before one is accepted. Default 1.</summary>
     public int ListenBacklog { get; init; } = 1;
 
@@ -66,6 +74,10 @@ public sealed record PipeProtocolOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MinimumSegmentSize, 1, nameof(MinimumSegmentSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(LingerTimeout, TimeSpan.Zero, nameof(LingerTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(ListenBacklog, 1, nameof(ListenBacklog));
+        if (DisposeDrainTimeout != Timeout.InfiniteTimeSpan)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(DisposeDrainTimeout, TimeSpan.Zero, nameof(DisposeDrainTimeout));
+        }
     }
 
     /// <summary>The transport settings these options imply.</summary>
