@@ -22,6 +22,7 @@ internal sealed class TransportStream(Stream inner) : Stream
     private long _bytesWritten;
     private Exception? _readError;
     private Exception? _writeError;
+    private int _writesInFlight;
 
     /// <summary>Bytes written to the inner stream so far.</summary>
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
@@ -82,7 +83,12 @@ internal sealed class TransportStream(Stream inner) : Stream
             return ValueTask.FromResult(EndOfStream(ex));
         }
 
-        return read.IsCompletedSuccessfully ? read : AwaitReadAsync(read);
+        if (!read.IsCompletedSuccessfully)
+        {
+            return AwaitReadAsync(read);
+        }
+
+        return read.Result == 0 && IsWriteInFlight ? SettleThenEndAsync() : read;
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -107,17 +113,19 @@ internal sealed class TransportStream(Stream inner) : Stream
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ValueTask write;
+        Interlocked.Increment(ref _writesInFlight);
         try
         {
             write = inner.WriteAsync(buffer, cancellationToken);
         }
-        catch (Exception ex) when (RememberWriteFailure(ex))
+        catch (Exception ex) when (RememberWriteFailure(ex) || WriteSettled())
         {
             throw;
         }
 
         if (write.IsCompletedSuccessfully)
         {
+            WriteSettled();
             Interlocked.Add(ref _bytesWritten, buffer.Length);
             return ValueTask.CompletedTask;
         }
@@ -150,14 +158,35 @@ internal sealed class TransportStream(Stream inner) : Stream
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> AwaitReadAsync(ValueTask<int> read)
     {
+        int count;
         try
         {
-            return await read.ConfigureAwait(false);
+            count = await read.ConfigureAwait(false);
         }
         catch (Exception ex) when (IsConnectionFailure(ex))
         {
             return EndOfStream(ex);
         }
+
+        return count == 0 && IsWriteInFlight ? await SettleThenEndAsync().ConfigureAwait(false) : count;
+    }
+
+    /// <summary>Whether a write is waiting in the operating system and has not failed (yet).</summary>
+    private bool IsWriteInFlight => Volatile.Read(ref _writesInFlight) > 0 && Volatile.Read(ref _writeError) is null;
+
+    /// <summary>
+    /// Reports the end of the stream once a write still waiting has settled (briefly: at most
+    /// about 100 ms). A reset goes to one call only; when a blocked send takes it, the read sees a
+    /// plain end, and the send's error is what ended the connection: let it be recorded first.
+    /// </summary>
+    private async ValueTask<int> SettleThenEndAsync()
+    {
+        for (var wait = 0; wait < 20 && IsWriteInFlight; wait++)
+        {
+            await Task.Delay(5).ConfigureAwait(false);
+        }
+
+        return 0;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -171,8 +200,19 @@ internal sealed class TransportStream(Stream inner) : Stream
         {
             throw;
         }
+        finally
+        {
+            WriteSettled();
+        }
 
         Interlocked.Add(ref _bytesWritten, length);
+    }
+
+    /// <summary>Counts a write as no longer in flight; never catches (an exception filter that returns false).</summary>
+    private bool WriteSettled()
+    {
+        Interlocked.Decrement(ref _writesInFlight);
+        return false;
     }
 
     /// <summary>Remembers a connection failure of a write; never catches (an exception filter that returns false).</summary>
