@@ -22,7 +22,8 @@ namespace Aqmp.Pipelines.Session;
 /// threshold: the peer is not reading) is handed to the write loop, and until it completes nobody
 /// writes into the pipe: senders queue up, in call order, <em>before</em> their messages are
 /// framed, so a sender that gives up (cancelled, or the session ended) has sent nothing. When the
-/// flush completes, the write loop frames the queued messages in order. Outbound memory stays
+/// flush completes, the write loop frames the queued messages in order, each in its sender's
+/// execution context. Outbound memory stays
 /// below the pause threshold plus one batch and one message (plus the waiting senders' own messages).
 /// </para>
 /// <para>
@@ -51,7 +52,8 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     // Guarded by _lock.
     private Memory<byte> _buffer;        // space the pipe lent for framing, not yet committed
     private int _buffered;               // bytes framed into _buffer
-    private int _commits;                // commits so far: tells whether a frame reached the pipe
+    private int _frameStart = -1;        // where the frame being written starts in _buffer; -1 between frames
+    private bool _frameCommitted;        // part of the frame being written has reached the pipe
     private long _unflushedBytes;        // framed since the last flush (committed or not)
     private int _unflushedMessages;
     private bool _flushRequested;        // the write loop has been woken for the current batch
@@ -186,26 +188,31 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     /// <summary>Frames one message under the lock; returns an error that corrupted the stream, or throws one that did not.</summary>
     private Exception? Frame(TMessage message)
     {
-        var buffered = _buffered;
         var unflushed = _unflushedBytes;
-        var commits = _commits;
+        _frameStart = _buffered;
+        _frameCommitted = false;
         try
         {
             _framer.WriteMessage(_onOutbound(message), this);
             _unflushedMessages++;
             return null;
         }
-        catch (Exception ex) when (_commits != commits)
+        catch (Exception ex) when (_frameCommitted)
         {
             _closed = true;
             return ex;
         }
         catch
         {
-            // None of its bytes reached the pipe: forget them; only this message is refused.
-            _buffered = buffered;
+            // None of its bytes reached the pipe (earlier messages' may have): forget them; only
+            // this message is refused.
+            _buffered = _frameStart;
             _unflushedBytes = unflushed;
             throw;
+        }
+        finally
+        {
+            _frameStart = -1;
         }
     }
 
@@ -314,7 +321,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                 _waiting.Dequeue();
                 try
                 {
-                    if (Frame(next.Message) is { } corruption)
+                    if (next.FrameInSendersContext() is { } corruption)
                     {
                         next.TrySetException(corruption);
                         ReleaseWaiting();
@@ -435,7 +442,13 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         if (_buffered > 0)
         {
             _output.Advance(_buffered);
-            _commits++;
+        }
+
+        if (_frameStart >= 0)
+        {
+            // Committed while a frame is being written: did any of the frame's own bytes go?
+            _frameCommitted |= _buffered > _frameStart;
+            _frameStart = 0;
         }
 
         _buffer = default;
@@ -457,7 +470,25 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         /// <summary>The outcome of a sender that came after the writer closed.</summary>
         public static readonly Task<bool> NotSent = System.Threading.Tasks.Task.FromResult(false);
 
+        // The sender's execution context: OnOutbound sees its AsyncLocal values (logging scopes, activities).
+        private readonly ExecutionContext? _context = ExecutionContext.Capture();
+        private Exception? _corruption;
+
         public TMessage Message { get; } = message;
+
+        /// <summary>Frames the message as the sender would have; returns an error that corrupted the stream. Call under the writer's lock.</summary>
+        public Exception? FrameInSendersContext()
+        {
+            if (_context is null)
+            {
+                return writer.Frame(Message);
+            }
+
+            ExecutionContext.Run(_context, static state => ((QueuedSend)state!).FrameCaptured(), this);
+            return _corruption;
+        }
+
+        private void FrameCaptured() => _corruption = writer.Frame(Message);
 
         public async Task<bool> WaitAsync(CancellationToken cancellationToken)
         {

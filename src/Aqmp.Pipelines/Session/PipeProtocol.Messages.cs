@@ -27,7 +27,8 @@ public abstract partial class PipeProtocol<TMessage>
     /// <remarks>
     /// The message is framed before the call returns, so it may point into memory the caller
     /// reuses afterwards (an inbound message, a pooled buffer). <see cref="OnOutbound"/> runs in the
-    /// caller's context as the message is framed.
+    /// caller's context as the message is framed; for a call that had to wait for the transport,
+    /// on the write loop but in the caller's execution context (its <see cref="AsyncLocal{T}"/> values).
     /// </remarks>
     /// <param name="message">The message; <see cref="OnOutbound"/> sees it before it is framed.</param>
     /// <param name="cancellationToken">Stops waiting for the transport; the message is then not sent.</param>
@@ -218,7 +219,7 @@ public abstract partial class PipeProtocol<TMessage>
 
     /// <summary>
     /// Filter hook for every outbound message, just before <see cref="SendAsync"/> frames it, in
-    /// the sender's context and under the lock that orders outbound messages (so it must not call
+    /// the sender's context (see <see cref="SendAsync"/>) and under the lock that orders outbound messages (so it must not call
     /// <see cref="SendAsync"/> itself). An exception refuses the message. The base logs <c>--&gt; {message}</c> at
     /// Debug and returns it unchanged.
     /// </summary>

@@ -104,8 +104,6 @@ public class OutboundWriterSpecs : SessionSpecBase
     }
 
     [Test]
-    [Category("KnownBug")]
-    [Ignore("BUG: a framer that asks for room (GetSpan) and then throws without writing ends the session when that GetSpan committed earlier messages' bytes")]
     public async Task A_framer_that_only_asks_for_room_and_then_throws_refuses_only_its_message_even_when_earlier_messages_are_buffered()
     {
         // Deterministic through the queue: the write loop frames the queued "small" message into
@@ -368,8 +366,6 @@ public class OutboundWriterSpecs : SessionSpecBase
     }
 
     [Test]
-    [Category("KnownBug")]
-    [Ignore("BUG: under backpressure OnOutbound of a queued sender runs on the write loop, outside the sender's async flow (documented: in the sender's context)")]
     public async Task Under_backpressure_OnOutbound_of_a_queued_sender_still_sees_the_senders_AsyncLocal_values()
     {
         var (left, right) = DuplexPipePair.Create(new PipeOptions(pauseWriterThreshold: 16 * 1024, resumeWriterThreshold: 8 * 1024, useSynchronizationContext: false));
