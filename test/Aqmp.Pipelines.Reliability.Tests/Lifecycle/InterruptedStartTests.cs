@@ -67,7 +67,7 @@ public sealed class InterruptedStartTests : LifecycleFixture
 
             await AssertCancelledAsync(connect, stop, caller.Token, round);
             Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle), $"round {round}");
-            Assert.That(await ReadToEndAsync(accepted), Is.Empty, $"round {round}: the peer sees the end of the stream");
+            Assert.That(await RawPeer.ReadToEndAsync(accepted), Is.Empty, $"round {round}: the peer sees the end of the stream");
         }
 
         await AssertNothingLeakedAsync($"connect stopped in its handshake by {stop}", before, clock);
@@ -133,12 +133,12 @@ public sealed class InterruptedStartTests : LifecycleFixture
             var connect = client.ConnectAsync(address, cancellationToken: caller.Token);
             using var accepted = await peer.AcceptAsync();
             await accepted.SendAsync(Encoding.UTF8.GetBytes(Greeting + "\n"), SocketFlags.None).Bounded();
-            Assert.That(await ReadLineAsync(accepted), Does.Contain("\"qmp_capabilities\""), $"round {round}: the client negotiates");
+            Assert.That(await RawPeer.ReadLineAsync(accepted), Does.Contain("\"qmp_capabilities\""), $"round {round}: the client negotiates");
             await StopAsync(client, stop, caller); // the reply never comes
 
             await AssertCancelledAsync(connect, stop, caller.Token, round);
             Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle), $"round {round}");
-            Assert.That(await ReadToEndAsync(accepted), Is.Empty, $"round {round}: the peer sees the end of the stream");
+            Assert.That(await RawPeer.ReadToEndAsync(accepted), Is.Empty, $"round {round}: the peer sees the end of the stream");
         }
 
         await AssertNothingLeakedAsync($"QMP negotiation stopped by {stop}", before, clock);
@@ -180,43 +180,6 @@ public sealed class InterruptedStartTests : LifecycleFixture
         LifecycleResources.Report(what, Rounds, before, after, clock.Elapsed);
         LifecycleResources.AssertDescriptorsReturned(before, after);
         Assert.That(after.PendingWorkItems, Is.LessThanOrEqualTo(2), "no work left queued");
-    }
-
-    private static async Task<string> ReadToEndAsync(Socket socket)
-    {
-        var all = new List<byte>();
-        var chunk = new byte[4096];
-        while (true)
-        {
-            var read = await socket.ReceiveAsync(chunk, SocketFlags.None).Bounded();
-            if (read == 0)
-            {
-                return Encoding.UTF8.GetString([.. all]);
-            }
-
-            all.AddRange(chunk.AsSpan(0, read));
-        }
-    }
-
-    private static async Task<string> ReadLineAsync(Socket socket)
-    {
-        var bytes = new List<byte>();
-        var one = new byte[1];
-        while (true)
-        {
-            var read = await socket.ReceiveAsync(one, SocketFlags.None).Bounded();
-            if (read == 0)
-            {
-                throw new EndOfStreamException($"EOF after {bytes.Count} bytes of a line.");
-            }
-
-            if (one[0] == (byte)'\n')
-            {
-                return Encoding.UTF8.GetString([.. bytes]);
-            }
-
-            bytes.Add(one[0]);
-        }
     }
 
     /// <summary>Disposes the object a test reuses across rounds, whatever happens.</summary>

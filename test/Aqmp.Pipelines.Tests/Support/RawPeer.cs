@@ -77,6 +77,28 @@ internal sealed class RawPeer : IDisposable
         return lines;
     }
 
+    /// <summary>Reads one '\n'-terminated line from a raw socket, byte by byte (never past the line), bounded by the test timeout.</summary>
+    public static async Task<string> ReadLineAsync(Socket socket)
+    {
+        var bytes = new List<byte>();
+        var one = new byte[1];
+        while (true)
+        {
+            var read = await socket.ReceiveAsync(one, SocketFlags.None).Bounded();
+            if (read == 0)
+            {
+                throw new EndOfStreamException($"EOF after {bytes.Count} bytes of a line.");
+            }
+
+            if (one[0] == (byte)'\n')
+            {
+                return Encoding.UTF8.GetString([.. bytes]);
+            }
+
+            bytes.Add(one[0]);
+        }
+    }
+
     /// <summary>Reads until the peer closes its sending side, returning everything as UTF-8.</summary>
     public static async Task<string> ReadToEndAsync(Socket socket)
     {
@@ -84,7 +106,7 @@ internal sealed class RawPeer : IDisposable
         var chunk = new byte[64 * 1024];
         while (true)
         {
-            var read = await socket.ReceiveAsync(chunk);
+            var read = await socket.ReceiveAsync(chunk).Bounded();
             if (read == 0)
             {
                 return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);

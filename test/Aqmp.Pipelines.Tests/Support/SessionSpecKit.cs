@@ -98,26 +98,7 @@ internal static class SessionSpecKit
     }
 
     /// <summary>Reads one '\n'-terminated line from a raw socket, byte by byte (never past the line).</summary>
-    public static async Task<string> ReadLineAsync(Socket socket)
-    {
-        var bytes = new List<byte>();
-        var one = new byte[1];
-        while (true)
-        {
-            var read = await socket.ReceiveAsync(one, SocketFlags.None).Bounded();
-            if (read == 0)
-            {
-                throw new EndOfStreamException($"EOF after {bytes.Count} bytes of a line.");
-            }
-
-            if (one[0] == (byte)'\n')
-            {
-                return Encoding.UTF8.GetString([.. bytes]);
-            }
-
-            bytes.Add(one[0]);
-        }
-    }
+    public static Task<string> ReadLineAsync(Socket socket) => RawPeer.ReadLineAsync(socket);
 
     /// <summary>Reads one '\n'-terminated line from a raw pipe end.</summary>
     public static async Task<string> ReadLineAsync(PipeReader reader)
