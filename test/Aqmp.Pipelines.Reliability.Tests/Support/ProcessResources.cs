@@ -15,6 +15,24 @@ internal static class ProcessResources
         return GC.GetTotalMemory(forceFullCollection: true);
     }
 
+    /// <summary>
+    /// The smallest of several <see cref="SettledManagedBytes"/> readings taken
+    /// <paramref name="interval"/> apart: what this process holds for good while a state lasts,
+    /// without what work still finishing elsewhere in the process (an earlier test's teardown)
+    /// holds for a moment. Use it only while the state being measured cannot change.
+    /// </summary>
+    public static async Task<long> QuietestManagedBytesAsync(int samples, TimeSpan interval)
+    {
+        var quietest = SettledManagedBytes();
+        for (var sample = 1; sample < samples; sample++)
+        {
+            await Task.Delay(interval);
+            quietest = Math.Min(quietest, SettledManagedBytes());
+        }
+
+        return quietest;
+    }
+
     /// <summary>The process's peak resident set so far, in bytes.</summary>
     public static long PeakWorkingSet()
     {
