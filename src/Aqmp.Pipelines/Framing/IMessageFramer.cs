@@ -27,8 +27,10 @@ public interface IMessageFramer<TMessage>
 {
     /// <summary>
     /// The largest inbound frame, in bytes including its delimiter, this framer accepts; or
-    /// <see langword="null"/> when it does not know. The session sizes its receive pipe's
-    /// pause threshold above this value, so that a legal frame can always be buffered whole.
+    /// <see langword="null"/> when it does not know. Informational (tools and diagnostics read
+    /// it): the session does not size its buffers from it. A framer enforces its own limit by
+    /// throwing <see cref="FrameTooLargeException"/>; the receive pipe buffers a partial frame
+    /// the framer has examined beyond <see cref="Session.PipeProtocolOptions.ReceivePauseThreshold"/>.
     /// </summary>
     long? MaximumFrameLength => null;
 
