@@ -1,4 +1,13 @@
 // dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --filter '*'
+// One case in a loop, for a profiler (perf record, dotnet-trace):
+// dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --loop EndToEndStreamBenchmarks.RawSend_SessionReceive Transport=Unix LineLength=64 [--seconds=10]
+using Aqmp.Pipelines.Benchmarks;
 using BenchmarkDotNet.Running;
 
+if (args is ["--loop", ..])
+{
+    return await BenchmarkLoop.RunAsync(args[1..]);
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

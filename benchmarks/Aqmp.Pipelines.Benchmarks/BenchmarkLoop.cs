@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using BenchmarkDotNet.Attributes;
+
+namespace Aqmp.Pipelines.Benchmarks;
+
+/// <summary>
+/// Runs one benchmark case in a plain loop, outside BenchmarkDotNet, so that a profiler attached
+/// to this process (<c>perf record</c> with <c>DOTNET_PerfMapEnabled=1</c>, <c>dotnet-trace</c>)
+/// sees only that case: its <c>[GlobalSetup]</c>, then operations for the given time, then its
+/// <c>[GlobalCleanup]</c>. Prints the operations run and the mean time of one. Not a measurement
+/// to quote: use the BenchmarkDotNet run for figures.
+/// </summary>
+internal static class BenchmarkLoop
+{
+    /// <summary>
+    /// Arguments: <c>Type.Method</c>, then <c>Name=Value</c> for each parameter, and
+    /// optionally <c>--seconds=N</c> (default 10).
+    /// </summary>
+    /// <returns>The process exit code.</returns>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0].Split('.') is not [var typeName, var methodName])
+        {
+            await Console.Error.WriteLineAsync("usage: --loop Type.Method [Name=Value ...] [--seconds=N]");
+            return 64;
+        }
+
+        var type = typeof(BenchmarkLoop).Assembly.GetTypes().SingleOrDefault(t => t.Name == typeName);
+        var method = type?.GetMethod(methodName);
+        if (type is null || method?.GetCustomAttribute<BenchmarkAttribute>() is null)
+        {
+            await Console.Error.WriteLineAsync($"no benchmark {args[0]}");
+            return 64;
+        }
+
+        var seconds = 10.0;
+        var instance = Activator.CreateInstance(type)!;
+        foreach (var argument in args.Skip(1))
+        {
+            if (argument.StartsWith("--seconds=", StringComparison.Ordinal))
+            {
+                seconds = double.Parse(argument["--seconds=".Length..], CultureInfo.InvariantCulture);
+                continue;
+            }
+
+            var (name, value) = argument.Split('=', 2) is [var n, var v] ? (n, v) : throw new ArgumentException($"expected Name=Value, got {argument}");
+            var property = type.GetProperty(name) ?? throw new ArgumentException($"{type.Name} has no parameter {name}");
+            property.SetValue(instance, property.PropertyType.IsEnum
+                ? Enum.Parse(property.PropertyType, value)
+                : Convert.ChangeType(value, property.PropertyType, CultureInfo.InvariantCulture));
+        }
+
+        await InvokeAsync(Hook<GlobalSetupAttribute>(type, methodName, a => a.Targets), instance);
+        var operations = 0;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < seconds)
+        {
+            await InvokeAsync(method, instance);
+            operations++;
+        }
+
+        var elapsed = clock.Elapsed;
+        await InvokeAsync(Hook<GlobalCleanupAttribute>(type, methodName, a => a.Targets), instance);
+        Console.WriteLine(FormattableString.Invariant($"{args[0]}: {operations} operations in {elapsed.TotalSeconds:F1} s, {elapsed.TotalMilliseconds / operations:F3} ms each"));
+        return 0;
+    }
+
+    /// <summary>The set-up or clean-up method that applies to <paramref name="methodName"/>: one targeting it, else one targeting all.</summary>
+    private static MethodInfo? Hook<TAttribute>(Type type, string methodName, Func<TAttribute, string[]> targets)
+        where TAttribute : Attribute
+    {
+        var hooks = type.GetMethods().Select(m => (Method: m, Attribute: m.GetCustomAttribute<TAttribute>())).Where(h => h.Attribute is not null).ToList();
+        return hooks.FirstOrDefault(h => targets(h.Attribute!).Contains(methodName)).Method
+            ?? hooks.FirstOrDefault(h => targets(h.Attribute!).Length == 0).Method;
+    }
+
+    private static async Task InvokeAsync(MethodInfo? method, object instance)
+    {
+        switch (method?.Invoke(instance, null))
+        {
+            case Task task:
+                await task;
+                break;
+            case ValueTask valueTask:
+                await valueTask;
+                break;
+        }
+    }
+}
