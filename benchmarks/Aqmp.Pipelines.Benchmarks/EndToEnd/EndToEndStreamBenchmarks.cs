@@ -300,7 +300,7 @@ public class EndToEndStreamBenchmarks
         }
         catch (TimeoutException ex)
         {
-            throw new TimeoutException($"Stalled: the receiver counted {receiver.Count} lines ({receiver.Bytes} bytes) in {Loopback.OperationTimeout}; runstate {receiver.Runstate}.", ex);
+            throw new TimeoutException($"Stalled: the receiver counted {receiver.Count} lines ({receiver.Bytes} bytes) in {Loopback.OperationTimeout}; runstate {receiver.Runstate}; session ended: {receiver.EndCause ?? "not yet"}.", ex);
         }
     }
 

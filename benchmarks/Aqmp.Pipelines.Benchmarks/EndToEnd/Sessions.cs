@@ -21,6 +21,15 @@ internal sealed class LineCounterSession(int payloadLength) : PipeProtocol<ReadO
     /// <summary>Payload bytes (terminators excluded) counted since the last <see cref="Expect"/>.</summary>
     public long Bytes => Volatile.Read(ref _bytes);
 
+    /// <summary>Why the session ended, once it has: its root cause, or "no error".</summary>
+    public string? EndCause { get; private set; }
+
+    protected override ValueTask OnSessionEndedAsync(Exception? rootCause)
+    {
+        EndCause = rootCause?.ToString() ?? "no error";
+        return ValueTask.CompletedTask;
+    }
+
     /// <summary>
     /// Starts a new round: resets the counters and returns a task that completes when
     /// <paramref name="lines"/> lines have arrived. Call only while nothing is in flight.

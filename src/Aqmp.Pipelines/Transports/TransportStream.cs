@@ -88,7 +88,10 @@ internal sealed class TransportStream(Stream inner) : Stream
             return AwaitReadAsync(read);
         }
 
-        return read.Result == 0 && IsWriteInFlight ? SettleThenEndAsync() : read;
+        // Consumed here, once: a value task may be backed by a reusable source (a socket's), which
+        // a second consumer would find already recycled for the next operation.
+        var count = read.Result;
+        return count == 0 && IsWriteInFlight ? SettleThenEndAsync() : ValueTask.FromResult(count);
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -125,6 +128,7 @@ internal sealed class TransportStream(Stream inner) : Stream
 
         if (write.IsCompletedSuccessfully)
         {
+            write.GetAwaiter().GetResult(); // consumed, so that a reusable source goes back to its owner
             WriteSettled();
             Interlocked.Add(ref _bytesWritten, buffer.Length);
             return ValueTask.CompletedTask;
