@@ -42,9 +42,13 @@ public interface IMessageFramer<TMessage>
     /// On success, set to the position just past the frame. Left alone on failure.
     /// </param>
     /// <param name="examined">
-    /// Set to the position up to which the framer looked. On failure it must be
-    /// <paramref name="input"/>'s end (or the framer's own bound), so that the session waits for
-    /// more bytes instead of calling again on the same ones.
+    /// On entry, <paramref name="input"/>'s start, or, while a frame is still incomplete, the
+    /// position an earlier call on these same buffered bytes set when it returned
+    /// <see langword="false"/> (the session carries it from one read to the next, so a framer may
+    /// resume its search there instead of rescanning a long partial frame on every read; a framer
+    /// must also accept <paramref name="input"/>'s start). Set to the position up to which the
+    /// framer looked. On failure it must be <paramref name="input"/>'s end (or the framer's own
+    /// bound), so that the session waits for more bytes instead of calling again on the same ones.
     /// </param>
     /// <param name="message">The parsed message, when the method returns <see langword="true"/>.</param>
     /// <returns><see langword="true"/> when a whole frame was parsed; <see langword="false"/> when more bytes are needed.</returns>

@@ -12,7 +12,11 @@ namespace Aqmp.Pipelines.Framing;
 /// <para>
 /// The search is span-wide: the first buffered segment is searched with a vectorized
 /// <see cref="MemoryExtensions.IndexOf{T}(ReadOnlySpan{T}, T)"/>, and the multi-segment path is
-/// taken only when a line straddles segments. Parsing allocates nothing; what
+/// taken only when a line straddles segments. A line that arrives over many reads is not searched
+/// again from its start on every read: past its first segment, the search resumes where the
+/// previous call on the same line stopped (the <c>examined</c> position the session hands back),
+/// so a long line costs one pass instead of the square of its length over the read size.
+/// Parsing allocates nothing; what
 /// <see cref="DecodeLine"/> allocates is the subclass's choice.
 /// </para>
 /// <para>
@@ -61,50 +65,40 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
     /// <inheritdoc />
     public bool TryReadMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
-        // Fast path: the terminator is in the first segment (always so for a single-segment buffer).
+        // Fast path: the whole line is in the first segment (always so for a single-segment buffer).
         var first = input.FirstSpan;
-        var index = first.IndexOf(LineFeed);
-        long terminatorIndex;
-        if (index >= 0)
+        var terminatorIndex = first.IndexOf(LineFeed);
+        if (terminatorIndex >= 0)
         {
-            terminatorIndex = index;
-        }
-        else if (first.Length == input.Length)
-        {
-            terminatorIndex = -1;
-        }
-        else
-        {
-            // Slow path: the line straddles segments; search the rest segment by segment.
-            var rest = input.Slice(first.Length);
-            var found = rest.PositionOf(LineFeed);
-            terminatorIndex = found is { } position ? first.Length + rest.Slice(0, position).Length : -1;
+            var lineLength = terminatorIndex > 0 && first[terminatorIndex - 1] == CarriageReturn ? terminatorIndex - 1 : terminatorIndex;
+            ThrowIfTooLong(lineLength);
+            var end = input.GetPosition(terminatorIndex + 1);
+            consumed = end;
+            examined = end;
+            message = DecodeLine(input.Slice(0, lineLength));
+            return true;
         }
 
-        if (terminatorIndex < 0)
+        // Slow path: the line straddles segments. Search the rest segment by segment, then cut the
+        // line at the position found, without seeking through the segments again. Bytes an earlier
+        // call already searched in vain (the session hands that position back while a line is
+        // incomplete) are not searched again: a long line costs one pass, not one per read.
+        var firstLength = first.Length;
+        if (firstLength < input.Length && input.Slice(Math.Max(firstLength, ExaminedLength(input, examined))).PositionOf(LineFeed) is { } lineFeed)
         {
-            ThrowIfUnterminatedTooLong(input);
-            examined = input.End;
-            message = default!;
-            return false;
+            var line = WithoutTrailingCarriageReturn(input.Slice(input.Start, lineFeed));
+            ThrowIfTooLong(line.Length);
+            var end = input.GetPosition(1, lineFeed);
+            consumed = end;
+            examined = end;
+            message = DecodeLine(line);
+            return true;
         }
 
-        var lineLength = terminatorIndex;
-        if (lineLength > 0 && ByteAt(input, first, lineLength - 1) == CarriageReturn)
-        {
-            lineLength--;
-        }
-
-        if (lineLength > MaximumLineLength)
-        {
-            throw new FrameTooLargeException(MaximumLineLength, lineLength);
-        }
-
-        var end = input.GetPosition(terminatorIndex + 1);
-        consumed = end;
-        examined = end;
-        message = DecodeLine(input.Slice(0, lineLength));
-        return true;
+        ThrowIfUnterminatedTooLong(input);
+        examined = input.End;
+        message = default!;
+        return false;
     }
 
     /// <inheritdoc />
@@ -121,11 +115,7 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
             length--;
         }
 
-        if (length > MaximumLineLength)
-        {
-            throw new FrameTooLargeException(MaximumLineLength, length);
-        }
-
+        ThrowIfTooLong(length);
         message = DecodeLine(remainder.Slice(0, length));
         return true;
     }
@@ -179,6 +169,39 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
         {
             throw new ArgumentException("An outbound line must not contain a line feed.", nameof(content));
         }
+    }
+
+    /// <summary>How many bytes of <paramref name="input"/> lie before <paramref name="examined"/>; 0 for its start or no position.</summary>
+    private static long ExaminedLength(in ReadOnlySequence<byte> input, SequencePosition examined)
+        => examined.GetObject() is null || examined.Equals(input.Start) ? 0 : input.Slice(input.Start, examined).Length;
+
+    private void ThrowIfTooLong(long lineLength)
+    {
+        if (lineLength > MaximumLineLength)
+        {
+            throw new FrameTooLargeException(MaximumLineLength, lineLength);
+        }
+    }
+
+    /// <summary>
+    /// A multi-segment line without its last byte if that is a CR (of a CRLF), cut at a position
+    /// made from the line's end when the CR lies in the same segment, instead of seeking to it.
+    /// </summary>
+    private static ReadOnlySequence<byte> WithoutTrailingCarriageReturn(in ReadOnlySequence<byte> line)
+    {
+        if (line.IsEmpty)
+        {
+            return line;
+        }
+
+        var end = line.End;
+        var index = end.GetInteger();
+        if (index > 0 && end.GetObject() is ReadOnlySequenceSegment<byte> segment)
+        {
+            return segment.Memory.Span[index - 1] == CarriageReturn ? line.Slice(line.Start, new SequencePosition(segment, index - 1)) : line;
+        }
+
+        return line.Slice(line.Length - 1).FirstSpan[0] == CarriageReturn ? line.Slice(0, line.Length - 1) : line;
     }
 
     private void ThrowIfUnterminatedTooLong(in ReadOnlySequence<byte> input)

@@ -62,6 +62,10 @@ public abstract partial class PipeProtocol<TMessage>
         var input = connection.Pipe.Input;
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
         SessionFlow.Enter(this, SessionFlowRole.ReadLoop);
+
+        // Where the framer stopped looking in an incomplete frame, handed back to it on the next
+        // read so that it need not search the same bytes again (default: nothing examined yet).
+        SequencePosition resume = default;
         while (true)
         {
             var result = await input.ReadAsync().ConfigureAwait(false);
@@ -72,7 +76,7 @@ public abstract partial class PipeProtocol<TMessage>
 
             var buffer = result.Buffer;
             var consumed = buffer.Start;
-            var examined = buffer.Start;
+            var examined = resume.GetObject() is null ? buffer.Start : resume;
             try
             {
                 while (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
@@ -123,6 +127,10 @@ public abstract partial class PipeProtocol<TMessage>
             finally
             {
                 input.AdvanceTo(consumed, examined);
+
+                // Only a partial frame keeps its position: once everything is consumed, the pipe
+                // may recycle the segment that position points into.
+                resume = buffer.IsEmpty || examined.Equals(consumed) ? default : examined;
             }
         }
     }

@@ -135,13 +135,14 @@ public abstract partial class PipeProtocol<TMessage>
     {
         var connection = HandshakeTransport();
         var input = connection.Pipe.Input;
+        SequencePosition resume = default; // as in the read loop: an incomplete frame is not searched twice
         while (true)
         {
             if (_handshakeRead.IsHeld)
             {
                 var buffer = _handshakeRead.Buffer.Slice(_handshakeRead.Consumed);
                 var consumed = buffer.Start;
-                var examined = buffer.Start;
+                var examined = resume.GetObject() is null ? buffer.Start : resume;
                 if (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
                 {
                     _handshakeRead.Consumed = consumed;
@@ -160,6 +161,7 @@ public abstract partial class PipeProtocol<TMessage>
                 }
 
                 input.AdvanceTo(consumed, examined);
+                resume = buffer.IsEmpty || examined.Equals(consumed) ? default : examined;
                 _handshakeRead = default;
             }
 

@@ -306,6 +306,108 @@ public class LineFramerTests
         Assert.That(data[consumedOffset..], Is.EqualTo(Bytes("tail\r")));
     }
 
+    // ---- Resuming an incomplete line (the examined position carried from read to read) -----------
+
+    [Test]
+    public void Bytes_before_the_examined_position_handed_in_count_as_searched_in_vain_and_are_not_searched_again()
+    {
+        // The contract lets the framer trust an examined position from an earlier call on the same
+        // bytes; a position past a line feed proves the framer resumes there instead of rescanning
+        // (past the first segment, which is always searched: at most one segment per read).
+        var input = SegmentedSequence.FromChunks("ab", "c\nd", "e\nf");
+        var consumed = input.Start;
+        var examined = input.GetPosition(5);
+
+        Assert.That(new LineFramer().TryReadMessage(input, ref consumed, ref examined, out var line), Is.True);
+        Assert.That(Text(line), Is.EqualTo("abc\nde"));
+        Assert.That(input.Slice(consumed).Length, Is.EqualTo(1), "consumed just past the line feed that was searched for");
+    }
+
+    [Test]
+    public void An_examined_position_at_the_start_of_the_input_searches_it_all()
+    {
+        var input = SegmentedSequence.FromChunks("ab", "c\nd");
+        var consumed = input.Start;
+        var examined = input.Start;
+
+        Assert.That(new LineFramer().TryReadMessage(input, ref consumed, ref examined, out var line), Is.True);
+        Assert.That(Text(line), Is.EqualTo("abc"));
+    }
+
+    [TestCase(1)]
+    [TestCase(3)]
+    [TestCase(16)]
+    public void Through_a_pipe_in_random_writes_with_examined_carried_from_read_to_read_every_line_arrives_whole(int segmentSize)
+    {
+        // Long lines over many reads, CRLF split between reads, lone CRs, empty lines: the same
+        // lines whether the framer resumes its search or starts over on every read.
+        var text = string.Concat(Enumerable.Range(0, 40).Select(i => new string((char)('a' + (i % 26)), i * 37 % 300) + (i % 3 == 0 ? "\r\n" : i % 3 == 1 ? "\n" : "\rx\n")));
+        var data = Bytes(text);
+        var expected = text.Split('\n')[..^1].Select(l => l.EndsWith('\r') ? l[..^1] : l).ToList();
+        for (var seed = 0; seed < 20; seed++)
+        {
+            Assert.That(ReadThroughPipe(data, segmentSize, new Random(seed), carryExamined: true), Is.EqualTo(expected), $"seed {seed}, carried");
+            Assert.That(ReadThroughPipe(data, segmentSize, new Random(seed), carryExamined: false), Is.EqualTo(expected), $"seed {seed}, not carried");
+        }
+    }
+
+    /// <summary>The session's read loop in miniature: random writes into a pipe, every frame parsed per read, examined optionally carried.</summary>
+    private static List<string> ReadThroughPipe(byte[] data, int segmentSize, Random random, bool carryExamined)
+    {
+        var pipe = new System.IO.Pipelines.Pipe(new System.IO.Pipelines.PipeOptions(pool: new SmallBlockPool(segmentSize), minimumSegmentSize: segmentSize, pauseWriterThreshold: 0, useSynchronizationContext: false));
+        var framer = new LineFramer(maximumLineLength: 1024);
+        var lines = new List<string>();
+        SequencePosition resume = default;
+        var written = 0;
+        while (written < data.Length)
+        {
+            var chunk = Math.Min(random.Next(1, 200), data.Length - written);
+            for (var piece = 0; piece < chunk; piece += segmentSize)
+            {
+                pipe.Writer.Write(data.AsSpan(written + piece, Math.Min(segmentSize, chunk - piece)));
+            }
+
+            written += chunk;
+            Assert.That(pipe.Writer.FlushAsync().IsCompletedSuccessfully, Is.True);
+            Assert.That(pipe.Reader.TryRead(out var result), Is.True);
+
+            var buffer = result.Buffer;
+            var consumed = buffer.Start;
+            var examined = carryExamined && resume.GetObject() is not null ? resume : buffer.Start;
+            while (framer.TryReadMessage(buffer, ref consumed, ref examined, out var line))
+            {
+                lines.Add(Text(line));
+                buffer = buffer.Slice(consumed);
+            }
+
+            pipe.Reader.AdvanceTo(consumed, examined);
+            resume = buffer.IsEmpty || examined.Equals(consumed) ? default : examined;
+        }
+
+        return lines;
+    }
+
+    /// <summary>A pool of blocks of exactly one size, so that the pipe's segments are that small.</summary>
+    private sealed class SmallBlockPool(int size) : MemoryPool<byte>
+    {
+        public override int MaxBufferSize => size;
+
+        public override IMemoryOwner<byte> Rent(int minBufferSize = -1) => new Block(new byte[size]);
+
+        protected override void Dispose(bool disposing)
+        {
+        }
+
+        private sealed class Block(byte[] array) : IMemoryOwner<byte>
+        {
+            public Memory<byte> Memory => array;
+
+            public void Dispose()
+            {
+            }
+        }
+    }
+
     // ---- Maximum line length --------------------------------------------------------------------
 
     [TestCase("\n")]
