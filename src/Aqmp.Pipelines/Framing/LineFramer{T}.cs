@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 
 namespace Aqmp.Pipelines.Framing;
 
@@ -71,7 +73,11 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
         if (terminatorIndex >= 0)
         {
             var lineLength = terminatorIndex > 0 && first[terminatorIndex - 1] == CarriageReturn ? terminatorIndex - 1 : terminatorIndex;
-            ThrowIfTooLong(lineLength);
+            if (lineLength > MaximumLineLength)
+            {
+                ThrowFrameTooLarge(MaximumLineLength, lineLength);
+            }
+
             var end = input.GetPosition(terminatorIndex + 1);
             consumed = end;
             examined = end;
@@ -79,26 +85,7 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
             return true;
         }
 
-        // Slow path: the line straddles segments. Search the rest segment by segment, then cut the
-        // line at the position found, without seeking through the segments again. Bytes an earlier
-        // call already searched in vain (the session hands that position back while a line is
-        // incomplete) are not searched again: a long line costs one pass, not one per read.
-        var firstLength = first.Length;
-        if (firstLength < input.Length && input.Slice(Math.Max(firstLength, ExaminedLength(input, examined))).PositionOf(LineFeed) is { } lineFeed)
-        {
-            var line = WithoutTrailingCarriageReturn(input.Slice(input.Start, lineFeed));
-            ThrowIfTooLong(line.Length);
-            var end = input.GetPosition(1, lineFeed);
-            consumed = end;
-            examined = end;
-            message = DecodeLine(line);
-            return true;
-        }
-
-        ThrowIfUnterminatedTooLong(input);
-        examined = input.End;
-        message = default!;
-        return false;
+        return TryReadStraddlingLine(input, ref consumed, ref examined, out message);
     }
 
     /// <inheritdoc />
@@ -171,6 +158,34 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
         }
     }
 
+    /// <summary>
+    /// The slow path of <see cref="TryReadMessage"/>, kept out of line so that the fast path stays
+    /// small: no line feed in the first segment. Searches the rest segment by segment, then cuts
+    /// the line at the position found, without seeking through the segments again. Bytes an
+    /// earlier call already searched in vain (the session hands that position back while a line
+    /// is incomplete) are not searched again: a long line costs one pass, not one per read.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryReadStraddlingLine(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    {
+        var firstLength = input.First.Length;
+        if (firstLength < input.Length && input.Slice(Math.Max(firstLength, ExaminedLength(input, examined))).PositionOf(LineFeed) is { } lineFeed)
+        {
+            var line = WithoutTrailingCarriageReturn(input.Slice(input.Start, lineFeed));
+            ThrowIfTooLong(line.Length);
+            var end = input.GetPosition(1, lineFeed);
+            consumed = end;
+            examined = end;
+            message = DecodeLine(line);
+            return true;
+        }
+
+        ThrowIfUnterminatedTooLong(input);
+        examined = input.End;
+        message = default!;
+        return false;
+    }
+
     /// <summary>How many bytes of <paramref name="input"/> lie before <paramref name="examined"/>; 0 for its start or no position.</summary>
     private static long ExaminedLength(in ReadOnlySequence<byte> input, SequencePosition examined)
         => examined.GetObject() is null || examined.Equals(input.Start) ? 0 : input.Slice(input.Start, examined).Length;
@@ -179,9 +194,12 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
     {
         if (lineLength > MaximumLineLength)
         {
-            throw new FrameTooLargeException(MaximumLineLength, lineLength);
+            ThrowFrameTooLarge(MaximumLineLength, lineLength);
         }
     }
+
+    [DoesNotReturn]
+    private static void ThrowFrameTooLarge(int maximumLength, long lineLength) => throw new FrameTooLargeException(maximumLength, lineLength);
 
     /// <summary>
     /// A multi-segment line without its last byte if that is a CR (of a CRLF), cut at a position
@@ -218,7 +236,7 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
             return;
         }
 
-        throw new FrameTooLargeException(MaximumLineLength, length);
+        ThrowFrameTooLarge(MaximumLineLength, length);
     }
 
     private static byte ByteAt(in ReadOnlySequence<byte> sequence, ReadOnlySpan<byte> first, long index)
