@@ -56,10 +56,12 @@ internal sealed class StreamTransportConnection : OwnedTransportConnection
                 _ = shutdown.ContinueWith(static task => task.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 throw;
             }
-            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or System.Security.Cryptography.CryptographicException or InvalidOperationException)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                // The peer is gone, or OpenSSL refuses close_notify while TLS 1.3 post-handshake
-                // messages are in flight: the socket-level shutdown below still ends the stream.
+                // close_notify is best effort. The peer is gone, or OpenSSL refuses it while TLS 1.3
+                // post-handshake messages are in flight, or fails it with its own internal exception
+                // type ("Operation failed with error - 5", SSL_ERROR_SYSCALL, seen once in ~1,000
+                // closes over Unix sockets): the socket-level shutdown below still ends the stream.
             }
         }
 
