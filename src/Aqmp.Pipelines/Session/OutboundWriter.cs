@@ -15,7 +15,11 @@ namespace Aqmp.Pipelines.Session;
 /// <b>Flushing.</b> The first message of a batch wakes the write loop, which flushes whatever has
 /// been framed by the time it runs. A sender that finds a full batch
 /// (<see cref="PipeProtocolOptions.OutboundBatchBytes"/>) flushes it before framing its own
-/// message, so a fast sender never outruns the write loop by more than a batch.
+/// message, so a fast sender never outruns the write loop by more than a batch. Replies the
+/// read loop sends while it handles a read (from <c>OnMessageAsync</c>, synchronously) wake
+/// nobody: the read loop flushes them itself (<see cref="FlushDeferred"/>) before it waits for
+/// the next read or for a handler that did not complete, so a request/response exchange costs no
+/// hop to the write loop.
 /// </para>
 /// <para>
 /// <b>Backpressure.</b> A flush that must wait for the transport (the send pipe is over its pause
@@ -57,6 +61,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     private long _unflushedBytes;        // framed since the last flush (committed or not)
     private int _unflushedMessages;
     private bool _flushRequested;        // the write loop has been woken for the current batch
+    private bool _flushDeferred;         // the read loop framed a reply and will flush it itself (FlushDeferred)
     private ValueTask<FlushResult>? _pendingFlush; // a flush waiting for the transport, for the write loop to await
     private bool _flushing;              // a flush waits for the transport: senders queue up
     private bool _closed;                // no more messages: the session is ending
@@ -94,9 +99,14 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
 
     /// <summary>Frames <paramref name="message"/> unless the writer is closed or waiting for the transport.</summary>
     /// <param name="message">The message.</param>
+    /// <param name="readLoopFlushes">
+    /// The caller is the read loop, running synchronously, and calls <see cref="FlushDeferred"/>
+    /// before it next waits: the write loop is not woken for this message (a reply to a read
+    /// leaves with the other replies to that read, without a thread hop).
+    /// </param>
     /// <returns>Whether it was framed.</returns>
     /// <exception cref="Exception">The outbound filter or the framer refused the message (it was not sent).</exception>
-    public WriteResult TryWrite(TMessage message)
+    public WriteResult TryWrite(TMessage message, bool readLoopFlushes = false)
     {
         Exception? failure = null;
         var wake = false;
@@ -129,7 +139,14 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                 failure = Frame(message);
                 if (failure is null && !_flushRequested)
                 {
-                    _flushRequested = wake = true;
+                    if (readLoopFlushes)
+                    {
+                        _flushDeferred = true;
+                    }
+                    else
+                    {
+                        _flushRequested = wake = true;
+                    }
                 }
             }
         }
@@ -213,6 +230,50 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         finally
         {
             _frameStart = -1;
+        }
+    }
+
+    // ---- Bottom half: the read loop's replies ----------------------------------------------
+
+    /// <summary>
+    /// Flushes the replies the read loop framed with <c>readLoopFlushes</c>, from the read loop
+    /// itself: at once when the transport has room (no thread hop), otherwise by handing the
+    /// waiting flush to the write loop. Call from the read loop before it waits for anything.
+    /// </summary>
+    public void FlushDeferred()
+    {
+        if (!Volatile.Read(ref _flushDeferred))
+        {
+            return;
+        }
+
+        Exception? failure = null;
+        var wake = false;
+        lock (_lock)
+        {
+            _flushDeferred = false;
+            if (_closed || _flushRequested || _flushing || _unflushedBytes == 0)
+            {
+                // Ending (the write loop drains), or the write loop was woken for this batch anyway.
+                return;
+            }
+
+            failure = StartFlush();
+            if (failure is not null || _flushing)
+            {
+                // Failed, or waiting for the transport: the write loop takes over, as for a sender.
+                _flushRequested = wake = true;
+            }
+        }
+
+        if (wake)
+        {
+            _flushRequest.Set();
+        }
+
+        if (failure is not null)
+        {
+            _fail(failure);
         }
     }
 

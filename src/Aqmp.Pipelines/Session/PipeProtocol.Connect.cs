@@ -414,7 +414,7 @@ public abstract partial class PipeProtocol<TMessage>
         Volatile.Write(ref _runningOutbound, outbound);
         var abort = _sessionAbort.Token;
         _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(outbound, abort), abort));
-        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, abort), abort));
+        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, outbound, abort), abort));
     }
 
     /// <summary>A connection attempt under way: how to abort it, and when it has finished.</summary>

@@ -7,6 +7,14 @@ namespace Aqmp.Pipelines.Session;
 public abstract partial class PipeProtocol<TMessage>
 {
     /// <summary>
+    /// The session whose read loop is, on this thread and right now, synchronously inside
+    /// <see cref="OnMessageAsync"/>: its sends are flushed by the read loop when the handler
+    /// returns or yields (set and cleared around each call, never across an await).
+    /// </summary>
+    [ThreadStatic]
+    private static PipeProtocol<TMessage>? t_handlingReadLoop;
+
+    /// <summary>
     /// Runs one loop to its end (the seed's <c>_bh_loop_forever</c>). A loop that fails records
     /// its error as the root cause and schedules a disconnect; the task itself never faults.
     /// </summary>
@@ -55,9 +63,10 @@ public abstract partial class PipeProtocol<TMessage>
 
     /// <summary>
     /// The canonical pipe read loop: read, parse every frame the buffer holds, deliver each,
-    /// advance past what was consumed and examined, stop when the peer ends the stream.
+    /// flush the replies the handlers sent, advance past what was consumed and examined, stop when
+    /// the peer ends the stream.
     /// </summary>
-    private async Task ReadLoopAsync(TransportConnection connection, CancellationToken abort)
+    private async Task ReadLoopAsync(TransportConnection connection, OutboundWriter<TMessage> outbound, CancellationToken abort)
     {
         var input = connection.Pipe.Input;
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
@@ -87,8 +96,21 @@ public abstract partial class PipeProtocol<TMessage>
                         return;
                     }
 
-                    await OnMessageAsync(OnInbound(message), abort).ConfigureAwait(false);
+                    var handled = HandleMessage(message, abort);
+                    if (!handled.IsCompletedSuccessfully)
+                    {
+                        // The handler waits (or failed): what it sent leaves now, not after it.
+                        outbound.FlushDeferred();
+                        await handled.ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        handled.GetAwaiter().GetResult(); // consumed once, so that a pooled source is released
+                    }
                 }
+
+                // Every frame of this read is handled: the replies to them leave together.
+                outbound.FlushDeferred();
 
                 if (result.IsCompleted)
                 {
@@ -132,6 +154,23 @@ public abstract partial class PipeProtocol<TMessage>
                 // may recycle the segment that position points into.
                 resume = buffer.IsEmpty || examined.Equals(consumed) ? default : examined;
             }
+        }
+    }
+
+    /// <summary>
+    /// Calls <see cref="OnMessageAsync"/> with the thread marked as this session's read loop, so
+    /// that replies it sends before it first yields are left for the read loop to flush.
+    /// </summary>
+    private ValueTask HandleMessage(TMessage message, CancellationToken abort)
+    {
+        t_handlingReadLoop = this;
+        try
+        {
+            return OnMessageAsync(OnInbound(message), abort);
+        }
+        finally
+        {
+            t_handlingReadLoop = null;
         }
     }
 

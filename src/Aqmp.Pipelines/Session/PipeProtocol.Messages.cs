@@ -46,9 +46,10 @@ public abstract partial class PipeProtocol<TMessage>
     protected ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
         // The common path takes no gate: while Running, the writer's own lock orders the messages.
+        // A reply from the read loop's own thread is flushed by the read loop (see ReadLoopAsync).
         cancellationToken.ThrowIfCancellationRequested();
         var outbound = Volatile.Read(ref _runningOutbound);
-        return outbound is not null && outbound.TryWrite(message) == OutboundWriter<TMessage>.WriteResult.Written
+        return outbound is not null && outbound.TryWrite(message, readLoopFlushes: ReferenceEquals(t_handlingReadLoop, this)) == OutboundWriter<TMessage>.WriteResult.Written
             ? ValueTask.CompletedTask
             : SendSlowAsync(message, cancellationToken);
     }
