@@ -7,9 +7,9 @@ namespace Aqmp.Pipelines.Session;
 public abstract partial class PipeProtocol<TMessage>
 {
     /// <summary>
-    /// The session whose read loop is, on this thread and right now, synchronously inside
-    /// <see cref="OnMessageAsync"/>: its sends are flushed by the read loop when the handler
-    /// returns or yields (set and cleared around each call, never across an await).
+    /// The session whose read loop is, on this thread and right now, handling the frames of a read
+    /// synchronously: sends made from its <see cref="OnMessageAsync"/> are flushed by the read
+    /// loop when the read is handled or a handler yields (never set across an await).
     /// </summary>
     [ThreadStatic]
     private static PipeProtocol<TMessage>? t_handlingReadLoop;
@@ -88,6 +88,9 @@ public abstract partial class PipeProtocol<TMessage>
             var examined = resume.GetObject() is null ? buffer.Start : resume;
             try
             {
+                // While this thread runs the handlers synchronously, their sends are left for this
+                // loop to flush (the mark is cleared before every wait, and set again after it).
+                t_handlingReadLoop = this;
                 while (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
                 {
                     buffer = buffer.Slice(consumed);
@@ -96,12 +99,14 @@ public abstract partial class PipeProtocol<TMessage>
                         return;
                     }
 
-                    var handled = HandleMessage(message, abort);
+                    var handled = OnMessageAsync(OnInbound(message), abort);
                     if (!handled.IsCompletedSuccessfully)
                     {
                         // The handler waits (or failed): what it sent leaves now, not after it.
+                        t_handlingReadLoop = null;
                         outbound.FlushDeferred();
                         await handled.ConfigureAwait(false);
+                        t_handlingReadLoop = this;
                     }
                     else
                     {
@@ -110,6 +115,7 @@ public abstract partial class PipeProtocol<TMessage>
                 }
 
                 // Every frame of this read is handled: the replies to them leave together.
+                t_handlingReadLoop = null;
                 outbound.FlushDeferred();
 
                 if (result.IsCompleted)
@@ -148,29 +154,13 @@ public abstract partial class PipeProtocol<TMessage>
             }
             finally
             {
+                t_handlingReadLoop = null;
                 input.AdvanceTo(consumed, examined);
 
                 // Only a partial frame keeps its position: once everything is consumed, the pipe
                 // may recycle the segment that position points into.
                 resume = buffer.IsEmpty || examined.Equals(consumed) ? default : examined;
             }
-        }
-    }
-
-    /// <summary>
-    /// Calls <see cref="OnMessageAsync"/> with the thread marked as this session's read loop, so
-    /// that replies it sends before it first yields are left for the read loop to flush.
-    /// </summary>
-    private ValueTask HandleMessage(TMessage message, CancellationToken abort)
-    {
-        t_handlingReadLoop = this;
-        try
-        {
-            return OnMessageAsync(OnInbound(message), abort);
-        }
-        finally
-        {
-            t_handlingReadLoop = null;
         }
     }
 
