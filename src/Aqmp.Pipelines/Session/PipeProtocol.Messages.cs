@@ -17,7 +17,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// <summary>
     /// Sends a message. While <see cref="Runstate.Running"/>, frames it at once into the
     /// transport's send buffer, in the caller's context, and returns: the write loop flushes it
-    /// with the rest of its batch (or this call flushes a full batch before framing). Messages
+    /// with the rest of its batch (or this call flushes a full batch before framing); a reply sent
+    /// from <see cref="OnMessageAsync"/> before it first yields is flushed by the read loop itself,
+    /// as soon as the read's messages are handled or the handler yields. Messages
     /// are written in the order their calls were made. While the transport holds more unsent bytes
     /// than <see cref="PipeProtocolOptions.SendPauseThreshold"/> (the peer is not reading), the
     /// call waits (backpressure). Called by <see cref="EstablishSessionAsync"/> itself (its own async
