@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
 using BenchmarkDotNet.Attributes;
@@ -43,6 +44,7 @@ public class EndToEndStreamBenchmarks
     private LineSenderSession? _senderSession;
     private LineCounterSession? _receiverSession;
     private SocketConnection? _socketConnection;
+    private PipeReader? _streamPipeReader;
     private StreamReader? _streamReader;
     private StreamWriter? _streamWriter;
 
@@ -83,6 +85,19 @@ public class EndToEndStreamBenchmarks
         BuildWire();
         (_rawSender, var server) = await Loopback.ConnectPairAsync(Transport);
         _socketConnection = SocketConnection.Create(server);
+    }
+
+    /// <summary>
+    /// Raw socket sender, <see cref="PipeReader.Create(Stream, StreamPipeReaderOptions?)"/> over a
+    /// <see cref="NetworkStream"/>: a pipe reader that receives inline in <c>ReadAsync</c>, with
+    /// no adapter thread between the socket and the parse loop (64 KiB buffers, 16 KiB minimum read).
+    /// </summary>
+    [GlobalSetup(Target = nameof(RawSend_StreamPipeReaderReceive))]
+    public async Task SetupRawStreamPipeReader()
+    {
+        BuildWire();
+        (_rawSender, var server) = await Loopback.ConnectPairAsync(Transport);
+        _streamPipeReader = PipeReader.Create(new NetworkStream(server, ownsSocket: true), new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024));
     }
 
     /// <summary>Raw socket sender, <see cref="StreamReader"/> over a <see cref="NetworkStream"/> (default buffer).</summary>
@@ -142,6 +157,7 @@ public class EndToEndStreamBenchmarks
         Loopback.Close(_rawSender);
         Loopback.Close(_rawReceiver);
         _socketConnection?.Dispose();
+        _streamPipeReader?.Complete();
         _streamReader?.Dispose();
         if (_streamWriter is not null)
         {
@@ -181,11 +197,17 @@ public class EndToEndStreamBenchmarks
     /// <summary>Baseline (a): raw socket writer → hand-written <c>PipeReader</c> loop with <c>SequenceReader.TryReadTo</c> on a <c>SocketConnection</c>.</summary>
     /// <returns>The bytes moved.</returns>
     [Benchmark]
-    public async Task<long> RawSend_PipeReaderReceive()
+    public Task<long> RawSend_PipeReaderReceive() => ReceiveWithPipeReaderAsync(_socketConnection!.Input);
+
+    /// <summary>Baseline (a'): the same hand-written loop on a <c>PipeReader.Create(NetworkStream)</c>, which has no adapter thread.</summary>
+    /// <returns>The bytes moved.</returns>
+    [Benchmark]
+    public Task<long> RawSend_StreamPipeReaderReceive() => ReceiveWithPipeReaderAsync(_streamPipeReader!);
+
+    private async Task<long> ReceiveWithPipeReaderAsync(PipeReader input)
     {
         using var watchdog = new Watchdog(CloseConnections);
         var send = Task.Run(() => Loopback.SendAllAsync(_rawSender!, _wire));
-        var input = _socketConnection!.Input;
         var tally = new PipeTally(LineLength - 1);
         try
         {
@@ -343,6 +365,7 @@ public class EndToEndStreamBenchmarks
         Loopback.Close(_rawSender);
         Loopback.Close(_rawReceiver);
         _socketConnection?.Dispose();
+        _streamPipeReader?.Complete();
         _streamReader?.Dispose();
         _streamWriter?.BaseStream.Dispose();
         _senderSession?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
