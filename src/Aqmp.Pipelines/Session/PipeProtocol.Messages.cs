@@ -189,7 +189,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// <returns>A task that completes when the message is handled.</returns>
     /// <remarks>
     /// Runs in the read loop: awaiting a reply to a message sent from here would deadlock, and
-    /// awaiting anything slow stalls reading. Whatever this throws ends the session and is the
+    /// awaiting anything slow stalls reading. Messages sent from here before the handler first
+    /// yields leave when it returns or yields (with the replies to the rest of the read), so a
+    /// handler must not block its thread waiting for the peer to act on one of them. Whatever this throws ends the session and is the
     /// error <see cref="DisconnectAsync"/> raises. <see cref="DisconnectAsync"/> awaited from here
     /// starts the disconnect and then raises <see cref="OperationCanceledException"/> (the loop
     /// must stop before the session can end); let it propagate or return.
