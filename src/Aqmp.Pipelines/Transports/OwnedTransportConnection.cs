@@ -60,7 +60,7 @@ internal abstract class OwnedTransportConnection : TransportConnection
         TryComplete(_output.Complete);
     }
 
-    /// <summary>Closes the sending direction after everything was delivered (e.g. TLS close_notify).</summary>
+    /// <summary>Closes the sending direction after everything was delivered (a socket shutdown, or TLS close_notify over a bare stream).</summary>
     /// <param name="cancellationToken">Abandons the shutdown.</param>
     /// <returns>A task that completes when the shutdown was sent.</returns>
     protected virtual ValueTask ShutdownSendAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;

@@ -38,10 +38,21 @@ internal sealed class StreamTransportConnection : OwnedTransportConnection
     public static StreamTransportConnection Create(Stream stream, TransportOptions options, Socket? socket = null, EndPoint? local = null, EndPoint? remote = null)
         => new(new TransportStream(stream), options, socket, local, remote);
 
-    /// <summary>Sends TLS close_notify (for an <see cref="SslStream"/>), then shuts the socket's sending direction.</summary>
+    /// <summary>
+    /// Shuts the socket's sending direction; for an <see cref="SslStream"/> over a caller's stream
+    /// with no known socket, sends TLS close_notify instead.
+    /// </summary>
+    /// <remarks>
+    /// Over a socket, close_notify is not sent: it runs OpenSSL's <c>SSL_shutdown</c> while the
+    /// receive loop has an <c>SSL_read</c> in flight on the same connection, which OpenSSL does not
+    /// allow. In fresh-clone CI runs that raised OpenSSL's internal SslException ("error - 5") from
+    /// <see cref="SslStream.ShutdownAsync"/> once and crashed the test host once, both closing a TLS
+    /// connection over a Unix socket right after its handshake. The peer sees the end of the
+    /// stream (FIN) instead; a frame cut short by it is still an <c>IncompleteFrameException</c>.
+    /// </remarks>
     protected override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken)
     {
-        if (_stream.Inner is SslStream tls)
+        if (_socket is null && _stream.Inner is SslStream tls)
         {
             Task? shutdown = null;
             try
