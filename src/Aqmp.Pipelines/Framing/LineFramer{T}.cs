@@ -96,14 +96,9 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
             throw new IncompleteFrameException(remainder.Length);
         }
 
-        var length = remainder.Length;
-        if (ByteAt(remainder, remainder.FirstSpan, length - 1) == CarriageReturn)
-        {
-            length--;
-        }
-
-        ThrowIfTooLong(length);
-        message = DecodeLine(remainder.Slice(0, length));
+        var line = WithoutTrailingCarriageReturn(remainder);
+        ThrowIfTooLong(line.Length);
+        message = DecodeLine(line);
         return true;
     }
 
@@ -202,8 +197,9 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
     private static void ThrowFrameTooLarge(int maximumLength, long lineLength) => throw new FrameTooLargeException(maximumLength, lineLength);
 
     /// <summary>
-    /// A multi-segment line without its last byte if that is a CR (of a CRLF), cut at a position
-    /// made from the line's end when the CR lies in the same segment, instead of seeking to it.
+    /// A line without its last byte if that is a CR (of a CRLF). In pipe memory it is cut at a
+    /// position made from the line's end when the CR lies in the same segment, instead of seeking
+    /// to it through the segments.
     /// </summary>
     private static ReadOnlySequence<byte> WithoutTrailingCarriageReturn(in ReadOnlySequence<byte> line)
     {
@@ -231,21 +227,11 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
         }
 
         // Exactly one byte over may still be the CR of a CRLF whose LF has not arrived yet.
-        if (length == MaximumLineLength + 1L && ByteAt(input, input.FirstSpan, length - 1) == CarriageReturn)
+        if (length == MaximumLineLength + 1L && WithoutTrailingCarriageReturn(input).Length == MaximumLineLength)
         {
             return;
         }
 
         ThrowFrameTooLarge(MaximumLineLength, length);
-    }
-
-    private static byte ByteAt(in ReadOnlySequence<byte> sequence, ReadOnlySpan<byte> first, long index)
-    {
-        if (index < first.Length)
-        {
-            return first[(int)index];
-        }
-
-        return sequence.Slice(index, 1).FirstSpan[0];
     }
 }

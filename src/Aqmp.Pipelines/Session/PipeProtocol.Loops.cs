@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using Aqmp.Pipelines.Transports;
 
@@ -85,7 +86,7 @@ public abstract partial class PipeProtocol<TMessage>
 
             var buffer = result.Buffer;
             var consumed = buffer.Start;
-            var examined = resume.GetObject() is null ? buffer.Start : resume;
+            var examined = ResumeFrom(resume, buffer);
             try
             {
                 // While this thread runs the handlers synchronously, their sends are left for this
@@ -156,13 +157,25 @@ public abstract partial class PipeProtocol<TMessage>
             {
                 t_handlingReadLoop = null;
                 input.AdvanceTo(consumed, examined);
-
-                // Only a partial frame keeps its position: once everything is consumed, the pipe
-                // may recycle the segment that position points into.
-                resume = buffer.IsEmpty || examined.Equals(consumed) ? default : examined;
+                resume = ResumeAfter(buffer, consumed, examined);
             }
         }
     }
+
+    /// <summary>
+    /// Where the framer starts looking in <paramref name="buffer"/>: the position it stopped at in
+    /// an incomplete frame on the previous read (<see cref="ResumeAfter"/>), else the buffer's start.
+    /// </summary>
+    private static SequencePosition ResumeFrom(SequencePosition resume, in ReadOnlySequence<byte> buffer)
+        => resume.GetObject() is null ? buffer.Start : resume;
+
+    /// <summary>
+    /// The position to hand back to the framer on the next read: where it stopped looking, while
+    /// a partial frame (<paramref name="remainder"/>, from <paramref name="consumed"/>) is left;
+    /// none once everything is consumed, when the pipe may recycle the segment it points into.
+    /// </summary>
+    private static SequencePosition ResumeAfter(in ReadOnlySequence<byte> remainder, SequencePosition consumed, SequencePosition examined)
+        => remainder.IsEmpty || examined.Equals(consumed) ? default : examined;
 
     /// <summary>
     /// The write loop: senders frame their messages straight into the transport's pipe (see

@@ -145,7 +145,7 @@ public abstract partial class PipeProtocol<TMessage>
             {
                 var buffer = _handshakeRead.Buffer.Slice(_handshakeRead.Consumed);
                 var consumed = buffer.Start;
-                var examined = resume.GetObject() is null ? buffer.Start : resume;
+                var examined = ResumeFrom(resume, buffer);
                 if (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
                 {
                     _handshakeRead.Consumed = consumed;
@@ -164,7 +164,7 @@ public abstract partial class PipeProtocol<TMessage>
                 }
 
                 input.AdvanceTo(consumed, examined);
-                resume = buffer.IsEmpty || examined.Equals(consumed) ? default : examined;
+                resume = ResumeAfter(buffer, consumed, examined);
                 _handshakeRead = default;
             }
 

@@ -1,4 +1,5 @@
 using System.Threading.Tasks.Sources;
+using Aqmp.Pipelines.Tests.Support;
 using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Tests.Transports;
@@ -77,40 +78,18 @@ public class TransportStreamTests
     }
 
     /// <summary>A stream whose reads and writes complete at once through a <see cref="ReusableSource"/>.</summary>
-    private sealed class ReusableSourceStream(int readResult) : Stream
+    private sealed class ReusableSourceStream(int readResult) : StreamStub
     {
         public ReusableSource Source { get; } = new(readResult);
 
         public override bool CanRead => true;
 
-        public override bool CanSeek => false;
-
         public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
             => new(Source, ReusableSource.Token);
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
             => new(Source, ReusableSource.Token);
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
