@@ -31,14 +31,17 @@ public class CustomFramerTests
         }
 
         await sender.DisconnectAsync().Bounded();
+
+        // The receiver learns of the end on its own read loop: only then is there an error to raise.
+        await receiver.UntilRunstateAsync(Runstate.Disconnecting);
         await Assert.ThrowsAsync<EndOfStreamException>(() => receiver.DisconnectAsync().Bounded());
     }
 
     [Test]
     public async Task A_frame_larger_than_the_default_receive_pause_threshold_is_buffered_whole_instead_of_deadlocking()
     {
-        // The default receive pipe pauses at 1 MiB; the framer allows 3 MiB, so the session must
-        // raise the pause threshold above the framer's MaximumFrameLength.
+        // The default receive pipe pauses at 1 MiB of unexamined bytes; the framer allows 3 MiB and
+        // examines each partial frame, so the pipe keeps filling until the frame is whole.
         var framer = new LengthPrefixedFramer(maximumPayload: 3 << 20);
         await using var server = new BlobProtocol(framer);
         await using var client = new BlobProtocol(framer);
