@@ -29,8 +29,8 @@ public interface IMessageFramer<TMessage>
     /// The largest inbound frame, in bytes including its delimiter, this framer accepts; or
     /// <see langword="null"/> when it does not know. Informational (tools and diagnostics read
     /// it): the session does not size its buffers from it. A framer enforces its own limit by
-    /// throwing <see cref="FrameTooLargeException"/>; the receive pipe buffers a partial frame
-    /// the framer has examined beyond <see cref="Session.PipeProtocolOptions.ReceivePauseThreshold"/>.
+    /// throwing <see cref="FrameTooLargeException"/> as soon as it knows a frame is over it: what
+    /// its caller holds of a frame that never ends is then that limit plus one read.
     /// </summary>
     long? MaximumFrameLength => null;
 

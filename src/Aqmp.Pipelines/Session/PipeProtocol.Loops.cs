@@ -79,16 +79,18 @@ public abstract partial class PipeProtocol<TMessage>
         while (true)
         {
             var result = await input.ReadAsync().ConfigureAwait(false);
-            if (result.IsCanceled)
-            {
-                return;
-            }
-
             var buffer = result.Buffer;
             var consumed = buffer.Start;
             var examined = ResumeFrom(resume, buffer);
             try
             {
+                if (result.IsCanceled)
+                {
+                    // Stopped by the disconnect; the read is still handed back (finally), so that
+                    // a graceful close may drain the same reader.
+                    return;
+                }
+
                 // While this thread runs the handlers synchronously, their sends are left for this
                 // loop to flush (the mark is cleared before every wait, and set again after it).
                 t_handlingReadLoop = this;

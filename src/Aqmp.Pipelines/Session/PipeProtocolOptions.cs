@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using Aqmp.Pipelines.Transports;
 
@@ -17,14 +18,20 @@ public sealed record PipeProtocolOptions
     public int OutboundBatchBytes { get; init; } = 64 * 1024;
 
     /// <summary>
-    /// Inbound bytes the framer has not examined yet at which the transport stops reading from the
-    /// socket. A partial frame already examined does not count, so frames larger than this still
-    /// arrive (see <see cref="ToTransportOptions"/>). Default 1 MiB.
+    /// The most bytes one read takes from a socket or stream. The read loop reads only when it
+    /// has handled every complete frame it holds, so a session buffers at most a partial frame
+    /// plus one read of inbound bytes: the peer is held back by the operating system's socket
+    /// buffer, not by a queue of ours. Larger reads mean fewer system calls and fewer frames
+    /// straddling two buffers (the framers' slow path). Default 64 KiB.
     /// </summary>
-    public long ReceivePauseThreshold { get; init; } = 1024 * 1024;
+    public int ReceiveBufferSize { get; init; } = TransportOptions.DefaultReceiveBufferSize;
 
-    /// <summary>Unread inbound bytes below which reading from the socket resumes. Default 512 KiB.</summary>
-    public long ReceiveResumeThreshold { get; init; } = 512 * 1024;
+    /// <summary>
+    /// Whether a read waits for the first inbound byte before it rents its buffer (a zero-byte
+    /// read), as Kestrel's sockets do: an idle session then holds no receive buffer. Taken only
+    /// when nothing is buffered, so a busy session rarely pays the extra call. Default true.
+    /// </summary>
+    public bool WaitForDataBeforeAllocatingBuffer { get; init; } = true;
 
     /// <summary>
     /// Unsent outbound bytes at which a flush waits for the socket, and with it every sender
@@ -67,8 +74,7 @@ public sealed record PipeProtocolOptions
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(OutboundBatchBytes, 1, nameof(OutboundBatchBytes));
-        ArgumentOutOfRangeException.ThrowIfLessThan(ReceivePauseThreshold, 1, nameof(ReceivePauseThreshold));
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(ReceiveResumeThreshold, ReceivePauseThreshold, nameof(ReceiveResumeThreshold));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ReceiveBufferSize, 1, nameof(ReceiveBufferSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(SendPauseThreshold, 1, nameof(SendPauseThreshold));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(SendResumeThreshold, SendPauseThreshold, nameof(SendResumeThreshold));
         ArgumentOutOfRangeException.ThrowIfLessThan(MinimumSegmentSize, 1, nameof(MinimumSegmentSize));
@@ -82,35 +88,38 @@ public sealed record PipeProtocolOptions
 
     /// <summary>The transport settings these options imply.</summary>
     /// <remarks>
-    /// The receive pipe pauses at <see cref="ReceivePauseThreshold"/> <i>unexamined</i> bytes: a
-    /// partial frame the framer has examined does not count, so a frame larger than the threshold
-    /// still arrives, and a peer that never ends its frame is held to the framer's limit plus the
-    /// threshold plus one read.
+    /// Inbound bytes are read by the session's read loop itself when it has handled what it holds
+    /// (see <see cref="ReceiveBufferSize"/>), so a peer that never ends its frame is held to the
+    /// framer's limit plus one read.
     /// </remarks>
     /// <param name="pool">
-    /// Where the pipes rent their segments; the shared array pool when null. A session passes its
-    /// own <see cref="SegmentPool"/> of <see cref="MinimumSegmentSize"/> blocks.
+    /// Where the send pipe rents its segments, and reads too when <see cref="ReceiveBufferSize"/>
+    /// fits in one of its blocks; the shared array pool when null. A session passes its own
+    /// <see cref="SegmentPool"/> of <see cref="MinimumSegmentSize"/> blocks.
     /// </param>
     /// <returns>The transport options.</returns>
-    public TransportOptions ToTransportOptions(System.Buffers.MemoryPool<byte>? pool = null) => new()
+    public TransportOptions ToTransportOptions(MemoryPool<byte>? pool = null) => new()
     {
         SendPipeOptions = CreatePipeOptions(pool, SendPauseThreshold, SendResumeThreshold),
-        ReceivePipeOptions = CreatePipeOptions(pool, ReceivePauseThreshold, ReceiveResumeThreshold),
+        ReceiveBufferSize = ReceiveBufferSize,
+        ReceivePool = pool is not null && pool.MaxBufferSize >= ReceiveBufferSize ? pool : null,
+        WaitForDataBeforeAllocatingBuffer = WaitForDataBeforeAllocatingBuffer,
         LingerTimeout = LingerTimeout,
     };
 
     /// <summary>
     /// A segment pool sized for one connection with these options: blocks of
-    /// <see cref="MinimumSegmentSize"/>, keeping enough of them for both pipes at their pause thresholds.
+    /// <see cref="MinimumSegmentSize"/>, keeping enough of them for the send pipe at its pause
+    /// threshold (and for reads, when a read fits in a block).
     /// </summary>
     /// <returns>The pool.</returns>
     public SegmentPool CreateSegmentPool()
     {
-        var blocks = ((SendPauseThreshold + ReceivePauseThreshold) / MinimumSegmentSize) + 16;
+        var blocks = (SendPauseThreshold / MinimumSegmentSize) + 16;
         return new SegmentPool(MinimumSegmentSize, (int)Math.Min(blocks, 4096));
     }
 
-    private PipeOptions CreatePipeOptions(System.Buffers.MemoryPool<byte>? pool, long pause, long resume) => new(
+    private PipeOptions CreatePipeOptions(MemoryPool<byte>? pool, long pause, long resume) => new(
         pool: pool,
         readerScheduler: PipeScheduler.ThreadPool,
         writerScheduler: PipeScheduler.ThreadPool,

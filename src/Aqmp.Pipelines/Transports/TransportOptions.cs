@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 
 namespace Aqmp.Pipelines.Transports;
@@ -10,8 +11,28 @@ public sealed record TransportOptions
     /// <summary>Options of the pipe that carries outbound bytes to the socket or stream.</summary>
     public PipeOptions SendPipeOptions { get; init; } = PipeOptions.Default;
 
-    /// <summary>Options of the pipe that carries inbound bytes from the socket or stream.</summary>
-    public PipeOptions ReceivePipeOptions { get; init; } = PipeOptions.Default;
+    /// <summary>The default <see cref="ReceiveBufferSize"/>: 64 KiB.</summary>
+    public const int DefaultReceiveBufferSize = 64 * 1024;
+
+    /// <summary>
+    /// The most bytes one read takes from the socket or stream. Inbound bytes are read by the
+    /// connection's reader itself, when it asks for more (no background loop reads ahead), so a
+    /// reader that has consumed what it holds buffers at most a partial frame plus one read.
+    /// Default <see cref="DefaultReceiveBufferSize"/>.
+    /// </summary>
+    public int ReceiveBufferSize { get; init; } = DefaultReceiveBufferSize;
+
+    /// <summary>
+    /// Where inbound buffers are rented; the shared array pool when null (also used for buffers
+    /// larger than the pool's <see cref="MemoryPool{T}.MaxBufferSize"/>).
+    /// </summary>
+    public MemoryPool<byte>? ReceivePool { get; init; }
+
+    /// <summary>
+    /// Whether a read with nothing buffered first waits for data with a zero-byte read and only
+    /// then rents its buffer, so that an idle connection holds none. Default true.
+    /// </summary>
+    public bool WaitForDataBeforeAllocatingBuffer { get; init; } = true;
 
     /// <summary>
     /// How long a graceful close keeps reading (and discarding) inbound bytes after it has sent

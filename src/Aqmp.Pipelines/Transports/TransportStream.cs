@@ -9,11 +9,12 @@ namespace Aqmp.Pipelines.Transports;
 /// of the stream while remembering the failure (<see cref="ConnectionError"/>).
 /// </summary>
 /// <remarks>
-/// The duplex-pipe adapter completes its receive pipe with the read's exception, and a
-/// <see cref="System.IO.Pipelines.PipeReader"/> raises that exception before returning the bytes it
-/// already holds: a peer that sends a last message and then resets the connection (QEMU exiting
-/// on <c>quit</c> does) would lose that message. Ending the pipe normally instead lets the session
-/// read every byte that arrived, then learn of the error from the transport.
+/// A <see cref="System.IO.Pipelines.PipeReader"/> whose stream read fails raises that exception
+/// before returning the bytes it already holds: a peer that sends a last message and then resets
+/// the connection (QEMU exiting on <c>quit</c> does) would lose that message. Ending the stream
+/// normally instead lets the session read every byte that arrived, then learn of the error from
+/// the transport. A zero-byte read (a reader waiting for data before it rents a buffer) returns 0
+/// without meaning the end.
 /// A failed write is remembered too: the operating system reports a reset to one call only, so
 /// when a blocked send took it, the next read just sees the end of the stream.
 /// </remarks>
@@ -85,13 +86,13 @@ internal sealed class TransportStream(Stream inner) : Stream
 
         if (!read.IsCompletedSuccessfully)
         {
-            return AwaitReadAsync(read);
+            return AwaitReadAsync(read, waitsForData: buffer.IsEmpty);
         }
 
         // Consumed here, once: a value task may be backed by a reusable source (a socket's), which
         // a second consumer would find already recycled for the next operation.
         var count = read.Result;
-        return count == 0 && IsWriteInFlight ? SettleThenEndAsync() : ValueTask.FromResult(count);
+        return count == 0 && !buffer.IsEmpty && IsWriteInFlight ? SettleThenEndAsync() : ValueTask.FromResult(count);
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -160,7 +161,7 @@ internal sealed class TransportStream(Stream inner) : Stream
     private static bool IsConnectionFailure(Exception ex) => ex is IOException or System.Net.Sockets.SocketException;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<int> AwaitReadAsync(ValueTask<int> read)
+    private async ValueTask<int> AwaitReadAsync(ValueTask<int> read, bool waitsForData)
     {
         int count;
         try
@@ -172,7 +173,8 @@ internal sealed class TransportStream(Stream inner) : Stream
             return EndOfStream(ex);
         }
 
-        return count == 0 && IsWriteInFlight ? await SettleThenEndAsync().ConfigureAwait(false) : count;
+        // A zero-byte read (a wait for data) returns 0 without meaning the end of the stream.
+        return count == 0 && !waitsForData && IsWriteInFlight ? await SettleThenEndAsync().ConfigureAwait(false) : count;
     }
 
     /// <summary>Whether a write is waiting in the operating system and has not failed (yet).</summary>

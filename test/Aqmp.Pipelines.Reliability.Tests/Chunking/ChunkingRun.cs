@@ -11,7 +11,7 @@ internal static class ChunkingRun
 
     /// <summary>
     /// Session options drawn from the seed: pipe segments from 512 B (lines straddle many of them)
-    /// to the default 16 KiB, a small or the default receive pause threshold, and a short or the
+    /// to the default 16 KiB, reads of 512 B to the default 64 KiB (with or without a zero-byte wait), and a short or the
     /// default outbound queue and batch.
     /// </summary>
     /// <param name="random">The seeded generator.</param>
@@ -19,13 +19,13 @@ internal static class ChunkingRun
     public static PipeProtocolOptions RandomOptions(Random random)
     {
         int[] segments = [512, 4096, 16 * 1024];
-        var smallReceiveBuffer = random.Next(2) == 0;
+        int[] reads = [512, 4096, 64 * 1024];
         var shortQueue = random.Next(2) == 0;
         return new PipeProtocolOptions
         {
             MinimumSegmentSize = segments[random.Next(segments.Length)],
-            ReceivePauseThreshold = smallReceiveBuffer ? 64 * 1024 : 1024 * 1024,
-            ReceiveResumeThreshold = smallReceiveBuffer ? 32 * 1024 : 512 * 1024,
+            ReceiveBufferSize = reads[random.Next(reads.Length)],
+            WaitForDataBeforeAllocatingBuffer = random.Next(2) == 0,
             OutboundBatchBytes = shortQueue ? 1024 : 64 * 1024,
             SendPauseThreshold = shortQueue ? 16 * 1024 : 1024 * 1024,
             SendResumeThreshold = shortQueue ? 8 * 1024 : 512 * 1024,
@@ -36,7 +36,7 @@ internal static class ChunkingRun
     /// <param name="options">The options.</param>
     /// <returns>A short description.</returns>
     public static string Describe(PipeProtocolOptions options)
-        => $"segments {options.MinimumSegmentSize} B, receive pause {options.ReceivePauseThreshold / 1024} KiB, "
+        => $"segments {options.MinimumSegmentSize} B, reads of {options.ReceiveBufferSize} B{(options.WaitForDataBeforeAllocatingBuffer ? " after a zero-byte wait" : "")}, "
             + $"send pause {options.SendPauseThreshold / 1024} KiB, batch {options.OutboundBatchBytes} B";
 
     /// <summary>A listening Unix-domain socket (backlog 1) at <paramref name="endPoint"/>.</summary>

@@ -15,21 +15,18 @@ namespace Aqmp.Pipelines.Reliability.Tests.HostileInput;
 /// ever sending a newline (up to 1 GiB, as fast as the socket takes it), a line that crosses the
 /// limit before its newline arrives, and lines exactly at the limit. The session ends with
 /// <see cref="FrameTooLargeException"/> as soon as the limit is crossed, while the managed heap
-/// grows by no more than what the receive pipe may hold.
+/// grows by no more than what the session may hold of it.
 /// </summary>
 /// <remarks>
 /// <para>
-/// <b>The bound, from the source.</b> The socket-to-pipe copy loop (Pipelines.Sockets.Unofficial's
-/// <c>AsyncStreamPipe</c>) reads into <c>GetMemory(1)</c> — at most one segment,
-/// <see cref="PipeProtocolOptions.MinimumSegmentSize"/> = 16 KiB, rented from the shared array pool —
-/// and flushes after every read. The flush waits once the pipe's unread bytes reach its pause
-/// threshold, which <see cref="PipeProtocolOptions.ToTransportOptions"/> sets to
-/// <see cref="PipeProtocolOptions.ReceivePauseThreshold"/> (1 MiB). System.IO.Pipelines counts <i>unexamined</i> bytes
-/// for that threshold, and the read loop examines everything it is given while a line is
-/// unterminated: the bytes it has examined (at most the limit, or the framer would have raised)
-/// no longer hold the writer back. So when the framer raises, the pipe holds at most
-/// limit + pause threshold + one segment (<see cref="OversizeLineBound"/>): about limit + 1 MiB. That is what
-/// <see cref="FrameTooLargeException.ObservedLength"/> must stay within.
+/// <b>The bound, from the source.</b> A stream transport reads inline: the read loop's
+/// <c>PipeReader</c> (System.IO.Pipelines' stream reader) reads the socket only when the loop asks
+/// for more, at most <see cref="PipeProtocolOptions.ReceiveBufferSize"/> (64 KiB) per read, and
+/// nothing reads ahead. While a line is unterminated the framer examines everything it is given
+/// and raises as soon as more than the limit is buffered, so before the read that raised, at most
+/// the limit was held: when the framer raises, the session holds at most limit + one read
+/// (<see cref="OversizeLineBound"/>). That is what <see cref="FrameTooLargeException.ObservedLength"/>
+/// must stay within.
 /// </para>
 /// <para>
 /// Managed-memory growth (peak of <see cref="GC.GetTotalMemory(bool)"/> sampled every millisecond on
@@ -50,8 +47,8 @@ public sealed class OversizeFrameTests
     [TearDown]
     public void DeleteSocketFiles() => _socketFiles.DeleteAll();
 
-    [TestCase(64 * 1024, TestName = "A_1_GiB_line_without_a_newline_ends_a_64_KiB_limit_line_session_with_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_the_1_MiB_pause_threshold_plus_a_segment_plus_4_MiB")]
-    [TestCase(64 * 1024 * 1024, TestName = "A_1_GiB_line_without_a_newline_ends_a_64_MiB_limit_line_session_with_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_the_pause_threshold_and_one_read_plus_4_MiB")]
+    [TestCase(64 * 1024, TestName = "A_1_GiB_line_without_a_newline_ends_a_64_KiB_limit_line_session_with_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_one_64_KiB_read_plus_4_MiB")]
+    [TestCase(64 * 1024 * 1024, TestName = "A_1_GiB_line_without_a_newline_ends_a_64_MiB_limit_line_session_with_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_one_read_plus_4_MiB")]
     public async Task A_1_GiB_line_without_a_newline_ends_a_line_session(int limit)
     {
         var framer = new Utf8LineFramer(limit);
@@ -79,11 +76,11 @@ public sealed class OversizeFrameTests
         Assert.That(flood.BytesWritten, Is.LessThan(OneGiB), "the session ended long before the whole gigabyte");
         Assert.That(protocol.SessionEnded.RootCause, Is.SameAs(error), "the session-ended hook saw the same root cause");
         Assert.That(peakGrowthWhenEnded(), Is.InRange(0, bound + MemorySlack),
-            $"managed growth stays within the receive pipe's bound ({HostileMemorySampler.Mib(bound)}: limit + pause threshold + one 16 KiB segment) plus {HostileMemorySampler.Mib(MemorySlack)}");
+            $"managed growth stays within the session's bound ({HostileMemorySampler.Mib(bound)}: limit + one 64 KiB read) plus {HostileMemorySampler.Mib(MemorySlack)}");
     }
 
     [Test]
-    public async Task An_unterminated_64_MiB_limit_line_is_found_too_large_with_no_more_than_the_limit_plus_the_pause_threshold_and_one_read_buffered_as_LineFramer_documents()
+    public async Task An_unterminated_64_MiB_limit_line_is_found_too_large_with_no_more_than_the_limit_plus_one_read_buffered_as_LineFramer_documents()
     {
         const int Limit = 64 * 1024 * 1024;
         using var listener = HostileListener.Listen(_socketFiles);
@@ -96,48 +93,37 @@ public sealed class OversizeFrameTests
         var error = await Assert.ThrowsAsync<FrameTooLargeException>(() => protocol.DisconnectAsync().Bounded());
 
         var options = PipeProtocolOptions.Default;
-        Assert.That(error!.ObservedLength, Is.LessThanOrEqualTo(Limit + options.ReceivePauseThreshold + options.MinimumSegmentSize), "the limit, plus the pause threshold of unexamined bytes, plus one read of at most one segment: not twice the limit");
+        Assert.That(error!.ObservedLength, Is.LessThanOrEqualTo(Limit + options.ReceiveBufferSize), "the limit plus one read: not twice the limit");
     }
 
     [Test]
-    public async Task After_the_framer_raises_the_receive_pipe_still_pauses_so_a_flooding_peer_cannot_push_more_than_the_bound_before_the_teardown_aborts_the_socket()
+    public async Task A_read_loop_that_falls_behind_reads_nothing_ahead_so_a_flooding_peer_is_held_back_by_the_socket_buffers_and_the_framer_raises_within_the_limit_plus_one_read()
     {
         const int Limit = 1024 * 1024;
         var inner = new Utf8LineFramer(Limit);
-        var pause = PipeProtocolOptions.Default.ToTransportOptions().ReceivePipeOptions.PauseWriterThreshold;
-        var bound = OversizeLineBound(Limit, PipeProtocolOptions.Default);
+        var options = PipeProtocolOptions.Default;
         var framer = new StallingFramer(inner, stallAt: Limit - 100);
         using var listener = HostileListener.Listen(_socketFiles);
         await using var session = new AnyLineSession(framer);
-        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        session.RunstateChanged += (_, change) =>
-        {
-            if (change.Current == Runstate.Disconnecting)
-            {
-                // Runs on the read loop before the teardown starts: a busy machine in slow motion.
-                ended.TrySetResult();
-                Thread.Sleep(300);
-            }
-        };
         var connecting = session.ConnectAsync(listener.EndPoint);
         using var peer = await listener.AcceptAsync();
         await connecting.Bounded();
 
-        // The read loop examines limit - 100 bytes, and falls behind while 40 KiB more arrive:
-        // its next read holds more than the pause threshold, with the transport not paused.
+        // The read loop examines limit - 100 bytes and stalls there (a busy machine in slow
+        // motion) while the peer floods: nothing reads the socket until the loop asks for more.
         await peer.SendAsync(Filled(Limit - 100)).Bounded();
         await framer.Stalled.Task.Bounded();
-        await peer.SendAsync(Filled(40 * 1024)).Bounded();
-        await Task.Delay(100);
+        var flooding = peer.FloodAsync(64 * MiB);
+        await Task.Delay(300);
         framer.Release.Set();
-        await ended.Task.Bounded();
 
-        var flood = await peer.FloodAsync(64 * MiB).Bounded();
+        var flood = await flooding.Bounded();
         var error = await Assert.ThrowsAsync<FrameTooLargeException>(() => session.DisconnectAsync().Bounded());
 
-        TestContext.Progress.WriteLine($"{TestContext.CurrentContext.Test.Name}: observed {error!.ObservedLength:N0} bytes when raised (pause threshold {pause:N0}); after that the client took in {flood.BytesWritten:N0} more (bound {bound:N0})");
-        Assert.That(error.ObservedLength, Is.GreaterThanOrEqualTo(pause), "the setup: the framer raised on more than the pause threshold");
-        Assert.That(flood.BytesWritten, Is.LessThanOrEqualTo(bound + MemorySlack), "what the client takes in after the framer raised: the receive pipe's bound, plus the kernel's socket buffers");
+        TestContext.Progress.WriteLine($"{TestContext.CurrentContext.Test.Name}: observed {error!.ObservedLength:N0} bytes when raised (bound {Limit + options.ReceiveBufferSize:N0}); the peer wrote {flood.BytesWritten:N0} bytes of its flood before the client closed");
+        Assert.That(error.ObservedLength, Is.InRange(Limit + 1L, Limit + (long)options.ReceiveBufferSize), "the limit plus one read");
+        Assert.That(flood.Error, Is.Not.Null, "the peer's send failed because the client closed the connection");
+        Assert.That(flood.BytesWritten, Is.LessThanOrEqualTo(options.ReceiveBufferSize + MemorySlack), "what the peer could write: one read, plus the kernel's socket buffers; no read-ahead");
     }
 
     [TestCase(64 * 1024, true, TestName = "A_line_one_byte_over_a_64_KiB_limit_with_its_newline_in_the_same_write_ends_the_session_with_FrameTooLargeException")]
@@ -213,8 +199,8 @@ public sealed class OversizeFrameTests
         Assert.That((await closing.Bounded()).How, Is.EqualTo("end of stream"), "a clean close");
     }
 
-    [TestCase(QmpFramer.DefaultMaximumMessageLength, TestName = "A_1_GiB_message_without_a_newline_ends_a_QmpClient_session_at_the_default_10_MiB_limit_with_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_the_pause_threshold_and_one_read_plus_4_MiB")]
-    [TestCase(1024 * 1024, TestName = "A_1_GiB_message_without_a_newline_ends_a_QmpClient_session_at_a_1_MiB_MaximumMessageLength_with_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_the_pause_threshold_and_one_read_plus_4_MiB")]
+    [TestCase(QmpFramer.DefaultMaximumMessageLength, TestName = "A_1_GiB_message_without_a_newline_ends_a_QmpClient_session_at_the_default_10_MiB_limit_with_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_one_read_plus_4_MiB")]
+    [TestCase(1024 * 1024, TestName = "A_1_GiB_message_without_a_newline_ends_a_QmpClient_session_at_a_1_MiB_MaximumMessageLength_with_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_one_read_plus_4_MiB")]
     public async Task A_1_GiB_message_without_a_newline_ends_a_QmpClient_session(int limit)
     {
         var options = limit == QmpFramer.DefaultMaximumMessageLength ? QmpClientOptions.Default : new QmpClientOptions { MaximumMessageLength = limit };
@@ -246,11 +232,11 @@ public sealed class OversizeFrameTests
         Assert.That(received, Is.Zero);
         Assert.That(listenerError, Is.SameAs(error), "the listener ends with the root cause");
         Assert.That(peakGrowthWhenEnded(), Is.InRange(0, bound + MemorySlack),
-            $"managed growth stays within the receive pipe's bound ({HostileMemorySampler.Mib(bound)}) plus {HostileMemorySampler.Mib(MemorySlack)}");
+            $"managed growth stays within the session's bound ({HostileMemorySampler.Mib(bound)}) plus {HostileMemorySampler.Mib(MemorySlack)}");
     }
 
     [Test]
-    public async Task A_1_GiB_greeting_without_a_newline_fails_ConnectAsync_with_QmpNegotiationException_caused_by_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_the_pause_threshold_and_one_read_plus_4_MiB()
+    public async Task A_1_GiB_greeting_without_a_newline_fails_ConnectAsync_with_QmpNegotiationException_caused_by_FrameTooLargeException_and_managed_growth_stays_under_the_limit_plus_one_read_plus_4_MiB()
     {
         var bound = OversizeLineBound(QmpFramer.DefaultMaximumMessageLength, PipeProtocolOptions.Default);
         using var listener = HostileListener.Listen(_socketFiles);
@@ -356,12 +342,11 @@ public sealed class OversizeFrameTests
     }
 
     /// <summary>
-    /// The most bytes of one unterminated line a session's receive pipe holds when the framer raises:
-    /// up to the limit examined, plus the unexamined bytes the socket loop may add before its flush
-    /// pauses (the pause threshold), plus one read of at most one segment.
+    /// The most bytes of one unterminated line a session holds when the framer raises: up to the
+    /// limit examined before the last read, plus that read.
     /// </summary>
     private static long OversizeLineBound(int limit, PipeProtocolOptions options)
-        => limit + options.ToTransportOptions().ReceivePipeOptions.PauseWriterThreshold + options.MinimumSegmentSize;
+        => limit + (long)options.ReceiveBufferSize;
 
     /// <summary>A line of printable ASCII (no quote, backslash or newline) in a long pattern, so truncation or corruption shows.</summary>
     private static string PatternLine(int length) => string.Create(length, 0, static (span, _) =>
@@ -397,7 +382,7 @@ public sealed class OversizeFrameTests
             $"{TestContext.CurrentContext.Test.Name}:{Environment.NewLine}"
             + $"  fed {flood.BytesWritten:N0} bytes ({HostileMemorySampler.Mib(flood.BytesWritten)}) in {flood.Elapsed.TotalMilliseconds:F0} ms before the send failed with {flood.Error?.ToString() ?? "nothing"}; "
             + $"the peer's read side saw {end.How}{Environment.NewLine}"
-            + $"  limit {error.MaximumLength:N0}, observed {error.ObservedLength:N0} bytes when raised, receive-pipe bound {bound:N0}{Environment.NewLine}"
+            + $"  limit {error.MaximumLength:N0}, observed {error.ObservedLength:N0} bytes when raised, bound (limit + one read) {bound:N0}{Environment.NewLine}"
             + $"  peak managed growth until the session ended {HostileMemorySampler.Mib(peakGrowthWhenEnded)}; over the whole run:{Environment.NewLine}"
             + $"  {memory.Describe()}");
 }

@@ -11,8 +11,7 @@ public class PipeProtocolOptionsTests
     }
 
     [TestCase(nameof(PipeProtocolOptions.OutboundBatchBytes))]
-    [TestCase(nameof(PipeProtocolOptions.ReceivePauseThreshold))]
-    [TestCase(nameof(PipeProtocolOptions.ReceiveResumeThreshold))]
+    [TestCase(nameof(PipeProtocolOptions.ReceiveBufferSize))]
     [TestCase(nameof(PipeProtocolOptions.SendPauseThreshold))]
     [TestCase(nameof(PipeProtocolOptions.SendResumeThreshold))]
     [TestCase(nameof(PipeProtocolOptions.MinimumSegmentSize))]
@@ -24,8 +23,7 @@ public class PipeProtocolOptionsTests
         var options = setting switch
         {
             nameof(PipeProtocolOptions.OutboundBatchBytes) => new PipeProtocolOptions { OutboundBatchBytes = 0 },
-            nameof(PipeProtocolOptions.ReceivePauseThreshold) => new PipeProtocolOptions { ReceivePauseThreshold = 0, ReceiveResumeThreshold = 0 },
-            nameof(PipeProtocolOptions.ReceiveResumeThreshold) => new PipeProtocolOptions { ReceiveResumeThreshold = 2 << 20 },
+            nameof(PipeProtocolOptions.ReceiveBufferSize) => new PipeProtocolOptions { ReceiveBufferSize = 0 },
             nameof(PipeProtocolOptions.SendPauseThreshold) => new PipeProtocolOptions { SendPauseThreshold = 0, SendResumeThreshold = 0 },
             nameof(PipeProtocolOptions.SendResumeThreshold) => new PipeProtocolOptions { SendResumeThreshold = 2 << 20 },
             nameof(PipeProtocolOptions.MinimumSegmentSize) => new PipeProtocolOptions { MinimumSegmentSize = 0 },
@@ -39,16 +37,30 @@ public class PipeProtocolOptionsTests
     }
 
     [Test]
-    public void The_transport_gets_the_thresholds_as_configured_because_the_pipe_counts_only_unexamined_bytes()
+    public void The_transport_gets_the_send_thresholds_and_the_read_size_as_configured()
     {
-        var options = new PipeProtocolOptions { ReceivePauseThreshold = 1 << 20, ReceiveResumeThreshold = 1 << 19 };
+        var options = new PipeProtocolOptions { SendPauseThreshold = 1 << 20, SendResumeThreshold = 1 << 19, ReceiveBufferSize = 8192, WaitForDataBeforeAllocatingBuffer = false };
 
         var transport = options.ToTransportOptions();
 
-        Assert.That(transport.ReceivePipeOptions.PauseWriterThreshold, Is.EqualTo(1L << 20));
-        Assert.That(transport.ReceivePipeOptions.ResumeWriterThreshold, Is.EqualTo(1L << 19));
-        Assert.That(transport.SendPipeOptions.PauseWriterThreshold, Is.EqualTo(options.SendPauseThreshold));
-        Assert.That(transport.ReceivePipeOptions.MinimumSegmentSize, Is.EqualTo(options.MinimumSegmentSize));
+        Assert.That(transport.SendPipeOptions.PauseWriterThreshold, Is.EqualTo(1L << 20));
+        Assert.That(transport.SendPipeOptions.ResumeWriterThreshold, Is.EqualTo(1L << 19));
+        Assert.That(transport.SendPipeOptions.MinimumSegmentSize, Is.EqualTo(options.MinimumSegmentSize));
+        Assert.That(transport.ReceiveBufferSize, Is.EqualTo(8192));
+        Assert.That(transport.WaitForDataBeforeAllocatingBuffer, Is.False);
         Assert.That(transport.LingerTimeout, Is.EqualTo(options.LingerTimeout));
+    }
+
+    [TestCase(16 * 1024, true)]
+    [TestCase(64 * 1024, false)]
+    public void Reads_use_the_sessions_segment_pool_only_when_one_read_fits_in_a_block(int receiveBufferSize, bool usesPool)
+    {
+        var options = new PipeProtocolOptions { ReceiveBufferSize = receiveBufferSize };
+        using var pool = options.CreateSegmentPool();
+
+        var transport = options.ToTransportOptions(pool);
+
+        Assert.That(transport.ReceivePool, usesPool ? Is.SameAs(pool) : Is.Null);
+        Assert.That(transport.SendPipeOptions.Pool, Is.SameAs(pool));
     }
 }

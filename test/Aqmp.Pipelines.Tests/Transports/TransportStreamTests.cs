@@ -37,6 +37,76 @@ public class TransportStreamTests
         Assert.That(stream.BytesWritten, Is.EqualTo(7));
     }
 
+    [TestCase(true, TestName = "A_zero_byte_read_that_completes_at_once_while_a_write_is_blocked_returns_0_at_once_a_wait_for_data_not_the_end_of_the_stream")]
+    [TestCase(false, TestName = "A_zero_byte_read_that_completes_later_while_a_write_is_blocked_returns_0_as_soon_as_it_completes")]
+    public async Task A_zero_byte_read_while_a_write_is_blocked_is_not_taken_for_the_end_of_the_stream(bool completesAtOnce)
+    {
+        var inner = new BlockedWriterStream(completesAtOnce);
+        var stream = new TransportStream(inner);
+        var write = stream.WriteAsync(new byte[3]);
+
+        var read = stream.ReadAsync(Memory<byte>.Empty);
+        inner.CompleteRead(0);
+
+        Assert.That(read.IsCompleted, Is.True, "no settling delay: a zero-byte read is how a reader waits for data without a buffer");
+        Assert.That(await read, Is.Zero);
+        Assert.That(stream.ConnectionError, Is.Null);
+        Assert.That(write.IsCompleted, Is.False);
+    }
+
+    [Test]
+    public async Task A_real_read_that_returns_0_while_a_write_is_blocked_waits_briefly_for_the_write_to_settle_before_reporting_the_end()
+    {
+        var inner = new BlockedWriterStream(completesAtOnce: true);
+        var stream = new TransportStream(inner);
+        _ = stream.WriteAsync(new byte[3]);
+
+        var read = stream.ReadAsync(new byte[16]);
+        inner.CompleteRead(0);
+
+        Assert.That(read.IsCompleted, Is.False, "a send may have taken the reset this end of stream stands for: it gets to be recorded first");
+        Assert.That(await read, Is.Zero);
+    }
+
+    /// <summary>A stream whose writes never complete and whose reads complete when the test says.</summary>
+    private sealed class BlockedWriterStream(bool completesAtOnce) : StreamStub
+    {
+        private readonly TaskCompletionSource<int> _read = new();
+        private readonly TaskCompletionSource _write = new();
+
+        public override bool CanRead => true;
+
+        public override bool CanWrite => true;
+
+        /// <summary>Completes the read; its continuations run inline (outside the test's synchronization context, which would defer them).</summary>
+        public void CompleteRead(int count)
+        {
+            var context = SynchronizationContext.Current;
+            SynchronizationContext.SetSynchronizationContext(null);
+            try
+            {
+                _read.TrySetResult(count);
+            }
+            finally
+            {
+                SynchronizationContext.SetSynchronizationContext(context);
+            }
+        }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (completesAtOnce)
+            {
+                _read.TrySetResult(0);
+            }
+
+            return new(_read.Task);
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+            => new(_write.Task);
+    }
+
     /// <summary>
     /// A value task source that is already complete and, like a socket's, may be consumed once:
     /// afterwards it belongs to the next operation and every use of the old token throws.
