@@ -78,6 +78,19 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
                 ThrowFrameTooLarge(MaximumLineLength, lineLength);
             }
 
+            if (input.IsSingleSegment)
+            {
+                // Positions are made from the segment's start, without seeking.
+                var start = input.Start;
+                var segment = start.GetObject();
+                var startIndex = start.GetInteger();
+                var lineEnd = new SequencePosition(segment, startIndex + terminatorIndex + 1);
+                consumed = lineEnd;
+                examined = lineEnd;
+                message = DecodeLine(input.Slice(start, new SequencePosition(segment, startIndex + lineLength)));
+                return true;
+            }
+
             var end = input.GetPosition(terminatorIndex + 1);
             consumed = end;
             examined = end;
@@ -215,7 +228,8 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
             return segment.Memory.Span[index - 1] == CarriageReturn ? line.Slice(line.Start, new SequencePosition(segment, index - 1)) : line;
         }
 
-        return line.Slice(line.Length - 1).FirstSpan[0] == CarriageReturn ? line.Slice(0, line.Length - 1) : line;
+        // The last byte, past any empty segment (a line may start at the very end of one).
+        return new SequenceReader<byte>(line.Slice(line.Length - 1)).TryPeek(out var last) && last == CarriageReturn ? line.Slice(0, line.Length - 1) : line;
     }
 
     private void ThrowIfUnterminatedTooLong(in ReadOnlySequence<byte> input)

@@ -92,6 +92,22 @@ public class LineFramerTests
         Assert.That(remainder, Is.EqualTo(expectedRemainder));
     }
 
+    [TestCase("a", "\r", "\nnext\n", TestName = "A_CRLF_split_after_its_CR_in_input_that_starts_at_the_very_end_of_a_segment_is_an_empty_line_not_an_IndexOutOfRangeException")]
+    [TestCase("a", "b\r", "\nnext\n", TestName = "A_line_ending_in_a_CR_at_a_segment_end_in_input_that_starts_at_the_very_end_of_a_segment_loses_only_its_CR")]
+    public void Input_that_starts_at_the_end_of_a_segment_is_read_past_the_empty_first_span(string consumedSegment, string secondSegment, string thirdSegment)
+    {
+        // What a pipe may hand out: the first segment fully consumed but still the buffer's start,
+        // so its first span is empty.
+        var sequence = SegmentedSequence.FromChunks(Bytes(consumedSegment), Bytes(secondSegment), Bytes(thirdSegment));
+        var input = sequence.Slice(new SequencePosition(sequence.Start.GetObject(), consumedSegment.Length));
+        Assert.That(input.FirstSpan.IsEmpty, Is.True, "the setup: an empty first span");
+
+        var (lines, remainder) = Parse(new LineFramer(), input);
+
+        Assert.That(lines, Is.EqualTo(new[] { secondSegment.TrimEnd('\r'), "next" }));
+        Assert.That(remainder, Is.Empty);
+    }
+
     [TestCaseSource(nameof(MultiLineInputs))]
     public void Every_two_way_split_of_the_input_yields_the_same_lines_as_the_single_segment_input(
         string input, string[] expectedLines, string expectedRemainder)
