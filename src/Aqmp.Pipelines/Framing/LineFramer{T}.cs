@@ -169,7 +169,8 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
     /// <summary>
     /// The slow path of <see cref="TryReadMessage"/>, kept out of line so that the fast path stays
     /// small: no line feed in the first segment. Searches the rest segment by segment, then cuts
-    /// the line at the position found, without seeking through the segments again. Bytes an
+    /// the line with positions made from the segment the line feed is in (and the CR before it,
+    /// even when that ended the previous segment), without seeking through the segments again. Bytes an
     /// earlier call already searched in vain (the session hands that position back while a line
     /// is incomplete) are not searched again: a long line costs one pass, not one per read.
     /// </summary>
@@ -177,15 +178,55 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
     private bool TryReadStraddlingLine(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         var firstLength = input.First.Length;
-        if (firstLength < input.Length && input.Slice(Math.Max(firstLength, ExaminedLength(input, examined))).PositionOf(LineFeed) is { } lineFeed)
+        if (firstLength < input.Length)
         {
-            var line = WithoutTrailingCarriageReturn(input.Slice(input.Start, lineFeed));
-            ThrowIfTooLong(line.Length);
-            var end = input.GetPosition(1, lineFeed);
-            consumed = end;
-            examined = end;
-            message = DecodeLine(line);
-            return true;
+            // Search segment by segment from where no earlier call looked, remembering where each
+            // span starts, so that the line feed, the line's end and the next line's start are
+            // positions made from the segment the line feed is in.
+            var next = input.GetPosition(Math.Max(firstLength, ExaminedLength(input, examined)));
+            SequencePosition lastByte = default; // the last byte searched before the current span
+            var lastWasCarriageReturn = false;
+            while (true)
+            {
+                var spanStart = next;
+                if (!input.TryGet(ref next, out var memory))
+                {
+                    break;
+                }
+
+                var span = memory.Span;
+                var index = span.IndexOf(LineFeed);
+                if (index >= 0)
+                {
+                    var segment = spanStart.GetObject();
+                    var lineFeedIndex = spanStart.GetInteger() + index;
+                    var lineFeed = new SequencePosition(segment, lineFeedIndex);
+                    var line = index > 0
+                        ? input.Slice(input.Start, span[index - 1] == CarriageReturn ? new SequencePosition(segment, lineFeedIndex - 1) : lineFeed)
+                        : lastByte.GetObject() is not null
+                            ? input.Slice(input.Start, lastWasCarriageReturn ? lastByte : lineFeed)
+                            : WithoutTrailingCarriageReturn(input.Slice(input.Start, lineFeed));
+                    ThrowIfTooLong(line.Length);
+
+                    // Past the line feed; at a segment's end, the next segment's start (as a pipe's positions are).
+                    var end = index + 1 < span.Length ? new SequencePosition(segment, lineFeedIndex + 1) : input.GetPosition(1, lineFeed);
+                    consumed = end;
+                    examined = end;
+                    message = DecodeLine(line);
+                    return true;
+                }
+
+                if (!span.IsEmpty)
+                {
+                    lastByte = new SequencePosition(spanStart.GetObject(), spanStart.GetInteger() + span.Length - 1);
+                    lastWasCarriageReturn = span[^1] == CarriageReturn;
+                }
+
+                if (next.GetObject() is null)
+                {
+                    break;
+                }
+            }
         }
 
         ThrowIfUnterminatedTooLong(input);
