@@ -183,9 +183,25 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
             // Search segment by segment from where no earlier call looked, remembering where each
             // span starts, so that the line feed, the line's end and the next line's start are
             // positions made from the segment the line feed is in.
-            var next = input.GetPosition(Math.Max(firstLength, ExaminedLength(input, examined)));
             SequencePosition lastByte = default; // the last byte searched before the current span
             var lastWasCarriageReturn = false;
+            var alreadyExamined = ExaminedLength(input, examined);
+            SequencePosition next;
+            if (alreadyExamined <= firstLength)
+            {
+                // Step over the first span (the fast path searched it), keeping its last byte.
+                next = input.Start;
+                input.TryGet(ref next, out var first);
+                if (!first.IsEmpty)
+                {
+                    lastByte = new SequencePosition(input.Start.GetObject(), input.Start.GetInteger() + first.Length - 1);
+                    lastWasCarriageReturn = first.Span[^1] == CarriageReturn;
+                }
+            }
+            else
+            {
+                next = input.GetPosition(alreadyExamined);
+            }
             while (true)
             {
                 var spanStart = next;
