@@ -30,7 +30,8 @@ public interface IMessageFramer<TMessage>
     /// <see langword="null"/> when it does not know. Informational (tools and diagnostics read
     /// it): the session does not size its buffers from it. A framer enforces its own limit by
     /// throwing <see cref="FrameTooLargeException"/> as soon as it knows a frame is over it: what
-    /// its caller holds of a frame that never ends is then that limit plus one read.
+    /// its caller holds of a frame that never ends is then that limit (and a byte or two of a
+    /// delimiter) plus one read.
     /// </summary>
     long? MaximumFrameLength => null;
 

@@ -24,8 +24,8 @@ namespace Aqmp.Pipelines.Framing;
 /// <para>
 /// A line longer than <see cref="MaximumLineLength"/> (excluding its terminator) raises
 /// <see cref="FrameTooLargeException"/> as soon as that is known: with a terminator in view, or
-/// when more than the limit is buffered without one, so a session buffers no more than the limit
-/// plus one read for a line. Bytes left without a terminator when the stream ends raise
+/// when more than the limit is buffered without one (one byte over may be the CR of a CRLF), so a
+/// session buffers no more than the limit, plus that byte, plus one read for a line. Bytes left without a terminator when the stream ends raise
 /// <see cref="IncompleteFrameException"/>, unless <see cref="AcceptUnterminatedLastLine"/> is set.
 /// </para>
 /// </remarks>

@@ -150,8 +150,9 @@ public abstract partial class PipeProtocol<TMessage>
             catch
             {
                 // The session is failing (say, a frame over the limit): never hand back an examined
-                // position behind the last one, or the pipe would count every buffered byte as
-                // unexamined again and stop pausing the transport while the teardown runs.
+                // position behind the last one, or a Pipe-backed transport (a caller's IDuplexPipe)
+                // would count every buffered byte as unexamined again and stop pausing its writer
+                // while the teardown runs.
                 examined = result.Buffer.End;
                 throw;
             }

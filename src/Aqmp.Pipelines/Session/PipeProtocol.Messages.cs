@@ -171,7 +171,8 @@ public abstract partial class PipeProtocol<TMessage>
             var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
             if (result.IsCanceled)
             {
-                input.AdvanceTo(result.Buffer.Start);
+                // Handed back as examined as far as before, or a pipe would count those bytes anew.
+                input.AdvanceTo(result.Buffer.Start, ResumeFrom(resume, result.Buffer));
                 throw new OperationCanceledException("The read was cancelled.");
             }
 

@@ -90,7 +90,7 @@ public sealed record PipeProtocolOptions
     /// <remarks>
     /// Inbound bytes are read by the session's read loop itself when it has handled what it holds
     /// (see <see cref="ReceiveBufferSize"/>), so a peer that never ends its frame is held to the
-    /// framer's limit plus one read.
+    /// framer's limit (plus one byte, for a line framer's CR) plus one read.
     /// </remarks>
     /// <param name="pool">
     /// Where the send pipe rents its segments, and reads too when <see cref="ReceiveBufferSize"/>

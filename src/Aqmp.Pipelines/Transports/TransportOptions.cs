@@ -8,6 +8,8 @@ namespace Aqmp.Pipelines.Transports;
 /// </summary>
 public sealed record TransportOptions
 {
+    private readonly int _receiveBufferSize = DefaultReceiveBufferSize;
+
     /// <summary>Options of the pipe that carries outbound bytes to the socket or stream.</summary>
     public PipeOptions SendPipeOptions { get; init; } = PipeOptions.Default;
 
@@ -16,11 +18,20 @@ public sealed record TransportOptions
 
     /// <summary>
     /// The most bytes one read takes from the socket or stream. Inbound bytes are read by the
-    /// connection's reader itself, when it asks for more (no background loop reads ahead), so a
-    /// reader that has consumed what it holds buffers at most a partial frame plus one read.
+    /// connection's reader itself, when it asks for more (no background loop reads ahead), so the
+    /// connection holds at most what its reader has not consumed plus one read.
     /// Default <see cref="DefaultReceiveBufferSize"/>.
     /// </summary>
-    public int ReceiveBufferSize { get; init; } = DefaultReceiveBufferSize;
+    /// <exception cref="ArgumentOutOfRangeException">Set below 1.</exception>
+    public int ReceiveBufferSize
+    {
+        get => _receiveBufferSize;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _receiveBufferSize = value;
+        }
+    }
 
     /// <summary>
     /// Where inbound buffers are rented; the shared array pool when null (also used for buffers

@@ -6,7 +6,8 @@ namespace Aqmp.Pipelines.Transports;
 /// The stream under a stream transport (a socket's <see cref="System.Net.Sockets.NetworkStream"/>, an
 /// <see cref="System.Net.Security.SslStream"/>, a caller's stream). It counts the bytes written, so a
 /// graceful close can tell when everything was delivered, and it turns a failed read into the end
-/// of the stream while remembering the failure (<see cref="ConnectionError"/>).
+/// of the stream while remembering the failure (<see cref="ConnectionError"/>). A read takes at
+/// most <c>maximumReadSize</c> bytes, whatever the size of the buffer it is given.
 /// </summary>
 /// <remarks>
 /// A <see cref="System.IO.Pipelines.PipeReader"/> whose stream read fails raises that exception
@@ -18,7 +19,7 @@ namespace Aqmp.Pipelines.Transports;
 /// A failed write is remembered too: the operating system reports a reset to one call only, so
 /// when a blocked send took it, the next read just sees the end of the stream.
 /// </remarks>
-internal sealed class TransportStream(Stream inner) : Stream
+internal sealed class TransportStream(Stream inner, int maximumReadSize = int.MaxValue) : Stream
 {
     private long _bytesWritten;
     private Exception? _readError;
@@ -61,7 +62,7 @@ internal sealed class TransportStream(Stream inner) : Stream
     {
         try
         {
-            return inner.Read(buffer);
+            return inner.Read(buffer[..Math.Min(buffer.Length, maximumReadSize)]);
         }
         catch (Exception ex) when (IsConnectionFailure(ex))
         {
@@ -74,6 +75,9 @@ internal sealed class TransportStream(Stream inner) : Stream
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        // A reader may hand over a larger buffer than a read should take (a pooled block, an array
+        // rounded up to a power of two): the read size is this stream's to keep.
+        buffer = buffer[..Math.Min(buffer.Length, maximumReadSize)];
         ValueTask<int> read;
         try
         {

@@ -881,7 +881,7 @@ public static class QmpClientTests
         public async Task A_5_MB_return_value_arriving_in_64_KiB_pieces_is_received_intact()
         {
             // Each piece is flushed on its own: the partial line sits unconsumed in the client's
-            // input (well past the pipe's 64 KiB pause threshold) while the rest arrives.
+            // input (far more than one 64 KiB read) while the rest arrives.
             await using var peer = await ScriptedQmpPeer.ConnectNewAsync().Bounded();
             var big = PatternString(FiveMegabytes);
 

@@ -582,7 +582,7 @@ public class QmpFramerTests
     /// <summary>
     /// Writes <paramref name="data"/> into a pipe in writes of <paramref name="writeLength"/> bytes,
     /// and reads it back with the session's read loop (parse every frame, then advance to
-    /// consumed/examined); the pipe's pause threshold is sized from the framer as the session does.
+    /// consumed/examined).
     /// </summary>
     private static async Task<List<QmpMessage>> ReadThroughPipeAsync(QmpFramer framer, byte[] data, int writeLength)
     {

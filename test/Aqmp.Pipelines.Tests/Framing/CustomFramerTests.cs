@@ -38,10 +38,10 @@ public class CustomFramerTests
     }
 
     [Test]
-    public async Task A_frame_larger_than_the_default_receive_pause_threshold_is_buffered_whole_instead_of_deadlocking()
+    public async Task A_frame_many_reads_long_is_buffered_whole_across_reads_instead_of_deadlocking()
     {
-        // The default receive pipe pauses at 1 MiB of unexamined bytes; the framer allows 3 MiB and
-        // examines each partial frame, so the pipe keeps filling until the frame is whole.
+        // Reads take 64 KiB; the framer allows 3 MiB and examines each partial frame, so the read
+        // loop keeps reading until the frame is whole.
         var framer = new LengthPrefixedFramer(maximumPayload: 3 << 20);
         await using var server = new BlobProtocol(framer);
         await using var client = new BlobProtocol(framer);

@@ -108,6 +108,35 @@ public class LineFramerTests
         Assert.That(remainder, Is.Empty);
     }
 
+    [Test]
+    public void A_CRLF_whose_CR_ended_a_segment_the_previous_call_examined_is_stripped_when_the_search_resumes_at_the_next_segment()
+    {
+        // What the read loop does: the first call sees "ab" + "\r" (no LF), returns false with
+        // examined at the end; the next read adds "\nc\n" and the search resumes there.
+        var framer = new LineFramer();
+        var whole = SegmentedSequence.FromChunks("ab", "\r", "\nc\n");
+        var firstRead = whole.Slice(0, 3);
+        var consumed = firstRead.Start;
+        var examined = firstRead.Start;
+        Assert.That(framer.TryReadMessage(firstRead, ref consumed, ref examined, out _), Is.False);
+
+        var secondRead = whole;
+        consumed = secondRead.Start;
+        Assert.That(framer.TryReadMessage(secondRead, ref consumed, ref examined, out var line), Is.True);
+
+        Assert.That(Text(line), Is.EqualTo("ab"));
+        Assert.That(Text(secondRead.Slice(consumed)), Is.EqualTo("c\n"));
+    }
+
+    [Test]
+    public void A_CRLF_with_an_empty_segment_between_its_CR_and_its_LF_is_stripped()
+    {
+        var (lines, remainder) = Parse(new LineFramer(), SegmentedSequence.FromChunks("a\r", "", "\nb\n"));
+
+        Assert.That(lines, Is.EqualTo(new[] { "a", "b" }));
+        Assert.That(remainder, Is.Empty);
+    }
+
     [TestCaseSource(nameof(MultiLineInputs))]
     public void Every_two_way_split_of_the_input_yields_the_same_lines_as_the_single_segment_input(
         string input, string[] expectedLines, string expectedRemainder)

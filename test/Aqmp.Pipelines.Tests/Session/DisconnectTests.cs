@@ -81,7 +81,7 @@ public class DisconnectTests
     public async Task DisconnectAsync_delivers_every_queued_line_to_a_server_that_is_slow_to_read(TransportKind transport)
     {
         // The server stalls on its first line, so the client's drain has to wait for it: 10,000 lines
-        // of 1 KB are far more than the server's receive pipe and the kernel buffers hold.
+        // of 1 KB are far more than one 64 KiB read and the kernel buffers hold.
         await using var server = new LineProtocol(name: "server");
         await using var client = new LineProtocol(name: "client");
         var first = true;

@@ -135,7 +135,7 @@ public class SocketTransportTests
         await using var pair = await TransportPair.CreateAsync(kind);
         using var cts = PipeIO.Timeout();
 
-        // The server sends the client more than its receive pipe holds, and the client never reads it:
+        // The server sends the client more than the kernel's socket buffers hold, and the client never reads it:
         // the unread bytes sit in the client's socket, and closing must not turn that into a reset.
         var serverWrites = PipeIO.WritePatternAsync(pair.Server.Pipe.Output, MiB, 16 * 1024, cts.Token);
         await Task.Delay(50);

@@ -68,6 +68,25 @@ public class TransportStreamTests
         Assert.That(await read, Is.Zero);
     }
 
+    [Test]
+    public async Task A_read_takes_at_most_the_maximum_read_size_whatever_the_buffer_it_is_given()
+    {
+        var inner = new MemoryStream(new byte[1000]);
+        var stream = new TransportStream(inner, maximumReadSize: 300);
+
+        var first = await stream.ReadAsync(new byte[1024]);
+        var second = stream.Read(new byte[1024]);
+
+        Assert.That(first, Is.EqualTo(300), "a pooled block larger than a read must not make the read larger");
+        Assert.That(second, Is.EqualTo(300));
+    }
+
+    [Test]
+    public void A_receive_buffer_size_below_1_is_refused_where_it_is_set()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new TransportOptions { ReceiveBufferSize = 0 });
+    }
+
     /// <summary>A stream whose writes never complete and whose reads complete when the test says.</summary>
     private sealed class BlockedWriterStream(bool completesAtOnce) : StreamStub
     {
