@@ -182,26 +182,12 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
         {
             // Search segment by segment from where no earlier call looked, remembering where each
             // span starts, so that the line feed, the line's end and the next line's start are
-            // positions made from the segment the line feed is in.
-            SequencePosition lastByte = default; // the last byte searched before the current span
+            // positions made from the segment the line feed is in. The first span, which the fast
+            // path searched, is only stepped over (its last byte may be a CR).
+            SequencePosition lastByte = default; // the last byte walked before the current span
             var lastWasCarriageReturn = false;
-            var alreadyExamined = ExaminedLength(input, examined);
-            SequencePosition next;
-            if (alreadyExamined <= firstLength)
-            {
-                // Step over the first span (the fast path searched it), keeping its last byte.
-                next = input.Start;
-                input.TryGet(ref next, out var first);
-                if (!first.IsEmpty)
-                {
-                    lastByte = new SequencePosition(input.Start.GetObject(), input.Start.GetInteger() + first.Length - 1);
-                    lastWasCarriageReturn = first.Span[^1] == CarriageReturn;
-                }
-            }
-            else
-            {
-                next = input.GetPosition(alreadyExamined);
-            }
+            var searched = ExaminedLength(input, examined) <= firstLength;
+            var next = searched ? input.Start : examined;
             while (true)
             {
                 var spanStart = next;
@@ -211,7 +197,8 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
                 }
 
                 var span = memory.Span;
-                var index = span.IndexOf(LineFeed);
+                var index = searched ? -1 : span.IndexOf(LineFeed);
+                searched = false;
                 if (index >= 0)
                 {
                     var segment = spanStart.GetObject();
@@ -236,11 +223,6 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
                 {
                     lastByte = new SequencePosition(spanStart.GetObject(), spanStart.GetInteger() + span.Length - 1);
                     lastWasCarriageReturn = span[^1] == CarriageReturn;
-                }
-
-                if (next.GetObject() is null)
-                {
-                    break;
                 }
             }
         }

@@ -96,7 +96,7 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
         // Consumed here, once: a value task may be backed by a reusable source (a socket's), which
         // a second consumer would find already recycled for the next operation.
         var count = read.Result;
-        return count == 0 && !buffer.IsEmpty && IsWriteInFlight ? SettleThenEndAsync() : ValueTask.FromResult(count);
+        return EndsWhileWriting(count, waitsForData: buffer.IsEmpty) ? SettleThenEndAsync() : ValueTask.FromResult(count);
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -177,9 +177,15 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
             return EndOfStream(ex);
         }
 
-        // A zero-byte read (a wait for data) returns 0 without meaning the end of the stream.
-        return count == 0 && !waitsForData && IsWriteInFlight ? await SettleThenEndAsync().ConfigureAwait(false) : count;
+        return EndsWhileWriting(count, waitsForData) ? await SettleThenEndAsync().ConfigureAwait(false) : count;
     }
+
+    /// <summary>
+    /// Whether a read's <paramref name="count"/> reports the end of the stream while a write is
+    /// still waiting (see <see cref="SettleThenEndAsync"/>). A zero-byte read (a wait for data)
+    /// returns 0 without meaning the end.
+    /// </summary>
+    private bool EndsWhileWriting(int count, bool waitsForData) => count == 0 && !waitsForData && IsWriteInFlight;
 
     /// <summary>Whether a write is waiting in the operating system and has not failed (yet).</summary>
     private bool IsWriteInFlight => Volatile.Read(ref _writesInFlight) > 0 && Volatile.Read(ref _writeError) is null;
