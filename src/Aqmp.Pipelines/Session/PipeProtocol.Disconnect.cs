@@ -245,6 +245,12 @@ public abstract partial class PipeProtocol<TMessage>
             }
 
             errorPathway = Volatile.Read(ref _rootCause) is not null || operation.DrainAborted;
+
+            // Then until the transport has sent it, with the read loop still reading (as the seed's
+            // reader runs while its writer drains): a peer that answers what it reads stops
+            // reading while its answers are not read, and the bytes still to send would never leave.
+            errorPathway = errorPathway
+                || !await TryTransportStepAsync(static (connection, token) => connection.WaitUntilSentAsync(token), connection, operation).ConfigureAwait(false);
         }
 
         // Stop both loops; their tasks never fault.
@@ -297,19 +303,31 @@ public abstract partial class PipeProtocol<TMessage>
             return;
         }
 
+        await TryTransportStepAsync(static (connection, token) => connection.CloseAsync(token), connection, operation).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs one step of a graceful close with the drain's token; returns whether it succeeded. An
+    /// error becomes the root cause; a drain the caller gave up on is no error.
+    /// </summary>
+    private async Task<bool> TryTransportStepAsync(Func<TransportConnection, CancellationToken, ValueTask> step, TransportConnection connection, DisconnectOperation operation)
+    {
         try
         {
-            await connection.CloseAsync(operation.DrainAbortToken).ConfigureAwait(false);
+            await step(connection, operation.DrainAbortToken).ConfigureAwait(false);
+            return true;
         }
         catch (OperationCanceledException) when (operation.DrainAborted)
         {
-            // The caller gave up on the drain; CloseAsync released the connection regardless.
+            // The caller gave up on the drain; the connection is released regardless.
+            return false;
         }
         catch (Exception ex)
         {
             // A brand-new error: the session was healthy until the final flush or close failed.
             PipeProtocolLog.CloseFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
             RecordRootCause(ex);
+            return false;
         }
     }
 

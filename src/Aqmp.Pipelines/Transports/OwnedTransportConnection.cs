@@ -48,6 +48,11 @@ internal abstract class OwnedTransportConnection : TransportConnection
         }
     }
 
+    public sealed override ValueTask WaitUntilSentAsync(CancellationToken cancellationToken = default)
+        => Volatile.Read(ref _closing) != 0 || Volatile.Read(ref _released) != 0
+            ? ValueTask.FromException(new ObjectDisposedException(GetType().Name, "The connection is closing or closed."))
+            : WaitUntilDeliveredAsync(cancellationToken);
+
     public sealed override void Abort()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0)

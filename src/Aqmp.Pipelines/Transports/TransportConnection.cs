@@ -34,6 +34,24 @@ public abstract class TransportConnection : IAsyncDisposable
     public virtual Exception? InputError => null;
 
     /// <summary>
+    /// Waits until every byte flushed to <c>Output</c> so far has been taken by the socket or
+    /// stream (handed to the operating system), without closing anything. The default completes
+    /// at once: a pipe has nothing between its <c>Output</c> and the peer.
+    /// </summary>
+    /// <remarks>
+    /// <c>Input</c> may be read while this waits, and should be: a peer that answers what it reads
+    /// (an echo server) stops reading while its own answers are not read, and then the bytes still
+    /// to send never leave. <see cref="CloseAsync"/> waits for the same thing after its caller has
+    /// stopped reading, so a session calls this first.
+    /// </remarks>
+    /// <param name="cancellationToken">Stops the wait; nothing is discarded by it.</param>
+    /// <returns>A task that completes when everything flushed so far was sent.</returns>
+    /// <exception cref="IOException">The connection failed before every flushed byte was sent.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
+    /// <exception cref="ObjectDisposedException"><see cref="CloseAsync"/> or <see cref="Abort"/> was called.</exception>
+    public virtual ValueTask WaitUntilSentAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
+    /// <summary>
     /// Closes gracefully: every byte flushed to <c>Output</c> reaches the peer (the operating
     /// system), the sending direction is closed, inbound bytes are drained for at most the
     /// linger timeout, then everything is released.

@@ -15,6 +15,9 @@ public class DisconnectTests
 {
     private const int QueuedLines = 10_000;
 
+    /// <summary>A send pipe far larger than anything these tests queue: every send is taken at once.</summary>
+    private static readonly PipeProtocolOptions UnthrottledSends = new() { SendPauseThreshold = 64 * 1024 * 1024, SendResumeThreshold = 32 * 1024 * 1024 };
+
     private readonly SocketFiles _socketFiles = new();
 
     [TearDown]
@@ -54,19 +57,13 @@ public class DisconnectTests
     [TestCase(TransportKind.TlsUnix)]
     public async Task DisconnectAsync_right_after_queueing_without_waiting_delivers_every_line_in_order(TransportKind transport)
     {
-        // A send buffer large enough that every SendLineAsync completes at once: most lines are not
-        // flushed yet when DisconnectAsync starts, so the drain does the work.
-        var options = new PipeProtocolOptions { SendPauseThreshold = 16 * 1024 * 1024, SendResumeThreshold = 8 * 1024 * 1024 };
+        // Every SendLineAsync completes at once: most lines are not flushed yet when DisconnectAsync
+        // starts, so the drain does the work.
         await using var server = new LineProtocol(name: "server");
-        await using var client = new LineProtocol(options, name: "client");
+        await using var client = new LineProtocol(UnthrottledSends, name: "client");
         await ConnectAsync(server, client, transport);
 
-        for (var i = 0; i < QueuedLines; i++)
-        {
-            var send = client.SendLineAsync(Line(i));
-            Assert.That(send.IsCompletedSuccessfully, Is.True, "queued without waiting");
-        }
-
+        QueueWithoutWaiting(client, QueuedLines, Line);
         await client.DisconnectAsync().Bounded();
 
         var received = await server.NextLinesAsync(QueuedLines);
@@ -106,6 +103,31 @@ public class DisconnectTests
         var received = await server.NextLinesAsync(QueuedLines);
         Assert.That(received, Is.EqualTo(Enumerable.Range(0, QueuedLines).Select(i => Line(i) + padding)));
         await Assert.ThrowsAsync<EndOfStreamException>(() => server.DisconnectAsync().Bounded());
+    }
+
+    [TestCase(TransportKind.Tcp4)]
+    [TestCase(TransportKind.Unix)]
+    [TestCase(TransportKind.TlsTcp)]
+    [TestCase(TransportKind.TlsUnix)]
+    public async Task DisconnectAsync_keeps_reading_until_everything_is_sent_so_a_peer_that_echoes_every_line_receives_them_all(TransportKind transport)
+    {
+        // The server answers every line from its read loop. Were the client to stop reading before
+        // its bytes were sent, the answers would back up, the server would stop reading, and the
+        // rest could never leave: 20 MB queued at once is far more than the kernel buffers (which
+        // grow to a few MB over TCP loopback) and the server's send pipe hold.
+        await using var server = new LineProtocol(name: "server");
+        await using var client = new LineProtocol(UnthrottledSends, name: "client");
+        server.OnLine = (line, token) => server.SendLineAsync(line, token);
+        await ConnectAsync(server, client, transport);
+        var padding = new string('e', 1000);
+        const int lines = 2 * QueuedLines;
+
+        QueueWithoutWaiting(client, lines, i => Line(i) + padding);
+        await client.DisconnectAsync().Bounded();
+
+        Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
+        var received = await server.NextLinesAsync(lines);
+        Assert.That(received, Is.EqualTo(Enumerable.Range(0, lines).Select(i => Line(i) + padding)));
     }
 
     [TestCase(false, 0)]
@@ -580,6 +602,16 @@ public class DisconnectTests
     // ---------------------------------------------------------------------------------------
 
     private static string Line(int i) => $"line {i:D5}";
+
+    /// <summary>Queues <paramref name="count"/> lines, each of which must be taken at once (no flush waits for the socket).</summary>
+    private static void QueueWithoutWaiting(LineProtocol client, int count, Func<int, string> line)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var send = client.SendLineAsync(line(i));
+            Assert.That(send.IsCompletedSuccessfully, Is.True, "queued without waiting");
+        }
+    }
 
     private Task ConnectAsync(LineProtocol server, LineProtocol client, TransportKind transport)
         => SessionConnector.ConnectAsync(server, client, transport, _socketFiles);

@@ -43,6 +43,19 @@ public class DuplexPipeConnectionTests
     }
 
     [Test]
+    public async Task WaitUntilSentAsync_completes_at_once_because_a_flushed_pipe_has_nothing_left_to_send()
+    {
+        var (local, remote) = DuplexPipePair.Create();
+        await using var connection = SocketTransport.Open(local);
+        await PipeIO.WriteAsync(connection.Pipe.Output, [1, 2, 3]);
+
+        var sent = connection.WaitUntilSentAsync();
+
+        Assert.That(sent.IsCompletedSuccessfully, Is.True);
+        Assert.That(await PipeIO.ReadExactlyAsync(remote.Input, 3), Is.EqualTo(new byte[] { 1, 2, 3 }));
+    }
+
+    [Test]
     public async Task CloseAsync_completes_the_writer_so_the_other_end_reads_what_was_flushed_then_IsCompleted()
     {
         var (local, remote) = DuplexPipePair.Create();

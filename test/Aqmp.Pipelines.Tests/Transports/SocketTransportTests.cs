@@ -116,15 +116,57 @@ public class SocketTransportTests
         await using var pair = await TransportPair.CreateAsync(kind, clientOptions: Unthrottled());
         using var cts = PipeIO.Timeout();
 
-        // Flushes do not wait for the socket here, so nearly all of it is still queued when the close starts.
-        await PipeIO.WritePatternAsync(pair.Client.Pipe.Output, BulkSize, 64 * 1024, cts.Token);
-        var closing = pair.Client.CloseAsync(cts.Token).AsTask();
-        await Task.Delay(300);
-        Assert.That(closing.IsCompleted, Is.False, "the close waits until the peer has taken every byte");
+        var closing = await StartWithBulkQueuedAsync(pair, client => client.CloseAsync(cts.Token).AsTask(), "the close waits until the peer has taken every byte", cts.Token);
 
         Assert.That(await PipeIO.ReadPatternToEndAsync(pair.Server.Pipe.Input, cts.Token).Bounded(), Is.EqualTo(BulkSize));
         await pair.Server.CloseAsync(cts.Token).Bounded();
         await closing.Bounded();
+    }
+
+    [TestCaseSource(nameof(CloseKinds))]
+    public async Task WaitUntilSentAsync_completes_once_the_peer_has_taken_every_flushed_byte_and_closes_nothing(TransportKind kind)
+    {
+        await using var pair = await TransportPair.CreateAsync(kind, clientOptions: Unthrottled());
+        using var cts = PipeIO.Timeout();
+        var sent = await StartWithBulkQueuedAsync(pair, client => client.WaitUntilSentAsync(cts.Token).AsTask(), "it waits while the peer reads nothing", cts.Token);
+
+        var reading = PipeIO.ReadPatternToEndAsync(pair.Server.Pipe.Input, cts.Token);
+        await sent.Bounded();
+
+        // Nothing was closed: the connection still carries bytes both ways.
+        await PipeIO.WritePatternAsync(pair.Server.Pipe.Output, 1024, 1024, cts.Token);
+        var result = await pair.Client.Pipe.Input.ReadAtLeastAsync(1024, cts.Token).Bounded();
+        Assert.That(result.Buffer.Length, Is.EqualTo(1024));
+        pair.Client.Pipe.Input.AdvanceTo(result.Buffer.End);
+        await pair.Client.CloseAsync(cts.Token).Bounded();
+        Assert.That(await reading.Bounded(), Is.EqualTo(BulkSize));
+    }
+
+    [Test]
+    public async Task WaitUntilSentAsync_cancelled_raises_OperationCanceledException_and_discards_nothing()
+    {
+        await using var pair = await TransportPair.CreateAsync(TransportKind.Unix, clientOptions: Unthrottled());
+        using var cts = PipeIO.Timeout();
+        await PipeIO.WritePatternAsync(pair.Client.Pipe.Output, BulkSize, 64 * 1024, cts.Token);
+
+        using var waitCts = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        await Assert.CatchAsync<OperationCanceledException>(() => pair.Client.WaitUntilSentAsync(waitCts.Token).AsTask().Bounded());
+
+        var reading = PipeIO.ReadPatternToEndAsync(pair.Server.Pipe.Input, cts.Token);
+        await pair.Client.CloseAsync(cts.Token).Bounded();
+        Assert.That(await reading.Bounded(), Is.EqualTo(BulkSize), "every byte still arrives");
+    }
+
+    [Test]
+    public async Task WaitUntilSentAsync_after_CloseAsync_or_Abort_raises_ObjectDisposedException()
+    {
+        await using var closed = await TransportPair.CreateAsync(TransportKind.Unix);
+        await using var aborted = await TransportPair.CreateAsync(TransportKind.Unix);
+        await closed.Client.CloseAsync().Bounded();
+        aborted.Client.Abort();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => closed.Client.WaitUntilSentAsync().AsTask());
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => aborted.Client.WaitUntilSentAsync().AsTask());
     }
 
     [TestCase(TransportKind.Tcp4)]
@@ -589,6 +631,20 @@ public class SocketTransportTests
     }
 
     /// <summary>A server-side <see cref="NetworkStream"/> (owning its socket) and a client connection to it.</summary>
+    /// <summary>
+    /// Flushes <see cref="BulkSize"/> bytes on the client (its flushes do not wait for the socket, so
+    /// nearly all of it is still queued), starts <paramref name="start"/>, and checks that it is
+    /// still waiting 300 ms later while the server reads nothing.
+    /// </summary>
+    private static async Task<Task> StartWithBulkQueuedAsync(TransportPair pair, Func<TransportConnection, Task> start, string expectation, CancellationToken cancellationToken)
+    {
+        await PipeIO.WritePatternAsync(pair.Client.Pipe.Output, BulkSize, 64 * 1024, cancellationToken);
+        var started = start(pair.Client);
+        await Task.Delay(300);
+        Assert.That(started.IsCompleted, Is.False, expectation);
+        return started;
+    }
+
     private static async Task<(NetworkStream Stream, TransportConnection Peer)> ConnectNetworkStreamAsync()
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
