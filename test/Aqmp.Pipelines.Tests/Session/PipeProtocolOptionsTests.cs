@@ -51,11 +51,24 @@ public class PipeProtocolOptionsTests
         Assert.That(transport.LingerTimeout, Is.EqualTo(options.LingerTimeout));
     }
 
+    [Test]
+    public void By_default_segments_are_64_KiB_and_a_default_read_comes_from_the_sessions_pool()
+    {
+        var options = new PipeProtocolOptions();
+        using var pool = options.CreateSegmentPool();
+
+        var transport = options.ToTransportOptions(pool);
+
+        Assert.That(pool.MaxBufferSize, Is.EqualTo(64 * 1024));
+        Assert.That(transport.SendPipeOptions.MinimumSegmentSize, Is.EqualTo(64 * 1024));
+        Assert.That(transport.ReceivePool, Is.SameAs(pool));
+    }
+
     [TestCase(16 * 1024, true)]
     [TestCase(64 * 1024, false)]
     public void Reads_use_the_sessions_segment_pool_only_when_one_read_fits_in_a_block(int receiveBufferSize, bool usesPool)
     {
-        var options = new PipeProtocolOptions { ReceiveBufferSize = receiveBufferSize };
+        var options = new PipeProtocolOptions { MinimumSegmentSize = 16 * 1024, ReceiveBufferSize = receiveBufferSize };
         using var pool = options.CreateSegmentPool();
 
         var transport = options.ToTransportOptions(pool);
