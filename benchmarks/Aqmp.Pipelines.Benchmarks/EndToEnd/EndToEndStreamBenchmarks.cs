@@ -382,23 +382,9 @@ public class EndToEndStreamBenchmarks
         return payloadBytes + lines;
     }
 
-    private void BuildWire()
-    {
-        _wire = new byte[Lines * LineLength];
-        for (var i = 0; i < _wire.Length; i++)
-        {
-            _wire[i] = (i + 1) % LineLength == 0 ? (byte)'\n' : (byte)('a' + (i % 26));
-        }
-    }
+    private void BuildWire() => _wire = LineStream.BuildWire(Lines, LineLength);
 
-    private void BuildPayloads()
-    {
-        _payloads = new ReadOnlySequence<byte>[Lines];
-        for (var i = 0; i < _payloads.Length; i++)
-        {
-            _payloads[i] = new ReadOnlySequence<byte>(_wire, i * LineLength, LineLength - 1);
-        }
-    }
+    private void BuildPayloads() => _payloads = LineStream.Payloads(_wire, LineLength);
 
     /// <summary>Counts lines in consecutive chunks of a byte stream, checking each line's length.</summary>
     private struct LineTally(int payloadLength)
