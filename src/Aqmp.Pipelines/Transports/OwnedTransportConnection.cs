@@ -65,7 +65,7 @@ internal abstract class OwnedTransportConnection : TransportConnection
         TryComplete(_output.Complete);
     }
 
-    /// <summary>Closes the sending direction after everything was delivered (a socket shutdown, or TLS close_notify over a bare stream).</summary>
+    /// <summary>Closes the sending direction after everything was delivered (TLS close_notify, a socket shutdown, or both).</summary>
     /// <param name="cancellationToken">Abandons the shutdown.</param>
     /// <returns>A task that completes when the shutdown was sent.</returns>
     protected virtual ValueTask ShutdownSendAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;

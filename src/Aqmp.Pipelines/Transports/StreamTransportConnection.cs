@@ -59,22 +59,22 @@ internal sealed class StreamTransportConnection : OwnedTransportConnection
         => new(new TransportStream(stream, options.ReceiveBufferSize), options, socket, local, remote);
 
     /// <summary>
-    /// Shuts the socket's sending direction; for an <see cref="SslStream"/> over a caller's stream
-    /// with no known socket, sends TLS close_notify instead.
+    /// Closes the sending direction: TLS close_notify first when the stream is an
+    /// <see cref="SslStream"/> (best effort), then the socket's shutdown (a FIN) when there is a socket.
     /// </summary>
     /// <remarks>
-    /// Over a socket, close_notify is not sent: when the receive side read ahead on a loop of its
-    /// own, <c>SSL_shutdown</c> ran while that loop had an <c>SSL_read</c> in flight on the same
-    /// connection, which OpenSSL does not allow. Reads are now made by the session's read loop,
-    /// which the teardown awaits before closing; sending close_notify over sockets again is left
-    /// for a change of its own, with the runs that showed the race repeated. In fresh-clone CI runs that raised OpenSSL's internal SslException ("error - 5") from
-    /// <see cref="SslStream.ShutdownAsync"/> once and crashed the test host once, both closing a TLS
-    /// connection over a Unix socket right after its handshake. The peer sees the end of the
-    /// stream (FIN) instead; a frame cut short by it is still an <c>IncompleteFrameException</c>.
+    /// OpenSSL does not allow <c>SSL_shutdown</c> while an <c>SSL_read</c> is in flight on the same
+    /// connection. None is: reads are made by the connection's reader, which a graceful close
+    /// requires to have stopped (the session stops its read loop and awaits it before closing), and
+    /// the linger reads only after the shutdown. (When a Pipelines.Sockets.Unofficial loop read
+    /// ahead on its own, close_notify raced that loop's reads over sockets: in fresh-clone CI runs,
+    /// OpenSSL's internal SslException once and a crashed test host once, so it was sent only over a
+    /// caller's stream until reads became inline.) Without close_notify a TLS peer sees a truncated
+    /// stream, which strict peers report as an error.
     /// </remarks>
     protected override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken)
     {
-        if (_socket is null && _stream.Inner is SslStream tls)
+        if (_stream.Inner is SslStream tls)
         {
             Task? shutdown = null;
             try

@@ -457,6 +457,50 @@ public class SocketTransportTests
         Assert.That(async () => await SocketTransport.ConnectAsync(new UnsupportedEndPoint()), Throws.ArgumentException);
     }
 
+    // ---- TLS close -----------------------------------------------------------------------------
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task CloseAsync_over_TLS_sends_close_notify_before_the_end_of_the_stream(bool unix)
+    {
+        // TLS 1.2 leaves record types in clear: the peer can see that the last record is an alert,
+        // not just that the stream ended (a truncation, to a TLS peer).
+        var socketFiles = new SocketFiles();
+        try
+        {
+            using var peer = unix ? RawPeer.ListenUnix(socketFiles) : RawPeer.ListenTcp();
+            var connecting = SocketTransport.ConnectAsync(
+                peer.EndPoint,
+                new SslClientAuthenticationOptions { TargetHost = "localhost", EnabledSslProtocols = SslProtocols.Tls12, RemoteCertificateValidationCallback = TestCertificates.ClientOptions().RemoteCertificateValidationCallback },
+                new TransportOptions { LingerTimeout = TimeSpan.FromSeconds(5) }).AsTask();
+            var log = new TlsRecordLog(new NetworkStream(await peer.AcceptAsync(), ownsSocket: true));
+            await using var server = new SslStream(log);
+            await server.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = TestCertificates.ServerCertificate, EnabledSslProtocols = SslProtocols.Tls12 }).Bounded();
+            await using var client = await connecting.Bounded();
+
+            await PipeIO.WriteAsync(client.Pipe.Output, "bye"u8.ToArray());
+            var closing = client.CloseAsync().AsTask();
+            var received = new MemoryStream();
+            var buffer = new byte[64];
+            int read;
+            while ((read = await server.ReadAsync(buffer).AsTask().Bounded()) > 0)
+            {
+                received.Write(buffer, 0, read);
+            }
+
+            Assert.That(received.ToArray(), Is.EqualTo("bye"u8.ToArray()));
+            var types = log.RecordTypes();
+            Assert.That(types, Does.Contain(TlsRecordLog.ApplicationData));
+            Assert.That(types[^1], Is.EqualTo(TlsRecordLog.Alert), $"the last record the peer got is close_notify; record types: {string.Join(", ", types)}");
+            await server.DisposeAsync();
+            await closing.Bounded();
+        }
+        finally
+        {
+            socketFiles.DeleteAll();
+        }
+    }
+
     // ---- TLS failures --------------------------------------------------------------------------
 
     [TestCase(TransportKind.TlsTcp)]
@@ -630,7 +674,6 @@ public class SocketTransportTests
         await closing.Bounded();
     }
 
-    /// <summary>A server-side <see cref="NetworkStream"/> (owning its socket) and a client connection to it.</summary>
     /// <summary>
     /// Flushes <see cref="BulkSize"/> bytes on the client (its flushes do not wait for the socket, so
     /// nearly all of it is still queued), starts <paramref name="start"/>, and checks that it is
@@ -645,6 +688,7 @@ public class SocketTransportTests
         return started;
     }
 
+    /// <summary>A server-side <see cref="NetworkStream"/> (owning its socket) and a client connection to it.</summary>
     private static async Task<(NetworkStream Stream, TransportConnection Peer)> ConnectNetworkStreamAsync()
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
