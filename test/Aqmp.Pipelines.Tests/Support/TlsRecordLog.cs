@@ -5,7 +5,7 @@ namespace Aqmp.Pipelines.Tests.Support;
 /// sent under an <see cref="System.Net.Security.SslStream"/>: their content types, which TLS 1.2
 /// leaves in clear (21 = alert, 22 = handshake, 23 = application data).
 /// </summary>
-internal sealed class TlsRecordLog(Stream inner) : Stream
+internal sealed class TlsRecordLog(Stream inner) : StreamStub
 {
     private readonly MemoryStream _read = new();
 
@@ -15,17 +15,7 @@ internal sealed class TlsRecordLog(Stream inner) : Stream
 
     public override bool CanRead => true;
 
-    public override bool CanSeek => false;
-
     public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     /// <summary>The content type of every whole record read so far, in order.</summary>
     public IReadOnlyList<byte> RecordTypes()
@@ -55,29 +45,7 @@ internal sealed class TlsRecordLog(Stream inner) : Stream
         return read;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count)
-    {
-        var read = inner.Read(buffer, offset, count);
-        _read.Write(buffer, offset, read);
-        return read;
-    }
-
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.WriteAsync(buffer, offset, count, cancellationToken);
-
-    public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
-
-    public override void Flush() => inner.Flush();
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
