@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Aqmp.Pipelines.Tests.Support;
 
 namespace Aqmp.Pipelines.Reliability.Tests.Support;
 
@@ -11,7 +12,7 @@ internal static class ProcessResources
     /// <summary>Managed heap size after a full, compacting collection.</summary>
     public static long SettledManagedBytes()
     {
-        ReliabilityRun.ForceFinalization();
+        UnobservedTaskExceptions.ForceFinalization();
         return GC.GetTotalMemory(forceFullCollection: true);
     }
 
