@@ -1,30 +1,31 @@
 namespace Aqmp.Pipelines.Reliability.Tests.Support;
 
 /// <summary>
-/// Samples the process's managed memory on a dedicated thread (so that a busy thread pool cannot
-/// starve it) every millisecond or so, from a settled baseline: the peak of
-/// <see cref="GC.GetTotalMemory(bool)"/> (live objects plus garbage not yet collected) and the
-/// peak heap size right after a collection (<see cref="GCMemoryInfo.HeapSizeBytes"/> minus
-/// fragmentation: what survived, a measure of retention).
+/// Measures what the process retains and allocates while hostile traffic runs, independently of
+/// when the garbage collector would have run on its own (its gen0 budget follows the CPU's cache
+/// size, so garbage not yet collected is a property of the host, not of the library). A dedicated
+/// thread (so that a busy thread pool cannot starve it) forces a full blocking collection every
+/// few milliseconds and records the heap that survived it: the peak of what was live. Allocation
+/// is counted precisely across all threads.
 /// </summary>
 /// <remarks>GC figures are process-wide: only fixtures marked <c>[NonParallelizable]</c> may use this.</remarks>
 internal sealed class HostileMemorySampler : IDisposable
 {
+    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(5);
+
     private readonly Thread _thread;
     private readonly long _allocatedAtStart;
     private readonly long _peakWorkingSetAtStart;
     private volatile bool _stopping;
-    private long _peakTotal;
-    private long _peakAfterGc;
+    private long _peakLive;
     private long _samples;
 
     private HostileMemorySampler()
     {
         Baseline = ProcessResources.SettledManagedBytes();
         _peakWorkingSetAtStart = ProcessResources.PeakWorkingSet();
-        _allocatedAtStart = GC.GetTotalAllocatedBytes(precise: false);
-        _peakTotal = Baseline;
-        _peakAfterGc = Baseline;
+        _allocatedAtStart = GC.GetTotalAllocatedBytes(precise: true);
+        _peakLive = Baseline;
         _thread = new Thread(Run) { IsBackground = true, Name = "memory sampler" };
         _thread.Start();
     }
@@ -32,38 +33,31 @@ internal sealed class HostileMemorySampler : IDisposable
     /// <summary>Managed heap after a full collection, before the measured work.</summary>
     public long Baseline { get; }
 
-    /// <summary>Peak of <see cref="GC.GetTotalMemory(bool)"/> above <see cref="Baseline"/>.</summary>
-    public long PeakGrowth => Interlocked.Read(ref _peakTotal) - Baseline;
+    /// <summary>Peak of the heap that survived a full collection, above <see cref="Baseline"/>.</summary>
+    public long PeakLiveGrowth => Interlocked.Read(ref _peakLive) - Baseline;
 
-    /// <summary>Peak post-collection heap (less fragmentation) above <see cref="Baseline"/>.</summary>
-    public long PeakRetainedGrowth => Interlocked.Read(ref _peakAfterGc) - Baseline;
-
-    /// <summary>Bytes allocated by the whole process since the start.</summary>
-    public long Allocated => GC.GetTotalAllocatedBytes(precise: false) - _allocatedAtStart;
+    /// <summary>Bytes allocated by all threads of the process since the start (precise).</summary>
+    public long Allocated => GC.GetTotalAllocatedBytes(precise: true) - _allocatedAtStart;
 
     /// <summary>Starts sampling after a full collection.</summary>
     public static HostileMemorySampler Start() => new();
 
-    /// <summary>Samples now, on the calling thread, and returns <see cref="PeakGrowth"/> so far.</summary>
-    public long Snapshot()
-    {
-        Sample();
-        return PeakGrowth;
-    }
+    /// <summary>Samples now, on the calling thread, and returns the live growth at this moment.</summary>
+    public long LiveGrowthNow() => Sample() - Baseline;
 
     /// <summary>
-    /// Records <see cref="Snapshot"/> the moment <paramref name="protocol"/> enters
+    /// Records <see cref="LiveGrowthNow"/> the moment <paramref name="protocol"/> enters
     /// <see cref="Session.Runstate.Disconnecting"/> (synchronously, on the thread that ends the
-    /// session): the peak growth up to the moment the session ended.
+    /// session, before it lets go of anything it buffered): what the session held when it ended.
     /// </summary>
-    public Func<long> PeakGrowthWhenDisconnecting<TMessage>(Session.PipeProtocol<TMessage> protocol)
+    public Func<long> LiveGrowthWhenDisconnecting<TMessage>(Session.PipeProtocol<TMessage> protocol)
     {
         var atEnd = -1L;
         protocol.RunstateChanged += (_, change) =>
         {
             if (change.Current == Session.Runstate.Disconnecting)
             {
-                Interlocked.CompareExchange(ref atEnd, Snapshot(), -1L);
+                Interlocked.CompareExchange(ref atEnd, LiveGrowthNow(), -1L);
             }
         };
         return () => Interlocked.Read(ref atEnd);
@@ -84,9 +78,8 @@ internal sealed class HostileMemorySampler : IDisposable
 
     /// <summary>One line of figures for the test output.</summary>
     public string Describe()
-        => $"managed baseline {Mib(Baseline)}, peak growth {Mib(PeakGrowth)} (GetTotalMemory), "
-           + $"peak post-GC growth {Mib(PeakRetainedGrowth)}, allocated {Mib(Allocated)}, "
-           + $"gen0/1/2 collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, "
+        => $"managed baseline {Mib(Baseline)}, peak live growth {Mib(PeakLiveGrowth)} (after full collections), "
+           + $"allocated {Mib(Allocated)}, gen0/1/2 collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, "
            + $"{Interlocked.Read(ref _samples)} samples, peak working set {Mib(_peakWorkingSetAtStart)} -> {Mib(ProcessResources.PeakWorkingSet())}";
 
     /// <summary>Bytes as MiB with two decimals.</summary>
@@ -99,35 +92,29 @@ internal sealed class HostileMemorySampler : IDisposable
         while (!_stopping)
         {
             Sample();
-            Thread.Sleep(1);
+            Thread.Sleep(Interval);
         }
     }
 
-    private void Sample()
+    /// <summary>Forces a full blocking collection and records what survived it.</summary>
+    private long Sample()
     {
-        Max(ref _peakTotal, GC.GetTotalMemory(forceFullCollection: false));
-        var info = GC.GetGCMemoryInfo(GCKind.Any);
-        if (info.Index > 0)
-        {
-            Max(ref _peakAfterGc, info.HeapSizeBytes - info.FragmentedBytes);
-        }
-
+        GC.Collect();
+        var live = GC.GetTotalMemory(forceFullCollection: false);
         Interlocked.Increment(ref _samples);
-    }
-
-    private static void Max(ref long peak, long value)
-    {
-        var current = Interlocked.Read(ref peak);
-        while (value > current)
+        var current = Interlocked.Read(ref _peakLive);
+        while (live > current)
         {
-            var seen = Interlocked.CompareExchange(ref peak, value, current);
+            var seen = Interlocked.CompareExchange(ref _peakLive, live, current);
             if (seen == current)
             {
-                return;
+                break;
             }
 
             current = seen;
         }
+
+        return live;
     }
 }
 
