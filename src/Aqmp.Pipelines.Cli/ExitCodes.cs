@@ -9,7 +9,7 @@ internal static class ExitCodes
     /// <summary>The server answered with a QMP error.</summary>
     public const int QmpError = 1;
 
-    /// <summary>The connection failed or was lost.</summary>
+    /// <summary>The connection failed or was lost, or <c>serve</c> could not listen or stopped accepting clients.</summary>
     public const int ConnectionFailed = 2;
 
     /// <summary>The command line is wrong.</summary>

@@ -1,5 +1,7 @@
 using System.Text.Json;
+using Aqmp.Pipelines.Cli.Commands;
 using Aqmp.Pipelines.Cli.Tests.Support;
+using Aqmp.Pipelines.Qmp.Simulator;
 using Aqmp.Pipelines.Qmp.Client;
 
 namespace Aqmp.Pipelines.Cli.Tests;
@@ -69,18 +71,47 @@ public sealed class ServeCommandTests
 
         ToolAssert.Success(result);
         Assert.That(result.StdoutLines, Does.Contain("simulator stopped"), result.ToString());
+        Assert.That(result.Stdout, Does.Not.Contain("quit"), "no client sent 'quit'");
         Assert.That(File.Exists(_path), Is.False, "the socket file is removed");
     }
 
     [Test]
-    public async Task Serve_on_a_path_that_exists_exits_2_with_one_clear_line()
+    public async Task Serve_on_a_path_holding_a_regular_file_exits_2_with_one_line_naming_the_path()
     {
         await File.WriteAllTextAsync(_path, "not a socket");
 
         var result = await AqmpProcess.RunAsync("serve", Address);
 
-        ToolAssert.ConnectionFailure(result, "in use");
+        ToolAssert.ConnectionFailure(result, OperatingSystem.IsLinux() ? $"'{_path}': it exists and is not a socket" : "in use");
         Assert.That(File.ReadAllText(_path), Is.EqualTo("not a socket"), "an existing file is never deleted");
+    }
+
+    [Test]
+    public async Task Serve_whose_simulator_fails_reports_the_error_on_stderr_and_exits_2()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var failed = Task.FromException<QmpSimulatorStopReason>(new InvalidOperationException("accept broke"));
+
+        var exitCode = await ServeCommand.ReportStopAsync(failed, output, error, CancellationToken.None);
+
+        Assert.That(exitCode, Is.EqualTo(ExitCode.ConnectionFailed));
+        Assert.That(error.ToString(), Is.EqualTo("aqmp: error: the simulator stopped accepting clients: accept broke" + Environment.NewLine));
+        Assert.That(output.ToString(), Is.Empty, "it does not claim the simulator stopped normally");
+    }
+
+    [TestCase(QmpSimulatorStopReason.Quit, "simulator stopped: a client sent 'quit'")]
+    [TestCase(QmpSimulatorStopReason.Stopped, "simulator stopped")]
+    public async Task Serve_reports_why_its_simulator_stopped_and_exits_0(QmpSimulatorStopReason reason, string line)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        var exitCode = await ServeCommand.ReportStopAsync(Task.FromResult(reason), output, error, CancellationToken.None);
+
+        Assert.That(exitCode, Is.EqualTo(ExitCode.Success));
+        Assert.That(output.ToString(), Is.EqualTo(line + Environment.NewLine));
+        Assert.That(error.ToString(), Is.Empty);
     }
 
     private async Task<AqmpProcess> StartServeAsync()

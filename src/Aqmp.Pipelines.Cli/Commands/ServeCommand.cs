@@ -14,25 +14,43 @@ internal static class ServeCommand
         Runs the built-in QMP simulator on ADDRESS (unix:PATH, a path containing '/', HOST:PORT)
         until Ctrl-C or until a client sends 'quit'. It answers query-version, query-status,
         query-commands, stop, cont and quit like QEMU, and unknown commands with CommandNotFound.
+        Passing accept errors (out of descriptors, a client that gave up) are retried. It exits 0
+        when stopped; 2 when it cannot listen on ADDRESS or stops accepting clients for another reason.
         """;
 
-    public static async Task<int> RunAsync(CliArguments args, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CliArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         args.ExpectPositional(1, 1, Usage);
         await using var simulator = new QmpSimulator();
         var endPoint = await simulator.StartAsync(args.Positional[0], cancellationToken).ConfigureAwait(false);
         await output.WriteLineAsync($"serving the QMP simulator on {AddressParser.Format(endPoint)} (Ctrl-C to stop)").ConfigureAwait(false);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return await ReportStopAsync(simulator.Completion, output, error, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Waits for the simulator to stop and says why: "simulator stopped: a client sent 'quit'" after
+    /// quit, "simulator stopped" when stopped or interrupted (exit 0); when accepting failed,
+    /// "aqmp: error: ..." on <paramref name="error"/> and exit 2.
+    /// </summary>
+    internal static async Task<int> ReportStopAsync(Task<QmpSimulatorStopReason> completion, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        QmpSimulatorStopReason reason;
         try
         {
-            await simulator.Completion.WaitAsync(cancellationToken).ConfigureAwait(false);
-            await output.WriteLineAsync("simulator stopped: a client sent 'quit'").ConfigureAwait(false);
+            reason = await completion.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await output.WriteLineAsync("simulator stopped").ConfigureAwait(false);
+            reason = QmpSimulatorStopReason.Stopped;
+        }
+        catch (Exception ex)
+        {
+            await error.WriteLineAsync($"aqmp: error: the simulator stopped accepting clients: {ex.Message}").ConfigureAwait(false);
+            return ExitCodes.ConnectionFailed;
         }
 
+        await output.WriteLineAsync(reason == QmpSimulatorStopReason.Quit ? "simulator stopped: a client sent 'quit'" : "simulator stopped").ConfigureAwait(false);
         return ExitCodes.Success;
     }
 }

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Aqmp.Pipelines.Qmp.Messages;
 using Aqmp.Pipelines.Transports;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Aqmp.Pipelines.Qmp.Simulator;
 
@@ -17,8 +18,17 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 /// <c>aqmp</c> tool's default peer.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Like QEMU, it serves one client at a time: further clients wait in the listen backlog until
 /// the current one disconnects. Commands of one client run in order, one at a time.
+/// </para>
+/// <para>
+/// Once started, it keeps accepting until <c>quit</c> (with <see cref="QmpSimulatorOptions.StopOnQuit"/>),
+/// <see cref="StopAsync"/> or <see cref="DisposeAsync"/>. A transient accept error (out of
+/// descriptors or memory, a client that aborted before being accepted) is logged as a warning and
+/// retried after a backoff of 10 ms doubling up to 1 s, reset by the next successful accept. Any
+/// other failure stops the simulator and faults <see cref="Completion"/> with it.
+/// </para>
 /// </remarks>
 public sealed class QmpSimulator : IAsyncDisposable
 {
@@ -26,7 +36,7 @@ public sealed class QmpSimulator : IAsyncDisposable
     private readonly ILoggerFactory? _loggerFactory;
     private readonly ConcurrentDictionary<string, QmpCommandHandler> _handlers = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<QmpSimulatorStopReason> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private SocketListener? _listener;
     private QmpServerSession? _current;
     private int _sessionsServed;
@@ -55,8 +65,14 @@ public sealed class QmpSimulator : IAsyncDisposable
     /// <summary>The names of the commands the simulator answers, <c>qmp_capabilities</c> included.</summary>
     public IReadOnlyCollection<string> Commands => [.. _handlers.Keys.Append("qmp_capabilities").Order(StringComparer.Ordinal)];
 
-    /// <summary>Completes when the simulator has stopped (after <c>quit</c>, <see cref="StopAsync"/> or disposal).</summary>
-    public Task Completion => _completion.Task;
+    /// <summary>
+    /// Completes when the simulator has stopped, with why: <see cref="QmpSimulatorStopReason.Quit"/>
+    /// after a client's <c>quit</c> (with <see cref="QmpSimulatorOptions.StopOnQuit"/>), or
+    /// <see cref="QmpSimulatorStopReason.Stopped"/> after <see cref="StopAsync"/> or disposal. It faults
+    /// with the exception that ended accepting when the simulator stopped for any other reason (the
+    /// listener is closed then); it never completes as cancelled.
+    /// </summary>
+    public Task<QmpSimulatorStopReason> Completion => _completion.Task;
 
     /// <summary>Registers (or replaces) the handler of a command.</summary>
     /// <param name="command">The command name.</param>
@@ -82,7 +98,7 @@ public sealed class QmpSimulator : IAsyncDisposable
         }
 
         _listener = await SocketListener.BindAsync(endPoint, backlog: 16, cancellationToken).ConfigureAwait(false);
-        _ = Task.Run(ServeForeverAsync, CancellationToken.None);
+        _ = Task.Run(RunAcceptLoopAsync, CancellationToken.None);
         return _listener.LocalEndPoint;
     }
 
@@ -139,7 +155,7 @@ public sealed class QmpSimulator : IAsyncDisposable
             await EndQuietlyAsync(session).ConfigureAwait(false);
         }
 
-        _completion.TrySetResult();
+        _completion.TrySetResult(QmpSimulatorStopReason.Stopped);
     }
 
     /// <summary>Stops the simulator (see <see cref="StopAsync"/>).</summary>
@@ -174,30 +190,33 @@ public sealed class QmpSimulator : IAsyncDisposable
         }
     }
 
-    private async Task ServeForeverAsync()
+    private async Task RunAcceptLoopAsync()
     {
-        var transportOptions = _options.Session.ToTransportOptions(_options.Session.CreateSegmentPool());
-        while (!_stop.IsCancellationRequested)
+        var logger = _loggerFactory?.CreateLogger<QmpSimulator>() ?? (ILogger)NullLogger.Instance;
+        try
         {
-            TransportConnection connection;
-            try
-            {
-                connection = await _listener!.AcceptAsync(tls: null, transportOptions, _stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
-            {
-                break;
-            }
-
-            await ServeAsync(connection, _stop.Token).ConfigureAwait(false);
-            if (_quitRequested && _options.StopOnQuit)
-            {
-                _listener!.Dispose();
-                break;
-            }
+            var transportOptions = _options.Session.ToTransportOptions(_options.Session.CreateSegmentPool());
+            var loop = new SimulatorAcceptLoop(
+                token => _listener!.AcceptAsync(tls: null, transportOptions, token),
+                ServeUntilQuitAsync,
+                logger);
+            var reason = await loop.RunAsync(_stop.Token).ConfigureAwait(false);
+            _listener!.Dispose();
+            _completion.TrySetResult(reason);
         }
+        catch (Exception ex)
+        {
+            QmpSimulatorLog.AcceptLoopFailed(logger, ex.Message, ex);
+            _listener!.Dispose();
+            _completion.TrySetException(ex);
+        }
+    }
 
-        _completion.TrySetResult();
+    /// <summary>Serves one client; false when it sent <c>quit</c> and the simulator stops on quit.</summary>
+    private async Task<bool> ServeUntilQuitAsync(TransportConnection connection, CancellationToken cancellationToken)
+    {
+        await ServeAsync(connection, cancellationToken).ConfigureAwait(false);
+        return !(_quitRequested && _options.StopOnQuit);
     }
 
     private async Task ServeAsync(TransportConnection connection, CancellationToken cancellationToken)

@@ -9,18 +9,31 @@ namespace Aqmp.Pipelines.Transports;
 /// optionally authenticating each as a TLS server.
 /// </summary>
 /// <remarks>
-/// A Unix-domain listener's socket file is removed when the listener is disposed. A file already
-/// at the path (say, left by a crashed process) makes binding fail with "address in use": it is
-/// never deleted on the caller's behalf.
+/// <para>
+/// A Unix-domain listener on a filesystem path creates the socket file when it binds and removes it
+/// when it is disposed. Anything already at the path (say, a socket file left by a crashed process,
+/// or a regular file) makes binding fail; it is never deleted on the caller's behalf.
+/// </para>
+/// <para>
+/// On Linux the listener records the file's device and inode when it binds, and at disposal removes
+/// the path only while it still names that socket file: if the file was removed and another server
+/// bound the same path meanwhile, disposing this listener leaves the other server's file alone.
+/// Elsewhere the runtime's bind is used, and disposal removes whatever is at the path by then, so a
+/// listener disposed after its file was replaced removes its successor's file; on those systems,
+/// remove and rebind a path only once its previous listener has been disposed.
+/// </para>
+/// <para>Abstract Unix-domain names (starting with <c>'\0'</c> or <c>'@'</c>) have no file.</para>
 /// </remarks>
 public sealed class SocketListener : IDisposable
 {
     private readonly Socket _socket;
+    private readonly UnixSocketFile? _file;
     private int _disposed;
 
-    private SocketListener(Socket socket)
+    private SocketListener(Socket socket, UnixSocketFile? file = null)
     {
         _socket = socket;
+        _file = file;
         LocalEndPoint = socket.LocalEndPoint ?? throw new InvalidOperationException("The listening socket has no local endpoint.");
     }
 
@@ -37,7 +50,13 @@ public sealed class SocketListener : IDisposable
     /// <param name="backlog">How many not-yet-accepted connections the system queues.</param>
     /// <param name="cancellationToken">Cancels name resolution.</param>
     /// <returns>The listener.</returns>
-    /// <exception cref="SocketException">The address is in use, not local, or otherwise unusable.</exception>
+    /// <exception cref="SocketException">
+    /// The address is in use, not local, or otherwise unusable. For a Unix-domain path on Linux, anything
+    /// already at the path gives <see cref="SocketError.AddressAlreadyInUse"/> with a message naming the
+    /// path and saying either that it is not a socket or that the address is in use; the existing file
+    /// is left as it was.
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired during name resolution.</exception>
     public static async ValueTask<SocketListener> BindAsync(EndPoint endPoint, int backlog = 1, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
@@ -45,6 +64,12 @@ public sealed class SocketListener : IDisposable
         {
             var addresses = await Dns.GetHostAddressesAsync(dns.Host, cancellationToken).ConfigureAwait(false);
             endPoint = new IPEndPoint(addresses[0], dns.Port);
+        }
+
+        if (endPoint is UnixDomainSocketEndPoint unix && UnixSocketFile.Handles(unix))
+        {
+            var file = UnixSocketFile.Bind(unix, backlog);
+            return new SocketListener(file.Socket, file);
         }
 
         var socket = SocketTransport.CreateSocket(endPoint);
@@ -98,7 +123,12 @@ public sealed class SocketListener : IDisposable
         }
     }
 
-    /// <summary>Stops listening; queued, not-yet-accepted connections are closed by the system.</summary>
+    /// <summary>
+    /// Stops listening; queued, not-yet-accepted connections are closed by the system, and a pending
+    /// <see cref="AcceptAsync"/> fails with <see cref="SocketError.OperationAborted"/>. A Unix-domain
+    /// listener's socket file is removed (on Linux, only while it is still this listener's file).
+    /// Calling it again does nothing.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -106,7 +136,14 @@ public sealed class SocketListener : IDisposable
             return;
         }
 
-        _socket.Dispose();
+        if (_file is not null)
+        {
+            _file.Dispose();
+        }
+        else
+        {
+            _socket.Dispose();
+        }
     }
 
     /// <inheritdoc />

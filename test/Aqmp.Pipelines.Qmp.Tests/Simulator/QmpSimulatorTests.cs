@@ -521,7 +521,7 @@ public class QmpSimulatorTests
         Assert.That(shutdown.Name, Is.EqualTo("SHUTDOWN"));
         Assert.That(shutdown.Data!.Value.GetProperty("reason").GetString(), Is.EqualTo("host-qmp-quit"));
         await Assert.DoesNotThrowAsync(() => client.DisconnectAsync().Bounded());
-        await fixture.Simulator.Completion.Bounded();
+        Assert.That(await fixture.Simulator.Completion.Bounded(), Is.EqualTo(QmpSimulatorStopReason.Quit));
         Assert.That(File.Exists(fixture.Path), Is.False, "the socket file is gone");
 
         await using var late = new QmpClient();
@@ -563,7 +563,7 @@ public class QmpSimulatorTests
         var error = await Assert.CatchAsync(() => client.DisconnectAsync().Bounded());
         Assert.That(error, Is.InstanceOf<EndOfStreamException>());
         Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
-        await fixture.Simulator.Completion.Bounded();
+        Assert.That(await fixture.Simulator.Completion.Bounded(), Is.EqualTo(QmpSimulatorStopReason.Stopped));
 
         await using var late = new QmpClient();
         await Assert.ThrowsAsync<ConnectException>(() => late.ConnectAsync(fixture.Address).Bounded());
@@ -610,7 +610,7 @@ public class QmpSimulatorTests
         Assert.That(simulator.Completion.IsCompleted, Is.False);
 
         await simulator.StopAsync().Bounded();
-        await simulator.Completion.Bounded();
+        Assert.That(await simulator.Completion.Bounded(), Is.EqualTo(QmpSimulatorStopReason.Stopped));
         await simulator.DisposeAsync().Bounded();
         Assert.That(simulator.SessionsServed, Is.Zero);
     }

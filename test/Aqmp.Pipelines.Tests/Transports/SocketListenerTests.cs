@@ -69,7 +69,7 @@ public class SocketListenerTests
     }
 
     [Test]
-    public async Task BindAsync_to_an_existing_unix_path_throws_AddressAlreadyInUse_and_leaves_the_file_alone()
+    public async Task BindAsync_to_a_unix_path_holding_a_regular_file_fails_naming_the_path_and_leaves_the_file_intact()
     {
         var path = TempPaths.NewSocketPath();
         await File.WriteAllTextAsync(path, "left over");
@@ -78,12 +78,62 @@ public class SocketListenerTests
             var ex = await Assert.ThrowsAsync<SocketException>(() => SocketListener.BindAsync(new UnixDomainSocketEndPoint(path)).Bounded());
 
             Assert.That(ex!.SocketErrorCode, Is.EqualTo(SocketError.AddressAlreadyInUse));
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.That(ex.Message, Does.Contain(path).And.Contain("not a socket"));
+            }
+
             Assert.That(await File.ReadAllTextAsync(path), Is.EqualTo("left over"));
         }
         finally
         {
             File.Delete(path);
         }
+    }
+
+    [Test]
+    public async Task BindAsync_to_a_unix_path_holding_a_stale_socket_file_fails_with_address_in_use_and_leaves_the_file_there()
+    {
+        var path = TempPaths.NewSocketPath();
+        await LeaveStaleSocketFileAsync(path);
+        try
+        {
+            var ex = await Assert.ThrowsAsync<SocketException>(() => SocketListener.BindAsync(new UnixDomainSocketEndPoint(path)).Bounded());
+
+            Assert.That(ex!.SocketErrorCode, Is.EqualTo(SocketError.AddressAlreadyInUse));
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.That(ex.Message, Does.Contain(path).And.Contain("in use"));
+            }
+
+            Assert.That(File.Exists(path), Is.True, "the stale socket file is still there");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Test]
+    [Platform("Linux")]
+    public async Task Disposing_a_listener_whose_file_was_replaced_leaves_the_new_listeners_file_and_it_keeps_accepting()
+    {
+        var path = TempPaths.NewSocketPath();
+        var first = await SocketListener.BindAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+        File.Delete(path);
+        using var second = await SocketListener.BindAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+
+        first.Dispose();
+
+        Assert.That(File.Exists(path), Is.True, "the second listener's socket file survives the first listener's disposal");
+        var accept = second.AcceptAsync().AsTask();
+        await using var client = await SocketTransport.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+        await using var server = await accept.Bounded();
+        await PipeIO.WriteAsync(client.Pipe.Output, [7]);
+        Assert.That(await PipeIO.ReadExactlyAsync(server.Pipe.Input, 1), Is.EqualTo(new byte[] { 7 }));
+
+        second.Dispose();
+        Assert.That(File.Exists(path), Is.False, "the second listener removes its own file");
     }
 
     [Test]
@@ -118,10 +168,12 @@ public class SocketListenerTests
         await Assert.ThrowsAsync<ObjectDisposedException>(() => listener.AcceptAsync().Bounded());
     }
 
-    [Test]
-    public async Task Dispose_while_AcceptAsync_waits_ends_the_accept_with_OperationAborted()
+    [TestCase("tcp")]
+    [TestCase("unix")]
+    public async Task Dispose_while_AcceptAsync_waits_ends_the_accept_with_OperationAborted(string transport)
     {
-        var listener = await SocketListener.BindAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
+        EndPoint endPoint = transport == "unix" ? new UnixDomainSocketEndPoint(TempPaths.NewSocketPath()) : new IPEndPoint(IPAddress.Loopback, 0);
+        var listener = await SocketListener.BindAsync(endPoint).Bounded();
         var accept = listener.AcceptAsync().AsTask();
         await Task.Delay(50);
         Assert.That(accept.IsCompleted, Is.False, "nobody connected yet");
@@ -173,5 +225,20 @@ public class SocketListenerTests
         var buffer = new byte[16];
         var read = await raw.ReceiveAsync(buffer).Bounded();
         Assert.That(read, Is.Zero, "the accepted socket was closed");
+    }
+
+    /// <summary>
+    /// Leaves a socket file nobody listens on at <paramref name="path"/>, as a crashed server does:
+    /// a listener binds elsewhere, its file is moved to the path, and the listener is disposed.
+    /// </summary>
+    private static async Task LeaveStaleSocketFileAsync(string path)
+    {
+        var elsewhere = TempPaths.NewSocketPath();
+        using (await SocketListener.BindAsync(new UnixDomainSocketEndPoint(elsewhere)).Bounded())
+        {
+            File.Move(elsewhere, path);
+        }
+
+        Assert.That(File.Exists(path), Is.True, "a stale socket file was left");
     }
 }

@@ -1,0 +1,169 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Aqmp.Pipelines.Transports;
+
+/// <summary>
+/// A listening Unix-domain socket bound to a filesystem path on Linux, bound through libc so that
+/// the runtime never learns the bound file name (its <see cref="Socket.Dispose()"/> would unlink
+/// the path, whoever's file is there by then). The file is removed at disposal only while it is
+/// still the one this bind created: same device and inode, and a socket.
+/// </summary>
+internal sealed class UnixSocketFile : IDisposable
+{
+    private const int AfUnix = 1;
+    private const int SunPathLength = 108;
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkNoFollow = 0x100;
+    private const uint StatxTypeAndIno = 0x1 | 0x100;
+    private const int StatxSize = 256;
+    private const int FDupFdCloExec = 1030;
+    private const int EAddrInUse = 98;
+    private const int ENoEnt = 2;
+    private const ushort FileTypeMask = 0xF000;
+    private const ushort SocketFileType = 0xC000;
+
+    private readonly string _path;
+    private readonly FileIdentity _identity;
+
+    private UnixSocketFile(Socket socket, string path, FileIdentity identity)
+    {
+        Socket = socket;
+        _path = path;
+        _identity = identity;
+    }
+
+    /// <summary>The listening socket; it owns its descriptor and has no bound file name of the runtime's.</summary>
+    public Socket Socket { get; }
+
+    /// <summary>Whether <paramref name="endPoint"/> is bound through libc: on Linux, a filesystem path (not an abstract name).</summary>
+    public static bool Handles(UnixDomainSocketEndPoint endPoint)
+        => OperatingSystem.IsLinux() && endPoint.ToString() is { Length: > 0 } path && path[0] is not ('\0' or '@');
+
+    /// <summary>Binds a new socket to <paramref name="endPoint"/>'s path and starts listening.</summary>
+    /// <exception cref="SocketException">
+    /// <see cref="SocketError.AddressAlreadyInUse"/> when something is at the path (the message names
+    /// the path and says whether it is a socket); another code when the path cannot be bound.
+    /// </exception>
+    public static UnixSocketFile Bind(UnixDomainSocketEndPoint endPoint, int backlog)
+    {
+        var path = endPoint.ToString();
+        var address = SockAddrUn(path);
+
+        // The runtime creates the socket (flags right on every architecture); a CLOEXEC duplicate
+        // of its descriptor becomes the listener's only owner, and the original closes at once.
+        using var raw = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        if (bind(raw.SafeHandle, address, address.Length) != 0)
+        {
+            throw BindFailure(path, Marshal.GetLastPInvokeError());
+        }
+
+        if (!TryIdentify(path, out var identity) || !identity.IsSocket)
+        {
+            throw new SocketException((int)SocketError.AddressNotAvailable, $"Cannot listen on '{path}': the socket file vanished right after binding.");
+        }
+
+        Socket? socket = null;
+        try
+        {
+            var fd = fcntl(raw.SafeHandle, FDupFdCloExec, 0);
+            if (fd < 0)
+            {
+                throw new SocketException((int)SocketError.TooManyOpenSockets, $"Cannot listen on '{path}': {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}.");
+            }
+
+            socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+            socket.Listen(backlog);
+            return new UnixSocketFile(socket, path, identity);
+        }
+        catch
+        {
+            RemoveIfOurs(path, identity);
+            socket?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Removes the socket file if it is still this listener's, then closes the socket.</summary>
+    public void Dispose()
+    {
+        RemoveIfOurs(_path, _identity);
+        Socket.Dispose();
+    }
+
+    private static void RemoveIfOurs(string path, FileIdentity identity)
+    {
+        if (TryIdentify(path, out var now) && now == identity)
+        {
+            _ = unlink(path);
+        }
+    }
+
+    private static SocketException BindFailure(string path, int errno)
+    {
+        if (errno != EAddrInUse)
+        {
+            var code = errno switch
+            {
+                1 or 13 => SocketError.AccessDenied,
+                ENoEnt or 20 or 99 => SocketError.AddressNotAvailable,
+                _ => SocketError.SocketError,
+            };
+            return new SocketException((int)code, $"Cannot listen on '{path}': {Marshal.GetPInvokeErrorMessage(errno)}.");
+        }
+
+        var message = TryIdentify(path, out var existing) && !existing.IsSocket
+            ? $"Cannot listen on '{path}': it exists and is not a socket."
+            : $"Cannot listen on '{path}': the address is in use (a socket file is already there; it is never removed on your behalf).";
+        return new SocketException((int)SocketError.AddressAlreadyInUse, message);
+    }
+
+    private static byte[] SockAddrUn(string path)
+    {
+        var length = Encoding.UTF8.GetByteCount(path);
+        if (length + 1 > SunPathLength)
+        {
+            throw new ArgumentException($"The Unix socket path '{path}' is longer than {SunPathLength - 1} bytes.", nameof(path));
+        }
+
+        var address = new byte[sizeof(ushort) + length + 1];
+        BitConverter.TryWriteBytes(address.AsSpan(0, sizeof(ushort)), (ushort)AfUnix);
+        Encoding.UTF8.GetBytes(path, address.AsSpan(sizeof(ushort)));
+        return address;
+    }
+
+    private static bool TryIdentify(string path, out FileIdentity identity)
+    {
+        var buffer = new byte[StatxSize];
+        if (statx(AtFdCwd, path, AtSymlinkNoFollow, StatxTypeAndIno, buffer) != 0)
+        {
+            identity = default;
+            return false;
+        }
+
+        // struct statx is native-endian and laid out alike on every Linux architecture.
+        var span = buffer.AsSpan();
+        identity = new FileIdentity(
+            DevMajor: MemoryMarshal.Read<uint>(span[136..]),
+            DevMinor: MemoryMarshal.Read<uint>(span[140..]),
+            Inode: MemoryMarshal.Read<ulong>(span[32..]),
+            IsSocket: (MemoryMarshal.Read<ushort>(span[28..]) & FileTypeMask) == SocketFileType);
+        return true;
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int bind(SafeSocketHandle socket, byte[] address, int addressLength);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int fcntl(SafeSocketHandle fd, int command, int argument);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int statx(int directoryFd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] buffer);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int unlink([MarshalAs(UnmanagedType.LPUTF8Str)] string path);
+
+    /// <summary>What makes a file this one: device, inode, and that it is a socket.</summary>
+    private readonly record struct FileIdentity(uint DevMajor, uint DevMinor, ulong Inode, bool IsSocket);
+}
