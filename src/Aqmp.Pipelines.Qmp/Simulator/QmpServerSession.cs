@@ -6,10 +6,12 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
 /// The server side of one simulated QMP connection: greets, negotiates, then answers each command
-/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band).
+/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band). A
+/// well-formed request that is not a QMP command is answered with QEMU's error reply for it and
+/// the session goes on; a line that is not JSON ends the session.
 /// </summary>
 internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, ILoggerFactory? loggerFactory)
-    : PipeProtocol<QmpMessage>(new QmpFramer(options.MaximumMessageLength), options.Session, loggerFactory, "simulator")
+    : PipeProtocol<QmpMessage>(new QmpRequestFramer(options.MaximumMessageLength), options.Session, loggerFactory, "simulator")
 {
     private const string CapabilitiesCommand = "qmp_capabilities";
     private const string QuitCommand = "quit";
@@ -28,6 +30,12 @@ internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptio
 
     protected override async ValueTask OnMessageAsync(QmpMessage message, CancellationToken cancellationToken)
     {
+        if (message.IsRefusal)
+        {
+            await SendAsync(message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         if (message.Kind != QmpMessageKind.Command)
         {
             await SendAsync(QmpMessage.Error("GenericError", "QMP input lacks member 'execute'", message.Id), cancellationToken).ConfigureAwait(false);
