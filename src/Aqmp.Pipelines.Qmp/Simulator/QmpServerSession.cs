@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Aqmp.Pipelines.Qmp.Messages;
 using Aqmp.Pipelines.Session;
 using Microsoft.Extensions.Logging;
@@ -79,13 +80,26 @@ internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptio
 
         if (command.Arguments is { } arguments && arguments.TryGetProperty("enable", out var enable))
         {
+            if (enable.ValueKind != JsonValueKind.Array)
+            {
+                return QmpMessage.Error("GenericError", "Invalid parameter type for 'enable', expected: array", command.Id);
+            }
+
+            var index = 0;
             foreach (var capability in enable.EnumerateArray())
             {
-                var requested = capability.GetString();
-                if (requested is null || !options.Capabilities.Contains(requested))
+                if (capability.ValueKind != JsonValueKind.String)
+                {
+                    return QmpMessage.Error("GenericError", $"Invalid parameter type for 'enable[{index}]', expected: string", command.Id);
+                }
+
+                var requested = capability.GetString()!;
+                if (!options.Capabilities.Contains(requested))
                 {
                     return QmpMessage.Error("GenericError", $"Capability '{requested}' not available", command.Id);
                 }
+
+                index++;
             }
         }
 

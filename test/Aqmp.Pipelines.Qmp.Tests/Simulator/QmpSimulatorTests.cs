@@ -269,6 +269,21 @@ public class QmpSimulatorTests
         Assert.That((await next.ExecuteAsync("query-status", 2)).TryGetProperty("return", out _), Is.True);
     }
 
+    [TestCase("""{"enable":"oob"}""", "Invalid parameter type for 'enable', expected: array", TestName = "Qmp_capabilities_enabling_a_string_instead_of_an_array_is_refused_and_the_session_goes_on")]
+    [TestCase("""{"enable":["oob",1]}""", "Invalid parameter type for 'enable[1]', expected: string", TestName = "Qmp_capabilities_enabling_a_number_is_refused_naming_its_index_and_the_session_goes_on")]
+    public async Task Qmp_capabilities_with_a_mistyped_enable_is_refused_and_the_session_goes_on(string arguments, string description)
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using var raw = await RawPeer.ConnectAsync(fixture.Path);
+        await raw.ReadAsync();
+
+        var refused = await raw.ExecuteAsync("qmp_capabilities", 1, arguments);
+
+        Assert.That(ErrorClass(refused), Is.EqualTo("GenericError"));
+        Assert.That(ErrorDescription(refused), Is.EqualTo(description));
+        Assert.That((await raw.ExecuteAsync("qmp_capabilities", 2)).TryGetProperty("return", out _), Is.True);
+    }
+
     // ---------------------------------------------------------------- built-in commands
 
     [Test]
