@@ -205,15 +205,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
                 new QmpParseException("Not a QMP greeting", QmpParseException.Clip(greetingMessage.ToString())));
         }
 
-        QmpGreeting greeting;
-        try
-        {
-            greeting = Greeting = greetingMessage.ToGreeting();
-        }
-        catch (QmpParseException ex)
-        {
-            throw new QmpNegotiationException("the greeting is malformed", ex);
-        }
+        var greeting = Greeting = greetingMessage.ToGreeting();
 
         var enableOutOfBand = _options.EnableOutOfBand && greeting.OffersOutOfBand;
         var arguments = enableOutOfBand ? CapabilityArguments : (JsonElement?)null;

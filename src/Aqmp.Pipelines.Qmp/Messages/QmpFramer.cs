@@ -33,7 +33,12 @@ public sealed class QmpFramer : LineFramer<QmpMessage>
     protected override QmpMessage DecodeLine(in ReadOnlySequence<byte> line) => QmpMessage.Parse(line);
 
     /// <inheritdoc />
-    protected override void EncodeLine(QmpMessage message, IBufferWriter<byte> output)
+    protected override void EncodeLine(QmpMessage message, IBufferWriter<byte> output) => Encode(message, output);
+
+    /// <summary>Writes a message as one line of compact JSON, without terminator, straight into <paramref name="output"/>.</summary>
+    /// <param name="message">The message.</param>
+    /// <param name="output">The outbound buffer.</param>
+    internal static void Encode(QmpMessage message, IBufferWriter<byte> output)
     {
         ArgumentNullException.ThrowIfNull(message);
         var writer = t_writer;

@@ -21,13 +21,21 @@ public sealed class QmpMessage
     private const string DataMember = "data";
     private const string TimestampMember = "timestamp";
     private const string IdMember = "id";
+    private const string VersionMember = "version";
+    private const string QemuMember = "qemu";
+    private const string MajorMember = "major";
+    private const string MinorMember = "minor";
+    private const string MicroMember = "micro";
+    private const string PackageMember = "package";
+    private const string CapabilitiesMember = "capabilities";
 
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 128 };
 
-    private QmpMessage(QmpMessageKind kind, JsonElement root)
+    private QmpMessage(QmpMessageKind kind, JsonElement root, bool isRefusal = false)
     {
         Kind = kind;
         Root = root;
+        IsRefusal = isRefusal;
     }
 
     /// <summary>What the message is.</summary>
@@ -39,8 +47,8 @@ public sealed class QmpMessage
     /// <summary>The <c>id</c> member of a command or reply, when present.</summary>
     public JsonElement? Id => Member(IdMember);
 
-    /// <summary>For a command, its name (<c>execute</c> or <c>exec-oob</c> member); otherwise null.</summary>
-    public string? CommandName => Kind == QmpMessageKind.Command ? (Member(ExecuteMember) ?? Member(ExecuteOutOfBandMember))?.GetString() : null;
+    /// <summary>For a command, its name (<c>execute</c> or <c>exec-oob</c> member), never null; otherwise null.</summary>
+    public string? CommandName => Kind == QmpMessageKind.Command ? (Member(ExecuteMember) ?? Member(ExecuteOutOfBandMember))!.Value.GetString() : null;
 
     /// <summary>For a command, whether it is out-of-band (<c>exec-oob</c>).</summary>
     public bool IsOutOfBand => Kind == QmpMessageKind.Command && Root.TryGetProperty(ExecuteOutOfBandMember, out _);
@@ -61,11 +69,19 @@ public sealed class QmpMessage
     public string? EventName => Kind == QmpMessageKind.Event ? Root.GetProperty(EventMember).GetString() : null;
 
     /// <summary>
+    /// Whether this is the error reply a server makes to a request it refused as not a QMP
+    /// command (see <see cref="Refusal"/>), rather than a message the peer sent.
+    /// </summary>
+    internal bool IsRefusal { get; }
+
+    /// <summary>
     /// Parses one message from UTF-8 JSON, straight from the bytes (no intermediate string).
     /// </summary>
     /// <param name="utf8">One JSON object.</param>
     /// <returns>The message.</returns>
-    /// <exception cref="QmpParseException">The bytes are not one JSON object, or the object is not a QMP message.</exception>
+    /// <exception cref="QmpParseException">
+    /// The bytes are not one JSON value, or the value is not a QMP message (see <see cref="FromJson"/>).
+    /// </exception>
     public static QmpMessage Parse(in ReadOnlySequence<byte> utf8)
     {
         JsonElement root;
@@ -80,13 +96,6 @@ public sealed class QmpMessage
         catch (JsonException ex)
         {
             throw new QmpParseException($"Malformed JSON ({ex.Message})", QmpParseException.Clip(utf8), ex);
-        }
-
-        // The reader checks UTF-8 only where text is turned into strings: check it all here, on the
-        // parsed copy, so that no later accessor can fail on a message that was accepted.
-        if (!Utf8.IsValid(JsonMarshal.GetRawUtf8Value(root)))
-        {
-            throw new QmpParseException("Invalid UTF-8 in JSON text", QmpParseException.Clip(utf8));
         }
 
         return FromJson(root);
@@ -104,36 +113,65 @@ public sealed class QmpMessage
     /// <exception cref="QmpParseException">The text is not a QMP message.</exception>
     public static QmpMessage Parse(string json) => Parse(new ReadOnlySequence<byte>(System.Text.Encoding.UTF8.GetBytes(json)));
 
-    /// <summary>Classifies a JSON value as a QMP message.</summary>
+    /// <summary>
+    /// Classifies a JSON value as a QMP message and validates it whole, so that no accessor of the
+    /// message returned can fail.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// The value's text must be valid UTF-8 with no unpaired UTF-16 surrogate escape (such as
+    /// <c>"\ud800"</c>), and the value a JSON object. It is then, in this order: a greeting when it has a <c>QMP</c> member (an object
+    /// with a <c>version</c> object holding a <c>qemu</c> object of integer <c>major</c>,
+    /// <c>minor</c> and <c>micro</c> that fit an <see cref="int"/> and an optional string
+    /// <c>package</c>, and a <c>capabilities</c> array of strings); a command when it has an
+    /// <c>execute</c> or <c>exec-oob</c> member of any type; a successful reply when it has a
+    /// <c>return</c> member; an error reply when it has an <c>error</c> object with string
+    /// <c>class</c> and <c>desc</c>; an event when its <c>event</c> member is a string.
+    /// </para>
+    /// <para>
+    /// A command is checked member by member with QEMU's rules and refused with QEMU's words:
+    /// <c>execute</c> or <c>exec-oob</c> not a string ("QMP input member 'execute' must be a
+    /// string"), both present ("QMP input member 'exec-oob' is unexpected", naming the second),
+    /// <c>arguments</c> not an object ("QMP input member 'arguments' must be an object"), any
+    /// member but those and <c>id</c> ("QMP input member 'NAME' is unexpected"). A value that is
+    /// not an object is refused with "QMP input must be a JSON object".
+    /// </para>
+    /// </remarks>
     /// <param name="root">The JSON value; it must own its data (not borrowed from a disposed document).</param>
     /// <returns>The message.</returns>
-    /// <exception cref="QmpParseException">The value is not a QMP message.</exception>
+    /// <exception cref="QmpParseException">
+    /// The value is not a QMP message; <see cref="QmpParseException.Reason"/> says why and
+    /// <see cref="QmpParseException.Id"/> carries the object's <c>id</c> member, if any.
+    /// </exception>
     public static QmpMessage FromJson(JsonElement root)
     {
+        // The reader checks neither UTF-8 nor surrogate escapes until text is turned into strings
+        // (and a member lookup unescapes names): check them here, before any lookup, so that no
+        // later accessor can fail on a message that was accepted.
+        if (!Utf8.IsValid(JsonMarshal.GetRawUtf8Value(root)))
+        {
+            throw Malformed(root, "Invalid UTF-8 in JSON text");
+        }
+
+        if (!EscapesDecode(root))
+        {
+            throw Malformed(root, "Unpaired UTF-16 surrogate escape in JSON text");
+        }
+
         if (root.ValueKind != JsonValueKind.Object)
         {
-            throw NotQmp(root, "A QMP message must be a JSON object");
+            throw Refuse(root, "QMP input must be a JSON object");
         }
 
         if (root.TryGetProperty(GreetingMember, out var greeting))
         {
-            if (greeting.ValueKind != JsonValueKind.Object
-                || !greeting.TryGetProperty("version", out var version) || version.ValueKind != JsonValueKind.Object
-                || !greeting.TryGetProperty("capabilities", out var capabilities) || capabilities.ValueKind != JsonValueKind.Array)
-            {
-                throw NotQmp(root, "Malformed QMP greeting");
-            }
-
+            CheckGreeting(root, greeting);
             return new QmpMessage(QmpMessageKind.Greeting, root);
         }
 
-        if (IsString(root, ExecuteMember) || IsString(root, ExecuteOutOfBandMember))
+        if (root.TryGetProperty(ExecuteMember, out _) || root.TryGetProperty(ExecuteOutOfBandMember, out _))
         {
-            if (root.TryGetProperty(ArgumentsMember, out var arguments) && arguments.ValueKind != JsonValueKind.Object)
-            {
-                throw NotQmp(root, "QMP command arguments must be a JSON object");
-            }
-
+            CheckCommand(root);
             return new QmpMessage(QmpMessageKind.Command, root);
         }
 
@@ -146,7 +184,7 @@ public sealed class QmpMessage
         {
             if (error.ValueKind != JsonValueKind.Object || !IsString(error, "class") || !IsString(error, "desc"))
             {
-                throw NotQmp(root, "Malformed QMP error reply");
+                throw Refuse(root, "Malformed QMP error reply");
             }
 
             return new QmpMessage(QmpMessageKind.Error, root);
@@ -157,7 +195,7 @@ public sealed class QmpMessage
             return new QmpMessage(QmpMessageKind.Event, root);
         }
 
-        throw NotQmp(root, "JSON object is neither a QMP greeting, command, reply nor event");
+        throw Refuse(root, "JSON object is neither a QMP greeting, command, reply nor event");
     }
 
     /// <summary>Builds a command.</summary>
@@ -221,6 +259,18 @@ public sealed class QmpMessage
         WriteId(writer, id);
     });
 
+    /// <summary>
+    /// Builds the reply QEMU makes to a request it refuses as not a QMP command: a
+    /// <c>GenericError</c> whose description is the refusal's reason, with the request's id.
+    /// </summary>
+    /// <param name="refusal">The refusal of a well-formed JSON value.</param>
+    /// <returns>The error reply, marked as a refusal (<see cref="IsRefusal"/>).</returns>
+    internal static QmpMessage Refusal(QmpParseException refusal)
+    {
+        var reply = Error("GenericError", refusal.Reason, refusal.Id);
+        return new QmpMessage(reply.Kind, reply.Root, isRefusal: true);
+    }
+
     /// <summary>Builds an event.</summary>
     /// <param name="name">The event name.</param>
     /// <param name="data">Its data, or null.</param>
@@ -248,9 +298,9 @@ public sealed class QmpMessage
     public static QmpMessage Greeting(QmpVersion version, IEnumerable<string> capabilities) => Build(QmpMessageKind.Greeting, writer =>
     {
         writer.WriteStartObject(GreetingMember);
-        writer.WritePropertyName("version");
+        writer.WritePropertyName(VersionMember);
         version.WriteTo(writer);
-        writer.WriteStartArray("capabilities");
+        writer.WriteStartArray(CapabilitiesMember);
         foreach (var capability in capabilities)
         {
             writer.WriteStringValue(capability);
@@ -262,8 +312,8 @@ public sealed class QmpMessage
 
     /// <summary>Reads a greeting's version and capabilities.</summary>
     /// <returns>The greeting.</returns>
+    /// <remarks>A missing <c>package</c> reads as empty. Never fails on a greeting: <see cref="FromJson"/> validated it.</remarks>
     /// <exception cref="InvalidOperationException">This is not a greeting.</exception>
-    /// <exception cref="QmpParseException">The greeting's version is malformed.</exception>
     public QmpGreeting ToGreeting()
     {
         if (Kind != QmpMessageKind.Greeting)
@@ -272,19 +322,12 @@ public sealed class QmpMessage
         }
 
         var body = Root.GetProperty(GreetingMember);
-        try
-        {
-            var version = body.GetProperty("version");
-            var qemu = version.GetProperty("qemu");
-            var package = version.TryGetProperty("package", out var p) && p.ValueKind == JsonValueKind.String ? p.GetString()! : string.Empty;
-            var parsed = new QmpVersion(qemu.GetProperty("major").GetInt32(), qemu.GetProperty("minor").GetInt32(), qemu.GetProperty("micro").GetInt32(), package);
-            var capabilities = body.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString() ?? string.Empty).ToArray();
-            return new QmpGreeting(parsed, capabilities);
-        }
-        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            throw NotQmp(Root, "Malformed QMP greeting version", ex);
-        }
+        var version = body.GetProperty(VersionMember);
+        var qemu = version.GetProperty(QemuMember);
+        var package = version.TryGetProperty(PackageMember, out var p) ? p.GetString()! : string.Empty;
+        var parsed = new QmpVersion(qemu.GetProperty(MajorMember).GetInt32(), qemu.GetProperty(MinorMember).GetInt32(), qemu.GetProperty(MicroMember).GetInt32(), package);
+        var capabilities = body.GetProperty(CapabilitiesMember).EnumerateArray().Select(c => c.GetString()!).ToArray();
+        return new QmpGreeting(parsed, capabilities);
     }
 
     /// <summary>Reads an event's name, data and timestamp.</summary>
@@ -364,6 +407,155 @@ public sealed class QmpMessage
         writer.WriteEndObject();
     }));
 
-    private static QmpParseException NotQmp(JsonElement root, string reason, Exception? inner = null)
-        => new(reason, QmpParseException.Clip(JsonMarshal.GetRawUtf8Value(root)), inner);
+    /// <summary>
+    /// Checks a greeting's <c>QMP</c> member: a <c>version</c> object holding a <c>qemu</c> object
+    /// of <see cref="int"/> <c>major</c>, <c>minor</c> and <c>micro</c> and an optional string
+    /// <c>package</c>, and a <c>capabilities</c> array of strings.
+    /// </summary>
+    private static void CheckGreeting(JsonElement root, JsonElement greeting)
+    {
+        if (greeting.ValueKind != JsonValueKind.Object
+            || !greeting.TryGetProperty(VersionMember, out var version) || version.ValueKind != JsonValueKind.Object
+            || !greeting.TryGetProperty(CapabilitiesMember, out var capabilities) || capabilities.ValueKind != JsonValueKind.Array)
+        {
+            throw Refuse(root, "Malformed QMP greeting");
+        }
+
+        if (!version.TryGetProperty(QemuMember, out var qemu) || qemu.ValueKind != JsonValueKind.Object
+            || !IsInt32(qemu, MajorMember) || !IsInt32(qemu, MinorMember) || !IsInt32(qemu, MicroMember)
+            || (version.TryGetProperty(PackageMember, out var package) && package.ValueKind != JsonValueKind.String))
+        {
+            throw Refuse(root, "Malformed QMP greeting version");
+        }
+
+        foreach (var capability in capabilities.EnumerateArray())
+        {
+            if (capability.ValueKind != JsonValueKind.String)
+            {
+                throw Refuse(root, "Malformed QMP greeting capabilities");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Checks a command member by member as QEMU 7.2 does (<c>qmp_dispatch_check_obj</c>), with
+    /// its error texts.
+    /// </summary>
+    private static void CheckCommand(JsonElement root)
+    {
+        string? executeMember = null;
+        foreach (var member in root.EnumerateObject())
+        {
+            var name = member.NameEquals(ExecuteMember) ? ExecuteMember
+                : member.NameEquals(ExecuteOutOfBandMember) ? ExecuteOutOfBandMember
+                : null;
+            if (name is not null)
+            {
+                if (member.Value.ValueKind != JsonValueKind.String)
+                {
+                    throw Refuse(root, $"QMP input member '{name}' must be a string");
+                }
+
+                if (executeMember is not null)
+                {
+                    throw Refuse(root, $"QMP input member '{name}' is unexpected");
+                }
+
+                executeMember = name;
+            }
+            else if (member.NameEquals(ArgumentsMember))
+            {
+                if (member.Value.ValueKind != JsonValueKind.Object)
+                {
+                    throw Refuse(root, "QMP input member 'arguments' must be an object");
+                }
+            }
+            else if (!member.NameEquals(IdMember))
+            {
+                throw Refuse(root, $"QMP input member '{member.Name}' is unexpected");
+            }
+        }
+    }
+
+    private static bool IsInt32(JsonElement element, string name)
+        => element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out _);
+
+    /// <summary>
+    /// Whether every string and member name in <paramref name="root"/> unescapes to valid UTF-16
+    /// (no unpaired surrogate escape such as <c>\ud800</c>, which the reader lets through). Only
+    /// text that may hold such an escape is walked.
+    /// </summary>
+    private static bool EscapesDecode(JsonElement root)
+    {
+        if (!MayEscapeSurrogate(JsonMarshal.GetRawUtf8Value(root)))
+        {
+            return true;
+        }
+
+        try
+        {
+            Unescape(root);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+
+        static void Unescape(JsonElement element)
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var member in element.EnumerateObject())
+                    {
+                        _ = member.Name;
+                        Unescape(member.Value);
+                    }
+
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        Unescape(item);
+                    }
+
+                    break;
+                case JsonValueKind.String:
+                    _ = element.GetString();
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Whether <paramref name="utf8"/> holds <c>\u</c> followed by D8 to DF (a surrogate; may be a false alarm, as in <c>\\ud800</c>).</summary>
+    private static bool MayEscapeSurrogate(ReadOnlySpan<byte> utf8)
+    {
+        for (var at = utf8.IndexOf("\\u"u8); at >= 0 && at + 3 < utf8.Length; at = utf8.IndexOf("\\u"u8))
+        {
+            if ((utf8[at + 2] | 0x20) == 'd' && (utf8[at + 3] | 0x20) is (>= '8' and <= '9') or (>= 'a' and <= 'f'))
+            {
+                return true;
+            }
+
+            utf8 = utf8[(at + 2)..];
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// A refusal of a well-formed JSON value: it is JSON, but not a QMP message. It carries the
+    /// object's id, if any.
+    /// </summary>
+    private static QmpParseException Refuse(JsonElement root, string reason)
+    {
+        var id = root.ValueKind == JsonValueKind.Object && root.TryGetProperty(IdMember, out var value) ? value : (JsonElement?)null;
+        return new(reason, Excerpt(root), id) { IsWellFormedJson = true };
+    }
+
+    /// <summary>A refusal of JSON text that is not valid (a member lookup itself could fail on it): no id.</summary>
+    private static QmpParseException Malformed(JsonElement root, string reason) => new(reason, Excerpt(root));
+
+    private static string Excerpt(JsonElement root) => QmpParseException.Clip(JsonMarshal.GetRawUtf8Value(root));
 }

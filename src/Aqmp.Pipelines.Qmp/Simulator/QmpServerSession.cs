@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Aqmp.Pipelines.Qmp.Messages;
 using Aqmp.Pipelines.Session;
 using Microsoft.Extensions.Logging;
@@ -6,10 +7,12 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
 /// The server side of one simulated QMP connection: greets, negotiates, then answers each command
-/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band).
+/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band). A
+/// well-formed request that is not a QMP command is answered with QEMU's error reply for it and
+/// the session goes on; a line that is not JSON ends the session.
 /// </summary>
 internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, ILoggerFactory? loggerFactory)
-    : PipeProtocol<QmpMessage>(new QmpFramer(options.MaximumMessageLength), options.Session, loggerFactory, "simulator")
+    : PipeProtocol<QmpMessage>(new QmpRequestFramer(options.MaximumMessageLength), options.Session, loggerFactory, "simulator")
 {
     private const string CapabilitiesCommand = "qmp_capabilities";
     private const string QuitCommand = "quit";
@@ -28,6 +31,12 @@ internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptio
 
     protected override async ValueTask OnMessageAsync(QmpMessage message, CancellationToken cancellationToken)
     {
+        if (message.IsRefusal)
+        {
+            await SendAsync(message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         if (message.Kind != QmpMessageKind.Command)
         {
             await SendAsync(QmpMessage.Error("GenericError", "QMP input lacks member 'execute'", message.Id), cancellationToken).ConfigureAwait(false);
@@ -71,13 +80,26 @@ internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptio
 
         if (command.Arguments is { } arguments && arguments.TryGetProperty("enable", out var enable))
         {
+            if (enable.ValueKind != JsonValueKind.Array)
+            {
+                return QmpMessage.Error("GenericError", "Invalid parameter type for 'enable', expected: array", command.Id);
+            }
+
+            var index = 0;
             foreach (var capability in enable.EnumerateArray())
             {
-                var requested = capability.GetString();
-                if (requested is null || !options.Capabilities.Contains(requested))
+                if (capability.ValueKind != JsonValueKind.String)
+                {
+                    return QmpMessage.Error("GenericError", $"Invalid parameter type for 'enable[{index}]', expected: string", command.Id);
+                }
+
+                var requested = capability.GetString()!;
+                if (!options.Capabilities.Contains(requested))
                 {
                     return QmpMessage.Error("GenericError", $"Capability '{requested}' not available", command.Id);
                 }
+
+                index++;
             }
         }
 

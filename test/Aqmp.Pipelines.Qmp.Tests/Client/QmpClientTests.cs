@@ -644,6 +644,8 @@ public static class QmpClientTests
     {
         [TestCase("""{"QMP":{"version":{"qemu":{"micro":0,"minor":0,"major":9},"package":""},"capabilities":[]}}""", TestName = "A_greeting_from_the_peer_mid_session_ends_it_with_a_QmpParseException")]
         [TestCase("""{"execute":"query-status","id":1}""", TestName = "A_command_from_the_peer_mid_session_ends_it_with_a_QmpParseException")]
+        [TestCase("""{"execute":5,"id":1}""", TestName = "A_command_with_a_non_string_execute_from_the_peer_mid_session_ends_it_with_a_QmpParseException")]
+        [TestCase("""{"return":{},"execute":"x","id":1}""", TestName = "A_return_with_an_execute_member_from_the_peer_mid_session_ends_it_with_a_QmpParseException")]
         public async Task An_unexpected_message_kind_mid_session_ends_it(string line)
         {
             await using var peer = await ScriptedQmpPeer.ConnectNewAsync().Bounded();

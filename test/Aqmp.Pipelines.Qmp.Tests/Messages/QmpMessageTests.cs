@@ -71,21 +71,29 @@ public class QmpMessageTests
         Assert.That(new QmpVersion(7, 2, 22, string.Empty).ToString(), Is.EqualTo("7.2.22"));
     }
 
-    [TestCase("""{"QMP": {"version": {"package": ""}, "capabilities": []}}""", TestName = "ToGreeting_raises_QmpParseException_when_the_qemu_version_member_is_missing")]
-    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2}, "package": ""}, "capabilities": []}}""", TestName = "ToGreeting_raises_QmpParseException_when_the_major_version_is_missing")]
-    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": "7"}, "package": ""}, "capabilities": []}}""", TestName = "ToGreeting_raises_QmpParseException_when_the_major_version_is_a_string")]
-    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2.5, "major": 7}, "package": ""}, "capabilities": []}}""", TestName = "ToGreeting_raises_QmpParseException_when_the_minor_version_is_not_an_integer")]
-    [TestCase("""{"QMP": {"version": {"qemu": 7}, "capabilities": []}}""", TestName = "ToGreeting_raises_QmpParseException_when_the_qemu_version_is_not_an_object")]
-    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": [1]}}""", TestName = "ToGreeting_raises_QmpParseException_when_a_capability_is_not_a_string")]
-    public void ToGreeting_raises_QmpParseException_for_a_malformed_version(string json)
+    [TestCase("""{"QMP": {"version": {"package": ""}, "capabilities": []}}""", "Malformed QMP greeting version", TestName = "Parse_refuses_a_greeting_without_a_qemu_version_member")]
+    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2}, "package": ""}, "capabilities": []}}""", "Malformed QMP greeting version", TestName = "Parse_refuses_a_greeting_without_a_major_version")]
+    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": "7"}, "package": ""}, "capabilities": []}}""", "Malformed QMP greeting version", TestName = "Parse_refuses_a_greeting_whose_major_version_is_a_string")]
+    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2.5, "major": 7}, "package": ""}, "capabilities": []}}""", "Malformed QMP greeting version", TestName = "Parse_refuses_a_greeting_whose_minor_version_is_not_an_integer")]
+    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 2147483648, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}""", "Malformed QMP greeting version", TestName = "Parse_refuses_a_greeting_whose_micro_version_does_not_fit_an_int")]
+    [TestCase("""{"QMP": {"version": {"qemu": {"micro": null, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}""", "Malformed QMP greeting version", TestName = "Parse_refuses_a_greeting_whose_micro_version_is_null")]
+    [TestCase("""{"QMP": {"version": {"qemu": 7}, "capabilities": []}}""", "Malformed QMP greeting version", TestName = "Parse_refuses_a_greeting_whose_qemu_version_is_not_an_object")]
+    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": 1}, "capabilities": []}}""", "Malformed QMP greeting version", TestName = "Parse_refuses_a_greeting_whose_package_is_not_a_string")]
+    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": [1]}}""", "Malformed QMP greeting capabilities", TestName = "Parse_refuses_a_greeting_whose_capability_is_not_a_string")]
+    [TestCase("""{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": ["oob", null]}}""", "Malformed QMP greeting capabilities", TestName = "Parse_refuses_a_greeting_whose_capability_is_null")]
+    public void Parse_refuses_a_greeting_whose_version_or_capabilities_ToGreeting_could_not_read(string json, string reason)
     {
-        var message = QmpMessage.Parse(json);
-        Assert.That(message.Kind, Is.EqualTo(QmpMessageKind.Greeting));
-
-        var ex = Assert.Throws<QmpParseException>(() => message.ToGreeting())!;
+        var ex = AssertRefused(json, reason, expectedId: null);
 
         Assert.That(ex.Excerpt, Is.EqualTo("'" + json + "'"));
-        Assert.That(ex.Message, Does.Contain(ex.Excerpt));
+    }
+
+    [Test]
+    public void ToGreeting_never_fails_on_a_greeting_at_the_limits_of_int()
+    {
+        var greeting = QmpMessage.Parse("""{"QMP": {"version": {"qemu": {"micro": 2147483647, "minor": -2147483648, "major": 0}}, "capabilities": []}, "id": 1}""").ToGreeting();
+
+        Assert.That(greeting.Version, Is.EqualTo(new QmpVersion(0, int.MinValue, int.MaxValue, string.Empty)));
     }
 
     [Test]
@@ -389,6 +397,97 @@ public class QmpMessageTests
     [TestCase("""{"exec-oob": "cont", "arguments": 0}""", TestName = "Parse_of_an_out_of_band_command_whose_arguments_are_a_number_raises_QmpParseException")]
     public void Parse_of_a_command_with_non_object_arguments_raises_QmpParseException(string json)
         => AssertParseFails(json);
+
+    // Commands are checked member by member as QEMU 7.2 does (qmp_dispatch_check_obj), with its error texts.
+    [TestCase("""{"exec-oob": "x", "execute": 5}""", "QMP input member 'execute' must be a string", null, TestName = "Parse_refuses_exec_oob_beside_a_numeric_execute_as_execute_not_a_string")]
+    [TestCase("""{"exec-oob": "query-status", "execute": null}""", "QMP input member 'execute' must be a string", null, TestName = "Parse_refuses_exec_oob_beside_a_null_execute_as_execute_not_a_string")]
+    [TestCase("""{"execute": 5, "id": 7}""", "QMP input member 'execute' must be a string", "7", TestName = "Parse_refuses_a_numeric_execute_keeping_the_id")]
+    [TestCase("""{"id": "a", "exec-oob": ["x"]}""", "QMP input member 'exec-oob' must be a string", "\"a\"", TestName = "Parse_refuses_an_array_exec_oob_keeping_the_id")]
+    [TestCase("""{"execute": "a", "exec-oob": "b"}""", "QMP input member 'exec-oob' is unexpected", null, TestName = "Parse_refuses_execute_then_exec_oob_naming_exec_oob")]
+    [TestCase("""{"exec-oob": "a", "id": {"n": [1]}, "execute": "b"}""", "QMP input member 'execute' is unexpected", "{\"n\": [1]}", TestName = "Parse_refuses_exec_oob_then_execute_naming_execute_and_keeping_an_object_id")]
+    [TestCase("""{"execute": "a", "exec-oob": 1}""", "QMP input member 'exec-oob' must be a string", null, TestName = "Parse_refuses_a_second_command_member_that_is_not_a_string_as_not_a_string")]
+    [TestCase("""{"execute": "cont", "arguments": [1, 2], "id": null}""", "QMP input member 'arguments' must be an object", "null", TestName = "Parse_refuses_array_arguments_with_QEMUs_words_keeping_a_null_id")]
+    [TestCase("""{"arguments": null, "exec-oob": "cont"}""", "QMP input member 'arguments' must be an object", null, TestName = "Parse_refuses_null_arguments_even_before_the_command_name")]
+    [TestCase("""{"execute": "cont", "extra": 1, "id": 3}""", "QMP input member 'extra' is unexpected", "3", TestName = "Parse_refuses_an_unknown_member_of_a_command_naming_it")]
+    [TestCase("""{"return": {}, "execute": "x"}""", "QMP input member 'return' is unexpected", null, TestName = "Parse_refuses_a_return_that_also_has_execute_as_a_command_with_an_unexpected_return")]
+    [TestCase("""{"id": 1, "ünïcode": 2, "execute": 5}""", "QMP input member 'ünïcode' is unexpected", "1", TestName = "Parse_refuses_a_command_at_its_first_offending_member_in_document_order")]
+    [TestCase("""{"execute": "cont", "QMP": {}}""", "Malformed QMP greeting", null, TestName = "Parse_classifies_an_object_with_a_QMP_member_as_a_greeting_before_a_command")]
+    public void Parse_refuses_a_command_that_QEMU_would_refuse_with_its_words(string json, string reason, string? id)
+        => AssertRefused(json, reason, id);
+
+    [TestCase("[1, 2]", TestName = "Parse_refuses_a_JSON_array_as_not_a_JSON_object")]
+    [TestCase("42", TestName = "Parse_refuses_a_JSON_number_as_not_a_JSON_object")]
+    [TestCase("\"execute\"", TestName = "Parse_refuses_a_JSON_string_as_not_a_JSON_object")]
+    [TestCase("null", TestName = "Parse_refuses_JSON_null_as_not_a_JSON_object")]
+    public void Parse_refuses_a_JSON_value_that_is_not_an_object_with_QEMUs_words(string json)
+        => AssertRefused(json, "QMP input must be a JSON object", expectedId: null);
+
+    [TestCase("""{"error": 1, "id": [true]}""", "Malformed QMP error reply", "[true]", TestName = "Parse_refuses_a_malformed_error_reply_keeping_its_id")]
+    [TestCase("""{"id": "x", "status": "running"}""", "JSON object is neither a QMP greeting, command, reply nor event", "\"x\"", TestName = "Parse_refuses_an_object_of_no_QMP_kind_keeping_its_id")]
+    public void Parse_refuses_an_object_that_is_no_QMP_message_keeping_its_id(string json, string reason, string? id)
+        => AssertRefused(json, reason, id);
+
+    [TestCase("""{"execute": "cont\ud800", "id": 1}""", TestName = "Parse_refuses_an_unpaired_high_surrogate_escape_in_a_command_name_as_malformed_text")]
+    [TestCase("""{"event": "STOP", "\udc00": 1}""", TestName = "Parse_refuses_an_unpaired_low_surrogate_escape_in_a_member_name_as_malformed_text")]
+    [TestCase("""{"return": ["\ud83d\u0041"], "id": 1}""", TestName = "Parse_refuses_a_high_surrogate_escape_followed_by_no_low_surrogate_as_malformed_text")]
+    public void Parse_refuses_unpaired_surrogate_escapes_that_no_accessor_could_read(string json)
+    {
+        var ex = Assert.Throws<QmpParseException>(() => QmpMessage.Parse(json))!;
+
+        Assert.That(ex.Reason, Is.EqualTo("Unpaired UTF-16 surrogate escape in JSON text"));
+        Assert.That(ex.Id, Is.Null, "text that is not valid carries no id");
+        Assert.That(ex.IsWellFormedJson, Is.False);
+    }
+
+    [Test]
+    public void Parse_accepts_paired_surrogate_escapes_and_an_escaped_backslash_before_u_d800()
+    {
+        var message = QmpMessage.Parse("""{"event": "\ud83d\ude00", "data": "\\ud800"}""");
+
+        Assert.That(message.EventName, Is.EqualTo("\U0001F600"));
+        Assert.That(message.ToEvent().Data!.Value.GetString(), Is.EqualTo("\\ud800"));
+    }
+
+    [Test]
+    public void FromJson_keeps_a_copy_of_the_refused_objects_id_that_outlives_its_document()
+    {
+        QmpParseException ex;
+        using (var document = JsonDocument.Parse("""{"execute": "cont", "arguments": 1, "id": {"seq": 9}}"""))
+        {
+            ex = Assert.Throws<QmpParseException>(() => QmpMessage.FromJson(document.RootElement))!;
+        }
+
+        Assert.That(ex.Reason, Is.EqualTo("QMP input member 'arguments' must be an object"));
+        AssertJsonEqual(ex.Id, """{"seq": 9}""");
+    }
+
+    [Test]
+    public void Malformed_JSON_and_invalid_UTF8_carry_no_id()
+    {
+        Assert.That(Assert.Throws<QmpParseException>(() => QmpMessage.Parse("""{"execute": 5, "id": 1"""))!.Id, Is.Null);
+        var invalidUtf8 = Encoding.Latin1.GetBytes("{\"execute\": \"\u00FF\", \"id\": 1}");
+        Assert.That(Assert.Throws<QmpParseException>(() => QmpMessage.Parse(new ReadOnlySequence<byte>(invalidUtf8)))!.Id, Is.Null);
+    }
+
+    [Test]
+    public void QmpParseException_made_without_an_id_has_a_null_Id_and_with_one_a_copy_of_it()
+    {
+        var withoutId = new QmpParseException("reason", "'x'");
+        var withUndefined = new QmpParseException("reason", "'x'", default(JsonElement));
+        JsonElement? id;
+        QmpParseException withId;
+        using (var document = JsonDocument.Parse("[\"req-1\"]"))
+        {
+            id = document.RootElement[0];
+            withId = new QmpParseException("reason", "'x'", id, new FormatException());
+        }
+
+        Assert.That(withoutId.Id, Is.Null);
+        Assert.That(withUndefined.Id, Is.Null);
+        Assert.That(withId.Id!.Value.GetString(), Is.EqualTo("req-1"));
+        Assert.That(withId.InnerException, Is.InstanceOf<FormatException>());
+        Assert.That(withId.Message, Is.EqualTo("reason: 'x'"));
+    }
 
     // Invalid UTF-8: the test strings are mapped to bytes one char per byte (Latin-1), so '\u00FF'
     // stands for the raw byte 0xFF; the excerpt shows each bad byte as U+FFFD.
@@ -786,6 +885,25 @@ public class QmpMessageTests
         Assert.That(ex.Excerpt, Is.EqualTo("'" + json + "'"), "the excerpt quotes the whole (short) line");
         Assert.That(ex.Reason, Is.Not.Empty);
         Assert.That(ex.Message, Does.Contain(ex.Excerpt));
+    }
+
+    private static QmpParseException AssertRefused(string json, string expectedReason, string? expectedId)
+    {
+        var ex = Assert.Throws<QmpParseException>(() => QmpMessage.Parse(json))!;
+
+        Assert.That(ex.Reason, Is.EqualTo(expectedReason));
+        Assert.That(ex.Excerpt, Is.EqualTo("'" + json + "'"));
+        Assert.That(ex.IsWellFormedJson, Is.True, "well-formed JSON refused by QMP's rules");
+        if (expectedId is null)
+        {
+            Assert.That(ex.Id, Is.Null);
+        }
+        else
+        {
+            AssertJsonEqual(ex.Id, expectedId);
+        }
+
+        return ex;
     }
 
     private static void AssertClipped(QmpParseException ex, string json)

@@ -194,6 +194,96 @@ public class QmpSimulatorTests
         Assert.That((await raw.ExecuteAsync("qmp_capabilities", 3)).TryGetProperty("return", out _), Is.True);
     }
 
+    // ---------------------------------------------------------------- refused requests
+
+    [Test]
+    public async Task A_request_whose_execute_is_not_a_string_gets_QEMUs_GenericError_with_its_id_and_the_next_command_is_answered()
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using var raw = await NegotiatedRawPeerAsync(fixture);
+
+        await raw.SendAsync("""{"execute":5,"id":7}""");
+
+        AssertJsonEqual(await raw.ReadAsync(), """{"error":{"class":"GenericError","desc":"QMP input member 'execute' must be a string"},"id":7}""");
+        var status = await raw.ExecuteAsync("query-status", 8);
+        Assert.That(status.GetProperty("return").GetProperty("status").GetString(), Is.EqualTo("running"));
+        Assert.That(status.GetProperty("id").GetInt32(), Is.EqualTo(8));
+    }
+
+    [TestCase("""{"exec-oob":"query-status","execute":null,"id":2}""", "QMP input member 'execute' must be a string", "2", TestName = "A_request_with_exec_oob_and_a_null_execute_is_refused_instead_of_dropping_the_session")]
+    [TestCase("""{"exec-oob":"x","execute":5}""", "QMP input member 'execute' must be a string", null, TestName = "A_request_with_exec_oob_and_a_numeric_execute_is_refused_without_an_id")]
+    [TestCase("""{"execute":"query-status","exec-oob":"stop","id":"both"}""", "QMP input member 'exec-oob' is unexpected", "\"both\"", TestName = "A_request_with_both_execute_and_exec_oob_is_refused_naming_the_second")]
+    [TestCase("""{"execute":"query-status","arguments":[1],"id":{"n":1}}""", "QMP input member 'arguments' must be an object", """{"n":1}""", TestName = "A_request_with_array_arguments_is_refused_keeping_an_object_id")]
+    [TestCase("""{"execute":"query-status","id":3,"extra":true}""", "QMP input member 'extra' is unexpected", "3", TestName = "A_request_with_an_unknown_member_is_refused_naming_it")]
+    [TestCase("""[{"execute":"query-status"}]""", "QMP input must be a JSON object", null, TestName = "A_request_that_is_a_JSON_array_is_refused_as_not_an_object")]
+    public async Task A_request_QEMU_would_refuse_gets_its_GenericError_and_the_session_goes_on(string request, string description, string? id)
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using var raw = await NegotiatedRawPeerAsync(fixture);
+
+        await raw.SendAsync(request);
+
+        var idMember = id is null ? string.Empty : ",\"id\":" + id;
+        AssertJsonEqual(await raw.ReadAsync(), $$"""{"error":{"class":"GenericError","desc":"{{description}}"}{{idMember}}}""");
+        Assert.That((await raw.ExecuteAsync("query-status", 9)).TryGetProperty("return", out _), Is.True, "the session goes on");
+    }
+
+    [Test]
+    public async Task A_refused_request_before_qmp_capabilities_gets_the_same_refusal_and_negotiation_still_works()
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using var raw = await RawPeer.ConnectAsync(fixture.Path);
+        await raw.ReadAsync();
+
+        await raw.SendAsync("""{"execute":"qmp_capabilities","arguments":"oob","id":1}""");
+
+        AssertJsonEqual(await raw.ReadAsync(), """{"error":{"class":"GenericError","desc":"QMP input member 'arguments' must be an object"},"id":1}""");
+        Assert.That((await raw.ExecuteAsync("qmp_capabilities", 2)).TryGetProperty("return", out _), Is.True);
+    }
+
+    [TestCase("""{"error":{"class":"GenericError","desc":"QMP input member 'execute' must be a string"},"id":3}""", TestName = "An_error_reply_sent_by_a_client_gets_QMP_input_lacks_member_execute_not_echoed_back")]
+    [TestCase("""{"return":{},"id":3}""", TestName = "A_return_sent_by_a_client_gets_QMP_input_lacks_member_execute")]
+    public async Task A_message_from_a_client_that_is_no_command_gets_QMP_input_lacks_member_execute(string message)
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using var raw = await NegotiatedRawPeerAsync(fixture);
+
+        await raw.SendAsync(message);
+
+        AssertJsonEqual(await raw.ReadAsync(), """{"error":{"class":"GenericError","desc":"QMP input lacks member 'execute'"},"id":3}""");
+        Assert.That((await raw.ExecuteAsync("query-status", 4)).TryGetProperty("return", out _), Is.True);
+    }
+
+    [Test]
+    public async Task Malformed_JSON_ends_the_session_and_the_simulator_serves_the_next_client()
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using (var raw = await NegotiatedRawPeerAsync(fixture))
+        {
+            await raw.SendAsync("""{"execute": query-status, "id": 1}""");
+
+            await Assert.CatchAsync<IOException>(raw.ReadAsync, "the simulator closed the connection (EndOfStreamException, or a reset)");
+        }
+
+        await using var next = await NegotiatedRawPeerAsync(fixture);
+        Assert.That((await next.ExecuteAsync("query-status", 2)).TryGetProperty("return", out _), Is.True);
+    }
+
+    [TestCase("""{"enable":"oob"}""", "Invalid parameter type for 'enable', expected: array", TestName = "Qmp_capabilities_enabling_a_string_instead_of_an_array_is_refused_and_the_session_goes_on")]
+    [TestCase("""{"enable":["oob",1]}""", "Invalid parameter type for 'enable[1]', expected: string", TestName = "Qmp_capabilities_enabling_a_number_is_refused_naming_its_index_and_the_session_goes_on")]
+    public async Task Qmp_capabilities_with_a_mistyped_enable_is_refused_and_the_session_goes_on(string arguments, string description)
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using var raw = await RawPeer.ConnectAsync(fixture.Path);
+        await raw.ReadAsync();
+
+        var refused = await raw.ExecuteAsync("qmp_capabilities", 1, arguments);
+
+        Assert.That(ErrorClass(refused), Is.EqualTo("GenericError"));
+        Assert.That(ErrorDescription(refused), Is.EqualTo(description));
+        Assert.That((await raw.ExecuteAsync("qmp_capabilities", 2)).TryGetProperty("return", out _), Is.True);
+    }
+
     // ---------------------------------------------------------------- built-in commands
 
     [Test]
@@ -686,6 +776,18 @@ public class QmpSimulatorTests
     private static string TempSocketPath() => Path.Combine(Path.GetTempPath(), $"aqmp-simtest-{Guid.NewGuid():N}.sock");
 
     private static CancellationToken BoundedToken() => new CancellationTokenSource(TestTimeouts.Default).Token;
+
+    /// <summary>A raw peer past the greeting and a successful <c>qmp_capabilities</c>.</summary>
+    private static async Task<RawPeer> NegotiatedRawPeerAsync(SimulatorFixture fixture)
+    {
+        var raw = await RawPeer.ConnectAsync(fixture.Path);
+        await raw.ReadAsync();
+        Assert.That((await raw.ExecuteAsync("qmp_capabilities", 0)).TryGetProperty("return", out _), Is.True);
+        return raw;
+    }
+
+    private static void AssertJsonEqual(JsonElement actual, string expected)
+        => Assert.That(JsonElement.DeepEquals(actual, QmpJson.Parse(expected)), Is.True, () => $"expected {expected} but was {actual.GetRawText()}");
 
     private static string? ErrorClass(JsonElement reply) => reply.GetProperty("error").GetProperty("class").GetString();
 
