@@ -8,10 +8,13 @@ namespace Aqmp.Pipelines.Framing;
 /// <typeparam name="TMessage">The message type of the protocol.</typeparam>
 /// <remarks>
 /// <para>
-/// A framer is stateless with respect to the stream position: the session owns the
-/// <see cref="System.IO.Pipelines.PipeReader"/> and calls <see cref="TryReadMessage"/> repeatedly on what is
-/// buffered, advancing the reader to the positions the framer reports. One framer instance may
-/// serve many sessions at once when it keeps no per-stream state (the built-in framers keep none).
+/// The session owns the <see cref="System.IO.Pipelines.PipeReader"/> and calls
+/// <see cref="TryReadMessage"/> repeatedly on what is buffered, advancing the reader to the
+/// positions the framer reports. A framer that keeps no per-stream state (the line framers keep
+/// none) may serve many sessions at once. A framer that does (say, a scanner that resumes inside
+/// a long partial frame where it stopped) serves one session at a time: the session calls
+/// <see cref="Reset"/> before it reads the first byte of each new connection, and calls the
+/// framer's read methods from one loop at a time.
 /// </para>
 /// <para>
 /// <b>Lifetime of pipe memory.</b> The <c>input</c> sequence points into the pipe's buffers,
@@ -34,6 +37,14 @@ public interface IMessageFramer<TMessage>
     /// delimiter) plus one read.
     /// </summary>
     long? MaximumFrameLength => null;
+
+    /// <summary>
+    /// Forgets any per-stream state: called by the session before it reads the first byte of a
+    /// new connection (before its handshake). The default does nothing.
+    /// </summary>
+    void Reset()
+    {
+    }
 
     /// <summary>
     /// Tries to parse one message from the start of <paramref name="input"/>.

@@ -331,6 +331,7 @@ public abstract partial class PipeProtocol<TMessage>
         async Task HandshakeAndRunAsync(CancellationToken token)
         {
             SessionFlow.Enter(this, SessionFlowRole.Handshake);
+            _framer.Reset();
             await EstablishSessionAsync(token).ConfigureAwait(false);
             lock (_gate)
             {

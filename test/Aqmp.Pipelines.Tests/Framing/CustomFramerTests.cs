@@ -95,6 +95,24 @@ public class CustomFramerTests
         Assert.That(error.InnerException, Is.TypeOf<EndOfStreamException>());
     }
 
+    [Test]
+    public async Task A_framer_with_per_stream_state_is_reset_before_the_first_byte_of_each_connection()
+    {
+        var framer = new FrameNumberingFramer();
+        await using var receiver = new BlobProtocol(framer);
+        for (var connection = 0; connection < 2; connection++)
+        {
+            var (left, right) = DuplexPipePair.Create();
+            await receiver.OpenAsync(right).Bounded();
+            await left.Output.WriteAsync(new byte[] { 0, 0, 0, 1, 7, 0, 0, 0, 1, 8 }).Bounded();
+            Assert.That(await receiver.Received.ReadAsync().Bounded(), Is.EqualTo(new byte[] { 7 }));
+            Assert.That(await receiver.Received.ReadAsync().Bounded(), Is.EqualTo(new byte[] { 8 }));
+            await receiver.DisconnectAsync().Bounded();
+        }
+
+        Assert.That(framer.Log, Is.EqualTo(new[] { "reset", "frame 0", "frame 1", "reset", "frame 0", "frame 1" }), "each connection's frames are numbered from 0, the reset coming before its first read");
+    }
+
     private static async Task WaitThenDisconnectAsync(BlobProtocol protocol)
     {
         await protocol.UntilRunstateAsync(Runstate.Disconnecting);
@@ -106,5 +124,33 @@ public class CustomFramerTests
         var bytes = new byte[length];
         random.NextBytes(bytes);
         return bytes;
+    }
+
+    /// <summary>A length-prefixed framer that numbers the frames of a stream: state that a new connection must not inherit.</summary>
+    private sealed class FrameNumberingFramer : IMessageFramer<System.Buffers.ReadOnlySequence<byte>>
+    {
+        private readonly LengthPrefixedFramer _inner = new();
+        private int _frames;
+
+        public List<string> Log { get; } = [];
+
+        public void Reset()
+        {
+            _frames = 0;
+            Log.Add("reset");
+        }
+
+        public bool TryReadMessage(in System.Buffers.ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out System.Buffers.ReadOnlySequence<byte> message)
+        {
+            if (!_inner.TryReadMessage(input, ref consumed, ref examined, out message))
+            {
+                return false;
+            }
+
+            Log.Add($"frame {_frames++}");
+            return true;
+        }
+
+        public void WriteMessage(System.Buffers.ReadOnlySequence<byte> message, System.Buffers.IBufferWriter<byte> output) => _inner.WriteMessage(message, output);
     }
 }
