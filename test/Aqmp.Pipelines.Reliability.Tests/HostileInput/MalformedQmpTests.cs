@@ -46,7 +46,7 @@ public sealed class MalformedQmpTests
     [TestCase("""{"event":42}""", "neither a QMP greeting, command, reply nor event", TestName = "Fatal_an_event_whose_name_is_not_a_string")]
     [TestCase("""{"error":"boom","id":1}""", "Malformed QMP error reply", TestName = "Fatal_an_error_reply_whose_error_is_not_an_object")]
     [TestCase("""{"error":{"class":"GenericError"},"id":1}""", "Malformed QMP error reply", TestName = "Fatal_an_error_reply_without_desc")]
-    [TestCase("""{"execute":"stop","arguments":[1],"id":1}""", "arguments must be a JSON object", TestName = "Fatal_a_command_with_array_arguments")]
+    [TestCase("""{"execute":"stop","arguments":[1],"id":1}""", "QMP input member 'arguments' must be an object", TestName = "Fatal_a_command_with_array_arguments")]
     [TestCase("""{"return":{}}""", "without an id", TestName = "Fatal_a_return_without_an_id_while_the_client_waits_for_one")]
     public async Task A_fatal_line_ends_the_session_with_QmpParseException(string line, string reason)
     {
