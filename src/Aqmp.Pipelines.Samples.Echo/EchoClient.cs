@@ -15,7 +15,7 @@ internal sealed class EchoClient() : PipeProtocol<string>(new Utf8LineFramer(), 
         return await _replies.Reader.ReadAsync(cancellationToken);
     }
 
-    protected override ValueTask OnMessageAsync(string line, CancellationToken cancellationToken)
+    protected override ValueTask OnMessageAsync(string line, MessageContext<string> context, CancellationToken cancellationToken)
     {
         _replies.Writer.TryWrite(line);
         return ValueTask.CompletedTask;

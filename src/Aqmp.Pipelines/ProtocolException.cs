@@ -1,7 +1,7 @@
 namespace Aqmp.Pipelines;
 
 /// <summary>
-/// Base class of every error raised by Aqmp.Pipelines itself (the seed's <c>QMPError</c>).
+/// Base class of every error raised by Aqmp.Pipelines itself (QEMU aqmp's <c>QMPError</c>).
 /// </summary>
 /// <remarks>
 /// Transport failures (<see cref="System.Net.Sockets.SocketException"/>, <see cref="IOException"/>,

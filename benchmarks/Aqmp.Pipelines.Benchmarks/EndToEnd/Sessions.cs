@@ -49,7 +49,7 @@ internal sealed class LineCounterSession(int payloadLength) : PipeProtocol<ReadO
         return done.Task;
     }
 
-    protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, MessageContext<ReadOnlySequence<byte>> context, CancellationToken cancellationToken)
     {
         var length = message.Length;
         _bytes += length;
@@ -93,11 +93,11 @@ internal sealed class EchoServerSession(int maximumLineLength) : PipeProtocol<Re
     private readonly byte[][] _ring = CreateRing(maximumLineLength);
     private int _next;
 
-    protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, MessageContext<ReadOnlySequence<byte>> context, CancellationToken cancellationToken)
     {
         var slot = _ring[_next++ & (RingSize - 1)];
         message.CopyTo(slot);
-        return SendAsync(new ReadOnlySequence<byte>(slot, 0, (int)message.Length), cancellationToken);
+        return context.SendAsync(new ReadOnlySequence<byte>(slot, 0, (int)message.Length), cancellationToken);
     }
 
     private static byte[][] CreateRing(int length)
@@ -157,7 +157,7 @@ internal sealed class EchoClientSession(EchoRequests requests) : PipeProtocol<Re
         }
     }
 
-    protected override async ValueTask OnMessageAsync(ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    protected override async ValueTask OnMessageAsync(ReadOnlySequence<byte> message, MessageContext<ReadOnlySequence<byte>> context, CancellationToken cancellationToken)
     {
         var sequence = _received++;
         if (!requests.Matches(sequence, message))
@@ -174,7 +174,7 @@ internal sealed class EchoClientSession(EchoRequests requests) : PipeProtocol<Re
 
         while (_sent < _total && _sent - _received < _window)
         {
-            await SendAsync(requests.Payload(_sent++), cancellationToken).ConfigureAwait(false);
+            await context.SendAsync(requests.Payload(_sent++), cancellationToken).ConfigureAwait(false);
         }
     }
 }

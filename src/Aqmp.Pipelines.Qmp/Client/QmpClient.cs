@@ -188,16 +188,17 @@ public class QmpClient : PipeProtocol<QmpMessage>
         }
     }
 
-    /// <summary>Reads the greeting and negotiates capabilities (the seed's QMPClient negotiation).</summary>
+    /// <summary>Reads the greeting and negotiates capabilities (as QEMU's <c>aqmp</c> QMPClient does).</summary>
+    /// <param name="handshake">The negotiation's access to the connection.</param>
     /// <param name="cancellationToken">Cancels the negotiation.</param>
     /// <returns>A task that completes when the session is negotiated.</returns>
     /// <exception cref="QmpNegotiationException">The peer is not a QMP server or refused.</exception>
-    protected override async Task EstablishSessionAsync(CancellationToken cancellationToken)
+    protected override async Task EstablishSessionAsync(HandshakeContext<QmpMessage> handshake, CancellationToken cancellationToken)
     {
         _quitSucceeded = false;
         OutOfBandEnabled = false;
         var early = new List<QmpEvent>();
-        var greetingMessage = await ReceiveNegotiationAsync(early, "waiting for the greeting", cancellationToken).ConfigureAwait(false);
+        var greetingMessage = await ReceiveNegotiationAsync(handshake, early, "waiting for the greeting", cancellationToken).ConfigureAwait(false);
         if (greetingMessage.Kind != QmpMessageKind.Greeting)
         {
             throw new QmpNegotiationException(
@@ -212,7 +213,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
         var id = Interlocked.Increment(ref _nextId);
         try
         {
-            await SendAsync(QmpMessage.Command(CapabilitiesCommand, arguments, IdElement(id)), cancellationToken).ConfigureAwait(false);
+            await handshake.SendAsync(QmpMessage.Command(CapabilitiesCommand, arguments, IdElement(id)), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or EndOfStreamException or System.Net.Sockets.SocketException)
         {
@@ -222,7 +223,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
         }
         while (true)
         {
-            var reply = await ReceiveNegotiationAsync(early, "waiting for the qmp_capabilities reply", cancellationToken).ConfigureAwait(false);
+            var reply = await ReceiveNegotiationAsync(handshake, early, "waiting for the qmp_capabilities reply", cancellationToken).ConfigureAwait(false);
             switch (reply.Kind)
             {
                 case QmpMessageKind.Return when IdEquals(reply.Id, id):
@@ -243,10 +244,11 @@ public class QmpClient : PipeProtocol<QmpMessage>
 
     /// <summary>Routes replies to their executes and events to the listeners.</summary>
     /// <param name="message">The inbound message.</param>
+    /// <param name="context">Unused: the client sends nothing from its read loop.</param>
     /// <param name="cancellationToken">Fires when the session is torn down.</param>
     /// <returns>A completed task: routing never waits.</returns>
     /// <exception cref="QmpParseException">The server sent a reply without an id, a greeting or a command.</exception>
-    protected override ValueTask OnMessageAsync(QmpMessage message, CancellationToken cancellationToken)
+    protected override ValueTask OnMessageAsync(QmpMessage message, MessageContext<QmpMessage> context, CancellationToken cancellationToken)
     {
         switch (message.Kind)
         {
@@ -320,14 +322,14 @@ public class QmpClient : PipeProtocol<QmpMessage>
         _ => throw new QmpParseException($"Unexpected {reply.Kind} reply", QmpParseException.Clip(reply.ToString())),
     };
 
-    private async Task<QmpMessage> ReceiveNegotiationAsync(List<QmpEvent> early, string stage, CancellationToken cancellationToken)
+    private async Task<QmpMessage> ReceiveNegotiationAsync(HandshakeContext<QmpMessage> handshake, List<QmpEvent> early, string stage, CancellationToken cancellationToken)
     {
         while (true)
         {
             QmpMessage message;
             try
             {
-                message = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                message = await handshake.ReceiveAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is ProtocolException or EndOfStreamException or IOException or System.Net.Sockets.SocketException)
             {

@@ -26,42 +26,43 @@ internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptio
     /// <summary>Sends an event to this client.</summary>
     public ValueTask EmitAsync(QmpMessage message, CancellationToken cancellationToken) => SendAsync(message, cancellationToken);
 
-    protected override Task EstablishSessionAsync(CancellationToken cancellationToken)
-        => SendAsync(QmpMessage.Greeting(options.Version, options.Capabilities), cancellationToken).AsTask();
+    protected override Task EstablishSessionAsync(HandshakeContext<QmpMessage> handshake, CancellationToken cancellationToken)
+        => handshake.SendAsync(QmpMessage.Greeting(options.Version, options.Capabilities), cancellationToken).AsTask();
 
-    protected override async ValueTask OnMessageAsync(QmpMessage message, CancellationToken cancellationToken)
+    protected override async ValueTask OnMessageAsync(QmpMessage message, MessageContext<QmpMessage> context, CancellationToken cancellationToken)
     {
         if (message.IsRefusal)
         {
-            await SendAsync(message, cancellationToken).ConfigureAwait(false);
+            await context.SendAsync(message, cancellationToken).ConfigureAwait(false);
             return;
         }
 
         if (message.Kind != QmpMessageKind.Command)
         {
-            await SendAsync(QmpMessage.Error("GenericError", "QMP input lacks member 'execute'", message.Id), cancellationToken).ConfigureAwait(false);
+            await context.SendAsync(QmpMessage.Error("GenericError", "QMP input lacks member 'execute'", message.Id), cancellationToken).ConfigureAwait(false);
             return;
         }
 
         var name = message.CommandName!;
         if (!_negotiated)
         {
-            await SendAsync(Negotiate(message), cancellationToken).ConfigureAwait(false);
+            await context.SendAsync(Negotiate(message), cancellationToken).ConfigureAwait(false);
             return;
         }
 
         if (name == CapabilitiesCommand)
         {
-            await SendAsync(QmpMessage.Error("CommandNotFound", "Capabilities negotiation is already complete, command ignored", message.Id), cancellationToken).ConfigureAwait(false);
+            await context.SendAsync(QmpMessage.Error("CommandNotFound", "Capabilities negotiation is already complete, command ignored", message.Id), cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        var reply = await simulator.RunCommandAsync(message, SendAsync, cancellationToken).ConfigureAwait(false);
-        await SendAsync(reply, cancellationToken).ConfigureAwait(false);
+        var reply = await simulator.RunCommandAsync(message, context.SendAsync, cancellationToken).ConfigureAwait(false);
+        await context.SendAsync(reply, cancellationToken).ConfigureAwait(false);
         if (name == QuitCommand && reply.Kind == QmpMessageKind.Return)
         {
-            // QEMU closes the connection after answering quit; the reply is drained first.
-            await DisconnectAsync(cancellationToken).ConfigureAwait(false);
+            // QEMU closes the connection after answering quit, and reads no further command; the
+            // reply is drained first.
+            context.EndSession();
         }
     }
 

@@ -2,7 +2,7 @@ namespace Aqmp.Pipelines.Framing;
 
 /// <summary>
 /// Raised when the peer ends the stream in the middle of a frame: some bytes arrived but no
-/// complete frame could be made of them (the seed's partial <c>readline()</c> at EOF).
+/// complete frame could be made of them (QEMU aqmp's partial <c>readline()</c> at EOF).
 /// </summary>
 /// <remarks>
 /// <see cref="Exception.InnerException"/> is an <see cref="EndOfStreamException"/>, so the cause

@@ -31,7 +31,7 @@ namespace Aqmp.Pipelines.Framing;
 /// </remarks>
 public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
 {
-    /// <summary>The default <see cref="MaximumLineLength"/>: 64 KiB, the seed's <c>_limit</c>.</summary>
+    /// <summary>The default <see cref="MaximumLineLength"/>: 64 KiB, QEMU aqmp's <c>_limit</c>.</summary>
     public const int DefaultMaximumLineLength = 64 * 1024;
 
     private const byte LineFeed = (byte)'\n';

@@ -1,7 +1,7 @@
 namespace Aqmp.Pipelines.Session;
 
 /// <summary>
-/// Raised when connecting, accepting or opening a session fails (the seed's <c>ConnectError</c>).
+/// Raised when connecting, accepting or opening a session fails (QEMU aqmp's <c>ConnectError</c>).
 /// </summary>
 /// <remarks>
 /// Always wraps the root cause in <see cref="Exception.InnerException"/>: most often a

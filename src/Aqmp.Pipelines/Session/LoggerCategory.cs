@@ -2,7 +2,7 @@ namespace Aqmp.Pipelines.Session;
 
 /// <summary>
 /// Builds logger category names: the class's full name (generic arity and nesting markers
-/// removed), plus <c>.{name}</c> for a named connection, as the seed's
+/// removed), plus <c>.{name}</c> for a named connection, as QEMU's aqmp's
 /// <c>logger.getChild(name)</c>.
 /// </summary>
 internal static class LoggerCategory

@@ -249,21 +249,24 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// The handshake, run after the transport is up and before the loops start (the seed's
-    /// <c>_establish_session</c>, minus starting the loops, which the base class does afterwards).
-    /// The runstate is <see cref="Runstate.Connecting"/>; <see cref="ReceiveAsync"/> reads messages
-    /// directly and <see cref="SendAsync"/> writes and flushes them directly. The base does nothing.
+    /// The handshake, run after the transport is up and before the loops start (QEMU's
+    /// <c>aqmp</c> <c>_establish_session</c>, minus starting the loops, which the base class does
+    /// afterwards). The runstate is <see cref="Runstate.Connecting"/>; <paramref name="handshake"/>
+    /// reads messages directly and writes and flushes them directly. The base does nothing.
     /// </summary>
+    /// <param name="handshake">This handshake's own access to the connection; valid until the method returns.</param>
     /// <param name="cancellationToken">Fires when the caller cancels or <see cref="DisconnectAsync"/> is called.</param>
     /// <returns>A task that completes when the session is established.</returns>
     /// <remarks>
     /// Whatever this throws fails the attempt with a <see cref="ConnectException"/> ("Failed to
     /// establish session"), a timeout of its own included; only the caller's cancellation or a
     /// <see cref="DisconnectAsync"/> surfaces as <see cref="OperationCanceledException"/>.
-    /// <see cref="ReceiveAsync"/> and direct sends are reserved to this method's own flow: other
-    /// threads calling <see cref="SendAsync"/> meanwhile get a <see cref="StateException"/>.
+    /// Sending and receiving is reserved to <paramref name="handshake"/>: <see cref="SendAsync"/>
+    /// meanwhile, from any caller, raises <see cref="StateException"/> (<see cref="Runstate.Connecting"/>)
+    /// and writes nothing. Messages the handshake leaves unread are delivered to
+    /// <see cref="OnMessageAsync"/> once the session runs.
     /// </remarks>
-    protected virtual Task EstablishSessionAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    protected virtual Task EstablishSessionAsync(HandshakeContext<TMessage> handshake, CancellationToken cancellationToken) => Task.CompletedTask;
 
     private async Task OpenAsync(Func<CancellationToken, TransportConnection> open, CancellationToken cancellationToken)
     {
@@ -332,7 +335,16 @@ public abstract partial class PipeProtocol<TMessage>
         {
             SessionFlow.Enter(this, SessionFlowRole.Handshake);
             _framer.Reset();
-            await EstablishSessionAsync(token).ConfigureAwait(false);
+            var handshake = new HandshakeContext<TMessage>(this);
+            try
+            {
+                await EstablishSessionAsync(handshake, token).ConfigureAwait(false);
+            }
+            finally
+            {
+                handshake.End();
+            }
+
             lock (_gate)
             {
                 // A disconnect or cancellation that raced with a handshake that ignored it still wins.
@@ -344,7 +356,7 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Runs one phase of an attempt (the seed's <c>_session_guard</c>): on failure, rolls back to
+    /// Runs one phase of an attempt (QEMU aqmp's <c>_session_guard</c>): on failure, rolls back to
     /// <see cref="Runstate.Idle"/>, then raises cancellation as it is and anything else as a
     /// <see cref="ConnectException"/> for <paramref name="phase"/>.
     /// </summary>
@@ -414,8 +426,9 @@ public abstract partial class PipeProtocol<TMessage>
         _sessionAbort = new CancellationTokenSource();
         Volatile.Write(ref _runningOutbound, outbound);
         var abort = _sessionAbort.Token;
+        var context = new MessageContext<TMessage>(this, outbound);
         _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(outbound, abort), abort));
-        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, outbound, abort), abort));
+        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, outbound, context, abort), abort));
     }
 
     /// <summary>A connection attempt under way: how to abort it, and when it has finished.</summary>

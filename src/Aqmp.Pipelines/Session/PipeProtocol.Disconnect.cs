@@ -34,7 +34,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// <see cref="EstablishSessionAsync"/> it cancels the attempt and raises
     /// <see cref="OperationCanceledException"/>; from <see cref="OnMessageAsync"/> it starts the
     /// disconnect and raises <see cref="OperationCanceledException"/> once the teardown stops the
-    /// read loop (as the seed's reader task is cancelled); from <see cref="OnSessionEndedAsync"/> it
+    /// read loop (as QEMU aqmp's reader task is cancelled); from <see cref="OnSessionEndedAsync"/> it
     /// returns at once. In each case the runstate reaches <see cref="Runstate.Idle"/> by itself
     /// as soon as the hook has returned.
     /// </para>
@@ -133,6 +133,25 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
+    /// Starts a graceful disconnect for <see cref="MessageContext{TMessage}.EndSession"/>: as if the
+    /// application had called <see cref="DisconnectAsync"/>, so the runstate returns to
+    /// <see cref="Runstate.Idle"/> by itself once the teardown is done. No effect unless
+    /// <see cref="Runstate.Running"/> with no disconnect under way.
+    /// </summary>
+    internal void RequestDisconnectFromHandler()
+    {
+        lock (_gate)
+        {
+            if (_runstate != Runstate.Running || _disconnect is not null)
+            {
+                return;
+            }
+
+            ScheduleDisconnect().Requested = true;
+        }
+    }
+
+    /// <summary>
     /// Called once per session that reached <see cref="Runstate.Running"/>, by the teardown, after
     /// both loops have stopped and the transport is closed, before the runstate can return to
     /// <see cref="Runstate.Idle"/>: the place to fail requests still waiting for replies. The base
@@ -162,7 +181,7 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Starts the teardown unless it is already under way; idempotent (the seed's
+    /// Starts the teardown unless it is already under way; idempotent (QEMU's aqmp's
     /// <c>_schedule_disconnect</c>). Used by <see cref="DisconnectAsync"/> and by a failing loop.
     /// The teardown works on the resources of the session as they are now. Call under the gate.
     /// </summary>
@@ -182,7 +201,7 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Ends the disconnect (the seed's <c>_cleanup</c>): forgets the session and returns to
+    /// Ends the disconnect (QEMU aqmp's <c>_cleanup</c>): forgets the session and returns to
     /// <see cref="Runstate.Idle"/>, once the teardown is done and a disconnect was requested.
     /// Call under the gate.
     /// </summary>
@@ -198,7 +217,7 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Stops the session (the seed's <c>_bh_disconnect</c>): flush what senders framed unless
+    /// Stops the session (QEMU aqmp's <c>_bh_disconnect</c>): flush what senders framed unless
     /// the session already failed, stop both loops, close the transport, run the end hook.
     /// Never faults; errors become the operation's root cause.
     /// </summary>
@@ -246,7 +265,7 @@ public abstract partial class PipeProtocol<TMessage>
 
             errorPathway = Volatile.Read(ref _rootCause) is not null || operation.DrainAborted;
 
-            // Then until the transport has sent it, with the read loop still reading (as the seed's
+            // Then until the transport has sent it, with the read loop still reading (as QEMU's aqmp's
             // reader runs while its writer drains): a peer that answers what it reads stops
             // reading while its answers are not read, and the bytes still to send would never leave.
             errorPathway = errorPathway

@@ -8,15 +8,7 @@ namespace Aqmp.Pipelines.Session;
 public abstract partial class PipeProtocol<TMessage>
 {
     /// <summary>
-    /// The session whose read loop is, on this thread and right now, handling the frames of a read
-    /// synchronously: sends made from its <see cref="OnMessageAsync"/> are flushed by the read
-    /// loop when the read is handled or a handler yields (never set across an await).
-    /// </summary>
-    [ThreadStatic]
-    private static PipeProtocol<TMessage>? t_handlingReadLoop;
-
-    /// <summary>
-    /// Runs one loop to its end (the seed's <c>_bh_loop_forever</c>). A loop that fails records
+    /// Runs one loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails records
     /// its error as the root cause and schedules a disconnect; the task itself never faults.
     /// </summary>
     private async Task RunLoopAsync(string name, Func<Task> loop, CancellationToken abort)
@@ -65,9 +57,12 @@ public abstract partial class PipeProtocol<TMessage>
     /// <summary>
     /// The canonical pipe read loop: read, parse every frame the buffer holds, deliver each,
     /// flush the replies the handlers sent, advance past what was consumed and examined, stop when
-    /// the peer ends the stream.
+    /// the peer ends the stream. Once a handler has asked to end the session
+    /// (<see cref="MessageContext{TMessage}.EndSession"/>), it delivers nothing more but keeps
+    /// reading (and discarding) until the teardown stops it, so that a peer that answers what it
+    /// reads never blocks the drain.
     /// </summary>
-    private async Task ReadLoopAsync(TransportConnection connection, OutboundWriter<TMessage> outbound, CancellationToken abort)
+    private async Task ReadLoopAsync(TransportConnection connection, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
     {
         var input = connection.Pipe.Input;
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
@@ -91,9 +86,21 @@ public abstract partial class PipeProtocol<TMessage>
                     return;
                 }
 
-                // While this thread runs the handlers synchronously, their sends are left for this
-                // loop to flush (the mark is cleared before every wait, and set again after it).
-                t_handlingReadLoop = this;
+                if (context.IsEndRequested)
+                {
+                    // A handler ended the session: nothing more is delivered while the drain runs.
+                    consumed = examined = buffer.End;
+                    if (result.IsCompleted)
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                // While this thread runs the handlers synchronously, their replies are left for
+                // this loop to flush (the mark is cleared before every wait, and set again after it).
+                context.SetHandlingThread(true);
                 while (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
                 {
                     buffer = buffer.Slice(consumed);
@@ -102,23 +109,30 @@ public abstract partial class PipeProtocol<TMessage>
                         return;
                     }
 
-                    var handled = OnMessageAsync(OnInbound(message), abort);
+                    var handled = OnMessageAsync(OnInbound(message), context, abort);
                     if (!handled.IsCompletedSuccessfully)
                     {
                         // The handler waits (or failed): what it sent leaves now, not after it.
-                        t_handlingReadLoop = null;
+                        context.SetHandlingThread(false);
                         outbound.FlushDeferred();
                         await handled.ConfigureAwait(false);
-                        t_handlingReadLoop = this;
+                        context.SetHandlingThread(true);
                     }
                     else
                     {
                         handled.GetAwaiter().GetResult(); // consumed once, so that a pooled source is released
                     }
+
+                    if (context.IsEndRequested)
+                    {
+                        // The rest of this read is not delivered; it is discarded with what follows.
+                        consumed = examined = buffer.End;
+                        break;
+                    }
                 }
 
                 // Every frame of this read is handled: the replies to them leave together.
-                t_handlingReadLoop = null;
+                context.SetHandlingThread(false);
                 outbound.FlushDeferred();
 
                 if (result.IsCompleted)
@@ -126,10 +140,16 @@ public abstract partial class PipeProtocol<TMessage>
                     // Every complete frame is delivered; then a reset the transport deferred is the
                     // cause of the end, else what is left is the framer's to judge.
                     var inputError = connection.InputError;
-                    if (inputError is null && !buffer.IsEmpty && _framer.TryReadFinalMessage(buffer, out var last))
+                    if (inputError is null && !buffer.IsEmpty && !context.IsEndRequested && _framer.TryReadFinalMessage(buffer, out var last))
                     {
                         consumed = examined = buffer.End;
-                        await OnMessageAsync(OnInbound(last), abort).ConfigureAwait(false);
+                        await OnMessageAsync(OnInbound(last), context, abort).ConfigureAwait(false);
+                    }
+
+                    if (context.IsEndRequested)
+                    {
+                        // The peer closed after a handler ended the session: the end it asked for.
+                        return;
                     }
 
                     if (!IsPeerCloseExpected)
@@ -158,7 +178,7 @@ public abstract partial class PipeProtocol<TMessage>
             }
             finally
             {
-                t_handlingReadLoop = null;
+                context.SetHandlingThread(false);
                 input.AdvanceTo(consumed, examined);
                 resume = ResumeAfter(buffer, consumed, examined);
             }

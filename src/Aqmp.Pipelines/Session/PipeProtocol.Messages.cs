@@ -9,7 +9,7 @@ namespace Aqmp.Pipelines.Session;
 // Message I/O shared by both halves: sending, handshake receiving, and the filter hooks.
 public abstract partial class PipeProtocol<TMessage>
 {
-    // A read held by ReceiveAsync during the handshake: the buffer it returned, how far messages
+    // A read held by the handshake's ReceiveAsync: the buffer it returned, how far messages
     // were taken from it, and whether the peer had ended the stream. Guarded by the handshake's
     // single-caller rule, reset under the gate.
     private HandshakeRead _handshakeRead;
@@ -17,14 +17,12 @@ public abstract partial class PipeProtocol<TMessage>
     /// <summary>
     /// Sends a message. While <see cref="Runstate.Running"/>, frames it at once into the
     /// transport's send buffer, in the caller's context, and returns: the write loop flushes it
-    /// with the rest of its batch (or this call flushes a full batch before framing); a reply sent
-    /// from <see cref="OnMessageAsync"/> before it first yields is flushed by the read loop itself,
-    /// as soon as the read's messages are handled or the handler yields. Messages
+    /// with the rest of its batch (or this call flushes a full batch before framing). Messages
     /// are written in the order their calls were made. While the transport holds more unsent bytes
     /// than <see cref="PipeProtocolOptions.SendPauseThreshold"/> (the peer is not reading), the
-    /// call waits (backpressure). Called by <see cref="EstablishSessionAsync"/> itself (its own async
-    /// flow), writes and flushes the message directly (the seed's <c>_send</c>); do not call it
-    /// concurrently there.
+    /// call waits (backpressure). The handshake sends through its <see cref="HandshakeContext{TMessage}"/>,
+    /// and a handler's replies leave with the read they answer when sent through its
+    /// <see cref="MessageContext{TMessage}"/>.
     /// </summary>
     /// <remarks>
     /// The message is framed before the call returns, so it may point into memory the caller
@@ -34,9 +32,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// </remarks>
     /// <param name="message">The message; <see cref="OnOutbound"/> sees it before it is framed.</param>
     /// <param name="cancellationToken">Stops waiting for the transport; the message is then not sent.</param>
-    /// <returns>A task that completes when the message is framed (or, during the handshake, flushed).</returns>
+    /// <returns>A task that completes when the message is framed.</returns>
     /// <exception cref="StateException">
-    /// The runstate is not <see cref="Runstate.Running"/> (nor the handshake under way), or the
+    /// The runstate is not <see cref="Runstate.Running"/> (during the handshake too), or the
     /// session ended while the call waited; the message was not sent.
     /// </exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired; the message was not sent.</exception>
@@ -48,23 +46,20 @@ public abstract partial class PipeProtocol<TMessage>
     protected ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
         // The common path takes no gate: while Running, the writer's own lock orders the messages.
-        // A reply from the read loop's own thread is flushed by the read loop (see ReadLoopAsync).
         cancellationToken.ThrowIfCancellationRequested();
         var outbound = Volatile.Read(ref _runningOutbound);
-        return outbound is not null && outbound.TryWrite(message, readLoopFlushes: ReferenceEquals(t_handlingReadLoop, this)) == OutboundWriter<TMessage>.WriteResult.Written
+        return outbound is not null && outbound.TryWrite(message) == OutboundWriter<TMessage>.WriteResult.Written
             ? ValueTask.CompletedTask
-            : SendSlowAsync(message, cancellationToken);
+            : SendQueuedAsync(message, cancellationToken);
     }
 
+    /// <summary>
+    /// The slow path of a send while <see cref="Runstate.Running"/>: waits in call order for room
+    /// in the transport's buffer (or raises why the message cannot be sent).
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask SendSlowAsync(TMessage message, CancellationToken cancellationToken)
+    internal async ValueTask SendQueuedAsync(TMessage message, CancellationToken cancellationToken)
     {
-        if (HandshakeConnection() is { } connection)
-        {
-            await SendDirectAsync(connection, message, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
         while (true)
         {
             OutboundWriter<TMessage> outbound;
@@ -122,21 +117,12 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Reads one message directly from the transport, for use in <see cref="EstablishSessionAsync"/>
-    /// only (the seed's <c>_recv</c>): once the loops run, messages go to <see cref="OnMessageAsync"/>.
-    /// The message has passed <see cref="OnInbound"/>. A message that points into the pipe's
-    /// memory stays valid until the next call or the end of the handshake.
+    /// Reads one message directly from the transport for <see cref="HandshakeContext{TMessage}.ReceiveAsync"/>
+    /// (QEMU's <c>aqmp</c> <c>_recv</c>); the read it holds is handed back when the loops start.
     /// </summary>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    /// <returns>The next message.</returns>
-    /// <exception cref="InvalidOperationException">Called outside the handshake.</exception>
-    /// <exception cref="EndOfStreamException">The peer closed the connection at a frame boundary.</exception>
-    /// <exception cref="IncompleteFrameException">The peer closed the connection in the middle of a frame.</exception>
-    /// <exception cref="FrameTooLargeException">The next frame is over the framer's limit.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
-    protected async ValueTask<TMessage> ReceiveAsync(CancellationToken cancellationToken = default)
+    internal async ValueTask<TMessage> ReceiveDuringHandshakeAsync(CancellationToken cancellationToken)
     {
-        var connection = HandshakeTransport();
+        var connection = HandshakeConnection();
         var input = connection.Pipe.Input;
         SequencePosition resume = default; // as in the read loop: an incomplete frame is not searched twice
         while (true)
@@ -186,18 +172,24 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     /// <param name="message">The message, already through <see cref="OnInbound"/>. See
     /// <see cref="IMessageFramer{TMessage}"/> for how long a message pointing into pipe memory stays valid.</param>
+    /// <param name="context">
+    /// The handler's access to its session (the same instance for every message of a session):
+    /// replies sent through it leave with the read they answer; it can end the session.
+    /// </param>
     /// <param name="cancellationToken">Fires when the session is being torn down.</param>
     /// <returns>A task that completes when the message is handled.</returns>
     /// <remarks>
     /// Runs in the read loop: awaiting a reply to a message sent from here would deadlock, and
-    /// awaiting anything slow stalls reading. Messages sent from here before the handler first
-    /// yields leave when it returns or yields (with the replies to the rest of the read), so a
-    /// handler must not block its thread waiting for the peer to act on one of them. Whatever this throws ends the session and is the
-    /// error <see cref="DisconnectAsync"/> raises. <see cref="DisconnectAsync"/> awaited from here
-    /// starts the disconnect and then raises <see cref="OperationCanceledException"/> (the loop
-    /// must stop before the session can end); let it propagate or return.
+    /// awaiting anything slow stalls reading. Replies sent through <paramref name="context"/>
+    /// before the handler first yields leave when it returns or yields (with the replies to the
+    /// rest of the read), so a handler must not block its thread waiting for the peer to act on one
+    /// of them. Whatever this throws ends the session and is the error <see cref="DisconnectAsync"/>
+    /// raises. To end the session from here, call <see cref="MessageContext{TMessage}.EndSession"/>
+    /// and return. <see cref="DisconnectAsync"/> awaited from here starts the disconnect and then
+    /// raises <see cref="OperationCanceledException"/> (the loop must stop before the session can
+    /// end); let it propagate or return.
     /// </remarks>
-    protected virtual ValueTask OnMessageAsync(TMessage message, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    protected virtual ValueTask OnMessageAsync(TMessage message, MessageContext<TMessage> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     /// <summary>
     /// Whether the peer going away — ending the stream at a frame boundary, or resetting the
@@ -211,7 +203,7 @@ public abstract partial class PipeProtocol<TMessage>
 
     /// <summary>
     /// Filter hook for every inbound message, before <see cref="OnMessageAsync"/> (and for
-    /// <see cref="ReceiveAsync"/>). The base logs <c>&lt;-- {message}</c> at Debug and returns it unchanged.
+    /// <see cref="HandshakeContext{TMessage}.ReceiveAsync"/>). The base logs <c>&lt;-- {message}</c> at Debug and returns it unchanged.
     /// </summary>
     /// <param name="message">The raw inbound message.</param>
     /// <returns>The message to deliver.</returns>
@@ -251,31 +243,28 @@ public abstract partial class PipeProtocol<TMessage>
     /// <returns>Its log text.</returns>
     protected virtual string FormatForLog(TMessage message) => message?.ToString() ?? "(null)";
 
-    /// <summary>The transport, when the caller is this session's own <see cref="EstablishSessionAsync"/> with the transport up; otherwise null.</summary>
-    private Transports.TransportConnection? HandshakeConnection()
+    /// <summary>Frames and flushes a message directly, for <see cref="HandshakeContext{TMessage}.SendAsync"/> (QEMU's <c>aqmp</c> <c>_send</c>).</summary>
+    internal async ValueTask SendDuringHandshakeAsync(TMessage message, CancellationToken cancellationToken)
     {
-        if (!SessionFlow.Is(this, SessionFlowRole.Handshake))
-        {
-            return null;
-        }
-
-        lock (_gate)
-        {
-            return _runstate == Runstate.Connecting && _outbound is null ? _connection : null;
-        }
-    }
-
-    private Transports.TransportConnection HandshakeTransport()
-        => HandshakeConnection() ?? throw new InvalidOperationException("ReceiveAsync reads messages only within EstablishSessionAsync; afterwards they are delivered to OnMessageAsync.");
-
-    private async ValueTask SendDirectAsync(Transports.TransportConnection connection, TMessage message, CancellationToken cancellationToken)
-    {
+        var connection = HandshakeConnection();
         var output = connection.Pipe.Output;
         _framer.WriteMessage(OnOutbound(message), output);
         var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (flush.IsCompleted)
         {
             ThrowPeerGone(connection);
+        }
+    }
+
+    /// <summary>The transport of the handshake under way.</summary>
+    /// <exception cref="InvalidOperationException">No handshake is under way (the context outlived its handshake).</exception>
+    private Transports.TransportConnection HandshakeConnection()
+    {
+        lock (_gate)
+        {
+            return _runstate == Runstate.Connecting && _outbound is null && _connection is { } connection
+                ? connection
+                : throw new InvalidOperationException("No handshake is under way: a handshake context sends and receives only within its EstablishSessionAsync.");
         }
     }
 

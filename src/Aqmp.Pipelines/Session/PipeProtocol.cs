@@ -115,7 +115,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
 
     /// <summary>
     /// Waits for the next runstate transition after this call and returns the runstate it entered
-    /// (the seed's <c>runstate_changed()</c>). Any state: this call is not guarded.
+    /// (QEMU aqmp's <c>runstate_changed()</c>). Any state: this call is not guarded.
     /// </summary>
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The runstate entered by the first transition after the call.</returns>
@@ -185,7 +185,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Names the type, the connection's name when set, and the runstate (the seed's <c>__repr__</c>).</summary>
+    /// <summary>Names the type, the connection's name when set, and the runstate (QEMU aqmp's <c>__repr__</c>).</summary>
     /// <returns>For example <c>&lt;EchoClient name='left' runstate=Running&gt;</c>.</returns>
     public override string ToString()
     {

@@ -62,7 +62,7 @@ internal static partial class PipeProtocolLog
     [LoggerMessage(EventId = 19, Level = LogLevel.Information, Message = "The peer closed the connection, as the protocol expected.")]
     public static partial void PeerClosedAsExpected(ILogger logger);
 
-    /// <summary>The seed's <c>exception_summary</c>: "TypeName: message", or the type name alone.</summary>
+    /// <summary>QEMU aqmp's <c>exception_summary</c>: "TypeName: message", or the type name alone.</summary>
     public static string Summarize(Exception exception)
         => string.IsNullOrEmpty(exception.Message) ? exception.GetType().Name : $"{exception.GetType().Name}: {exception.Message}";
 }

@@ -3,7 +3,7 @@
 namespace Aqmp.Pipelines.Session;
 
 /// <summary>
-/// Raised when a call is made in a <see cref="Runstate"/> that does not allow it (the seed's <c>StateError</c>).
+/// Raised when a call is made in a <see cref="Runstate"/> that does not allow it (QEMU aqmp's <c>StateError</c>).
 /// </summary>
 public class StateException : ProtocolException
 {
@@ -26,7 +26,7 @@ public class StateException : ProtocolException
     public Runstate Required { get; }
 
     /// <summary>
-    /// Builds the seed's message for a call made in <paramref name="state"/>, e.g.
+    /// Builds QEMU aqmp's message for a call made in <paramref name="state"/>, e.g.
     /// "EchoClient is disconnected and idle.".
     /// </summary>
     /// <param name="typeName">The name of the protocol type, used as the subject of the message.</param>

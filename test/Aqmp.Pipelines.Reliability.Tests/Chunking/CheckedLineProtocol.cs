@@ -29,7 +29,7 @@ internal sealed class CheckedLineProtocol(LineFramer framer, PipeProtocolOptions
     public ValueTask SendLineAsync(ReadOnlySequence<byte> line, CancellationToken cancellationToken) => SendAsync(line, cancellationToken);
 
     /// <inheritdoc />
-    protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, MessageContext<ReadOnlySequence<byte>> context, CancellationToken cancellationToken)
     {
         if (expected is null)
         {

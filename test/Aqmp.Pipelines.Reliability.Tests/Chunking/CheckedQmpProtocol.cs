@@ -24,7 +24,7 @@ internal sealed class CheckedQmpProtocol(CountingQmpFramer framer, PipeProtocolO
     public Dictionary<QmpMessageKind, int> ReceivedByKind { get; } = [];
 
     /// <inheritdoc />
-    protected override ValueTask OnMessageAsync(QmpMessage message, CancellationToken cancellationToken)
+    protected override ValueTask OnMessageAsync(QmpMessage message, MessageContext<QmpMessage> context, CancellationToken cancellationToken)
     {
         if (expected.Produced == expected.Count)
         {

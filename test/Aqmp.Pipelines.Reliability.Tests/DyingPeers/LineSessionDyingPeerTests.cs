@@ -246,11 +246,11 @@ public sealed class LineSessionDyingPeerTests
         signal = new ConnectedSignal();
         return new LineProtocol(loggerFactory: signal, name: "session")
         {
-            Handshake = async (self, token) =>
+            Handshake = async (self, handshake, token) =>
             {
-                var hello = await self.ReceiveLineAsync(token);
+                var hello = await handshake.ReceiveAsync(token);
                 Assert.That(hello, Is.EqualTo("hello"));
-                await self.SendLineAsync("hello back", token);
+                await handshake.SendAsync("hello back", token);
             },
         };
     }

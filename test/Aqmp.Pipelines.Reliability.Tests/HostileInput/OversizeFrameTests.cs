@@ -319,7 +319,7 @@ public sealed class OversizeFrameTests
     /// <summary>A line session over any framer, that ignores what it receives.</summary>
     private sealed class AnyLineSession(IMessageFramer<string> framer) : PipeProtocol<string>(framer)
     {
-        protected override ValueTask OnMessageAsync(string message, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+        protected override ValueTask OnMessageAsync(string message, MessageContext<string> context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
     }
 
     /// <summary>A framer that, the first time it is given <c>stallAt</c> bytes or more, stalls the read loop until released.</summary>

@@ -143,10 +143,10 @@ public sealed class DisposeTests : LifecycleFixture
                 case Moment.ConnectingInTheHandshake:
                 {
                     var handshakeWaits = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    protocol.Handshake = async (p, token) =>
+                    protocol.Handshake = async (p, handshake, token) =>
                     {
                         handshakeWaits.TrySetResult();
-                        await p.ReceiveLineAsync(token);
+                        await handshake.ReceiveAsync(token);
                     };
                     var connect = protocol.ConnectAsync(rawPeer.EndPoint);
                     accepted = await rawPeer.AcceptAsync();

@@ -53,10 +53,10 @@ public sealed class InterruptedStartTests : LifecycleFixture
 
             var client = stop == StopBy.DisposeAsync ? new LineProtocol(name: "handshake") : reused ??= new LineProtocol(name: "handshake");
             var handshakeWaits = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            client.Handshake = async (p, token) =>
+            client.Handshake = async (p, handshake, token) =>
             {
                 handshakeWaits.TrySetResult();
-                await p.ReceiveLineAsync(token); // the peer never sends a line
+                await handshake.ReceiveAsync(token); // the peer never sends a line
             };
             using var caller = new CancellationTokenSource();
 

@@ -126,8 +126,8 @@ internal sealed class LifecycleEchoServer : IAsyncDisposable
 
         public Task Ended => _ended.Task;
 
-        protected override ValueTask OnMessageAsync(string message, CancellationToken cancellationToken)
-            => SendAsync(message, cancellationToken);
+        protected override ValueTask OnMessageAsync(string message, MessageContext<string> context, CancellationToken cancellationToken)
+            => context.SendAsync(message, cancellationToken);
 
         protected override ValueTask OnSessionEndedAsync(Exception? rootCause)
         {

@@ -71,7 +71,7 @@ public class AllocationTests
             }
         }
 
-        protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+        protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, MessageContext<ReadOnlySequence<byte>> context, CancellationToken cancellationToken)
         {
             if (message.Length != 63)
             {

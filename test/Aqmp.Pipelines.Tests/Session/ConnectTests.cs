@@ -475,7 +475,7 @@ public class ConnectTests : SessionSpecBase
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
         var handshakeStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.Handshake = async (_, _) =>
+        protocol.Handshake = async (_, handshake, _) =>
         {
             handshakeStarted.TrySetResult();
             await release.Task; // deliberately deaf to the token

@@ -20,15 +20,15 @@ public class HandshakeTests : SessionSpecBase
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
         string? greetingSeen = null;
         string? replySeen = null;
-        listening.Handshake = async (p, ct) =>
+        listening.Handshake = async (p, handshake, ct) =>
         {
-            greetingSeen = await p.ReceiveLineAsync(ct);
-            await p.SendLineAsync("welcome", ct);
+            greetingSeen = await handshake.ReceiveAsync(ct);
+            await handshake.SendAsync("welcome", ct);
         };
-        client.Handshake = async (p, ct) =>
+        client.Handshake = async (p, handshake, ct) =>
         {
-            await p.SendLineAsync("hello", ct);
-            replySeen = await p.ReceiveLineAsync(ct);
+            await handshake.SendAsync("hello", ct);
+            replySeen = await handshake.ReceiveAsync(ct);
         };
 
         await SessionConnector.ListenAndConnectAsync(listening, client, SessionSpecKit.Loopback0);
@@ -54,12 +54,12 @@ public class HandshakeTests : SessionSpecBase
         using var listener = SessionSpecKit.ListenRaw(out var endPoint);
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
         var replies = new List<string>();
-        client.Handshake = async (p, ct) =>
+        client.Handshake = async (p, handshake, ct) =>
         {
-            await p.SendLineAsync("HELLO 1", ct);
-            replies.Add(await p.ReceiveLineAsync(ct));
-            await p.SendLineAsync("AUTH x", ct);
-            replies.Add(await p.ReceiveLineAsync(ct));
+            await handshake.SendAsync("HELLO 1", ct);
+            replies.Add(await handshake.ReceiveAsync(ct));
+            await handshake.SendAsync("AUTH x", ct);
+            replies.Add(await handshake.ReceiveAsync(ct));
         };
 
         var connect = client.ConnectAsync(endPoint);
@@ -81,10 +81,10 @@ public class HandshakeTests : SessionSpecBase
         using var listener = SessionSpecKit.ListenRaw(out var endPoint);
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
         string? reply = null;
-        client.Handshake = async (p, ct) =>
+        client.Handshake = async (p, handshake, ct) =>
         {
-            await p.SendLineAsync("hello", ct);
-            reply = await p.ReceiveLineAsync(ct);
+            await handshake.SendAsync("hello", ct);
+            reply = await handshake.ReceiveAsync(ct);
         };
 
         var connect = client.ConnectAsync(endPoint);
@@ -102,7 +102,7 @@ public class HandshakeTests : SessionSpecBase
     {
         using var listener = SessionSpecKit.ListenRaw(out var endPoint);
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
-        client.Handshake = async (p, ct) => await p.ReceiveLineAsync(ct);
+        client.Handshake = async (p, handshake, ct) => await handshake.ReceiveAsync(ct);
 
         var connect = client.ConnectAsync(endPoint);
         using var peer = await listener.AcceptAsync().Bounded();
@@ -119,7 +119,7 @@ public class HandshakeTests : SessionSpecBase
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
         string? reply = null;
-        protocol.Handshake = async (p, ct) => reply = await p.ReceiveLineAsync(ct);
+        protocol.Handshake = async (p, handshake, ct) => reply = await handshake.ReceiveAsync(ct);
         var lines = Enumerable.Range(1, 200).Select(i => $"line {i}").ToArray();
 
         // Everything is already buffered, in one write, before the handshake even starts.
@@ -136,10 +136,10 @@ public class HandshakeTests : SessionSpecBase
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
         var handshakeLines = new List<string>();
-        protocol.Handshake = async (p, ct) =>
+        protocol.Handshake = async (p, handshake, ct) =>
         {
-            handshakeLines.Add(await p.ReceiveLineAsync(ct));
-            handshakeLines.Add(await p.ReceiveLineAsync(ct));
+            handshakeLines.Add(await handshake.ReceiveAsync(ct));
+            handshakeLines.Add(await handshake.ReceiveAsync(ct));
         };
 
         await SessionSpecKit.WriteAsync(peer.Output, "a\nb\nc\nd\n");
@@ -154,7 +154,7 @@ public class HandshakeTests : SessionSpecBase
     {
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        protocol.Handshake = async (p, ct) => await p.ReceiveLineAsync(ct);
+        protocol.Handshake = async (p, handshake, ct) => await handshake.ReceiveAsync(ct);
         await SessionSpecKit.WriteAsync(peer.Output, "welcome\nlast words\nreally last\n");
         await peer.Output.CompleteAsync().Bounded();
         var watched = SessionSpecKit.CollectAsync(protocol.WatchRunstateAsync(), 3);
@@ -171,10 +171,10 @@ public class HandshakeTests : SessionSpecBase
     {
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        protocol.Handshake = async (p, ct) =>
+        protocol.Handshake = async (p, handshake, ct) =>
         {
-            await p.SendLineAsync("greeting", ct);
-            await p.SendLineAsync("capabilities", ct);
+            await handshake.SendAsync("greeting", ct);
+            await handshake.SendAsync("capabilities", ct);
         };
 
         await protocol.OpenAsync(mine).Bounded();
@@ -192,9 +192,9 @@ public class HandshakeTests : SessionSpecBase
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
         var recorder = new RunstateRecorder(client);
         var thrown = new InvalidDataException("unexpected greeting 'garbage'");
-        client.Handshake = async (p, ct) =>
+        client.Handshake = async (p, handshake, ct) =>
         {
-            var greeting = await p.ReceiveLineAsync(ct);
+            var greeting = await handshake.ReceiveAsync(ct);
             if (greeting != "QMP")
             {
                 throw thrown;
@@ -223,7 +223,7 @@ public class HandshakeTests : SessionSpecBase
     {
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        protocol.Handshake = (_, _) => throw new InvalidDataException("no");
+        protocol.Handshake = (_, handshake, _) => throw new InvalidDataException("no");
 
         var error = await Assert.ThrowsAsync<ConnectException>(() => protocol.OpenAsync(mine).Bounded());
 
@@ -236,10 +236,10 @@ public class HandshakeTests : SessionSpecBase
     public async Task After_a_failed_handshake_the_same_object_can_establish_a_session()
     {
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        protocol.Handshake = (_, _) => throw new InvalidDataException("first attempt fails");
+        protocol.Handshake = (_, handshake, _) => throw new InvalidDataException("first attempt fails");
         await Assert.ThrowsAsync<ConnectException>(() => protocol.OpenAsync(SessionSpecKit.CrossedPipes().Left).Bounded());
 
-        protocol.Handshake = async (p, ct) => await p.SendLineAsync("hi", ct);
+        protocol.Handshake = async (p, handshake, ct) => await handshake.SendAsync("hi", ct);
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         await protocol.OpenAsync(mine).Bounded();
 
@@ -252,7 +252,7 @@ public class HandshakeTests : SessionSpecBase
     {
         using var listener = SessionSpecKit.ListenRaw(out var endPoint);
         var client = Own(new LineProtocol(SessionSpecKit.Quick));
-        client.Handshake = async (p, ct) => await p.ReceiveLineAsync(ct);
+        client.Handshake = async (p, handshake, ct) => await handshake.ReceiveAsync(ct);
 
         var connect = client.ConnectAsync(endPoint);
         using (var peer = await listener.AcceptAsync().Bounded())
@@ -271,7 +271,7 @@ public class HandshakeTests : SessionSpecBase
     {
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
-        protocol.Handshake = async (p, ct) => await p.ReceiveLineAsync(ct);
+        protocol.Handshake = async (p, handshake, ct) => await handshake.ReceiveAsync(ct);
         await SessionSpecKit.WriteAsync(peer.Output, "half a li");
         await peer.Output.CompleteAsync().Bounded();
 
@@ -289,7 +289,7 @@ public class HandshakeTests : SessionSpecBase
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
         var stateDuringHandshake = new TaskCompletionSource<Runstate>(TaskCreationOptions.RunContinuationsAsynchronously);
         var tokenFired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.Handshake = async (p, ct) =>
+        protocol.Handshake = async (p, handshake, ct) =>
         {
             stateDuringHandshake.SetResult(p.Runstate);
             using var registration = ct.Register(() => tokenFired.TrySetResult());
@@ -305,29 +305,41 @@ public class HandshakeTests : SessionSpecBase
     }
 
     [Test]
-    public async Task ReceiveAsync_outside_the_handshake_raises_InvalidOperationException()
+    public async Task A_handshake_context_used_after_its_handshake_raises_InvalidOperationException_and_takes_nothing_from_the_read_loop()
     {
         var left = Own(new LineProtocol(SessionSpecKit.Quick));
         var right = Own(new LineProtocol(SessionSpecKit.Quick));
-
-        await Assert.ThrowsAsync<InvalidOperationException>(() => left.ReceiveLineAsync().Bounded());
+        HandshakeContext<string>? kept = null;
+        left.Handshake = (_, handshake, _) =>
+        {
+            kept = handshake;
+            return Task.CompletedTask;
+        };
 
         await SessionSpecKit.OpenPairAsync(left, right);
-        await Assert.ThrowsAsync<InvalidOperationException>(() => left.ReceiveLineAsync().Bounded());
 
-        // The refused read did not steal anything from the read loop.
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await kept!.ReceiveAsync());
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await kept!.SendAsync("too late"));
         await right.SendLineAsync("still delivered").Bounded();
-        Assert.That(await left.NextLineAsync().Bounded(), Is.EqualTo("still delivered"));
+        Assert.That(await left.NextLineAsync().Bounded(), Is.EqualTo("still delivered"), "the refused read stole nothing from the read loop");
     }
 
     [Test]
-    public async Task ReceiveAsync_while_listening_raises_InvalidOperationException()
+    public async Task The_session_SendAsync_called_by_the_handshake_itself_raises_StateException_Connecting_and_writes_nothing_while_its_context_sends()
     {
-        var listening = Own(new LineProtocol(SessionSpecKit.Quick));
-        await listening.StartServerAsync(SessionSpecKit.Loopback0).Bounded();
+        var (mine, peer) = SessionSpecKit.CrossedPipes();
+        var protocol = Own(new LineProtocol(SessionSpecKit.Quick));
+        StateException? refused = null;
+        protocol.Handshake = async (p, handshake, ct) =>
+        {
+            refused = await Assert.ThrowsAsync<StateException>(async () => await p.SendLineAsync("not through the context", ct));
+            await handshake.SendAsync("through the context", ct);
+        };
 
-        await Assert.ThrowsAsync<InvalidOperationException>(() => listening.ReceiveLineAsync().Bounded());
-        Assert.That(listening.Runstate, Is.EqualTo(Runstate.Connecting));
+        await protocol.OpenAsync(mine).Bounded();
+
+        Assert.That(refused!.State, Is.EqualTo(Runstate.Connecting));
+        Assert.That(await SessionSpecKit.ReadLineAsync(peer.Input).Bounded(), Is.EqualTo("through the context"), "only the context's message was written");
     }
 
     private static async Task<List<string>> NextLinesAsync(LineProtocol protocol, int count)

@@ -102,10 +102,10 @@ public class LoggingTests : SessionSpecBase
         var log = new LogCapture();
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         var protocol = Own(new LineProtocol(SessionSpecKit.Quick, log.Factory.Object));
-        protocol.Handshake = async (p, ct) =>
+        protocol.Handshake = async (p, handshake, ct) =>
         {
-            await p.SendLineAsync("greeting", ct);
-            await p.ReceiveLineAsync(ct);
+            await handshake.SendAsync("greeting", ct);
+            await handshake.ReceiveAsync(ct);
         };
         await SessionSpecKit.WriteAsync(peer.Output, "reply\n");
 

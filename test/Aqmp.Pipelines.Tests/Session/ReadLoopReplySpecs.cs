@@ -6,7 +6,7 @@ using Aqmp.Pipelines.Tests.Support;
 namespace Aqmp.Pipelines.Tests.Session;
 
 /// <summary>
-/// Replies sent from <c>OnMessageAsync</c>: the read loop flushes what its handlers sent once it
+/// Replies sent from <c>OnMessageAsync</c> through its <see cref="MessageContext{TMessage}"/>: the read loop flushes what its handlers sent once it
 /// has handled every frame of a read, or as soon as a handler yields, so a reply never waits for
 /// the handler that sent it to finish, nor for the next read; sends made after a handler yielded,
 /// or on another session, are flushed by their own write loop as any other send.
@@ -17,9 +17,9 @@ public class ReadLoopReplySpecs
     public async Task A_reply_sent_before_the_handler_waits_reaches_the_peer_while_the_handler_still_waits()
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var session = new ReplyingProtocol(async (self, line, token) =>
+        await using var session = new ReplyingProtocol(async (context, line, token) =>
         {
-            await self.ReplyAsync("re:" + line, token);
+            await context.SendAsync("re:" + line, token);
             await release.Task.WaitAsync(token);
         });
         var peer = await OpenAsync(session);
@@ -34,7 +34,7 @@ public class ReadLoopReplySpecs
     [Test]
     public async Task Replies_to_every_line_of_one_read_arrive_in_order_with_nothing_left_behind()
     {
-        await using var session = new ReplyingProtocol((self, line, token) => self.ReplyAsync("re:" + line, token));
+        await using var session = new ReplyingProtocol((context, line, token) => context.SendAsync("re:" + line, token));
         var peer = await OpenAsync(session);
         var lines = Enumerable.Range(0, 500).Select(i => $"line {i}").ToList();
 
@@ -51,10 +51,10 @@ public class ReadLoopReplySpecs
     [Test]
     public async Task A_reply_sent_after_the_handler_yielded_is_flushed_by_the_write_loop()
     {
-        await using var session = new ReplyingProtocol(async (self, line, token) =>
+        await using var session = new ReplyingProtocol(async (context, line, token) =>
         {
             await Task.Yield();
-            await self.ReplyAsync("re:" + line, token);
+            await context.SendAsync("re:" + line, token);
         });
         var peer = await OpenAsync(session);
 
@@ -73,7 +73,7 @@ public class ReadLoopReplySpecs
         var target = await OpenAsync(forwardTo);
         await using var proxy = new ReplyingProtocol(async (_, line, token) =>
         {
-            await forwardTo.ReplyAsync("fwd:" + line, token);
+            await forwardTo.SendLineAsync("fwd:" + line, token);
             await release.Task.WaitAsync(token);
         });
         var source = await OpenAsync(proxy);
@@ -89,9 +89,9 @@ public class ReadLoopReplySpecs
     [Test]
     public async Task Replies_framed_before_a_handler_throws_are_flushed_into_the_transport_before_the_session_ends_with_that_error()
     {
-        await using var session = new ReplyingProtocol(async (self, line, token) =>
+        await using var session = new ReplyingProtocol(async (context, line, token) =>
         {
-            await self.ReplyAsync("re:" + line, token);
+            await context.SendAsync("re:" + line, token);
             if (line == "boom")
             {
                 throw new InvalidOperationException("handler failed");
@@ -114,12 +114,12 @@ public class ReadLoopReplySpecs
         return peer;
     }
 
-    /// <summary>A line protocol whose handler is given by the test.</summary>
-    private sealed class ReplyingProtocol(Func<ReplyingProtocol, string, CancellationToken, ValueTask> handler)
+    /// <summary>A line protocol whose handler is given by the test; it replies through its context.</summary>
+    private sealed class ReplyingProtocol(Func<MessageContext<string>, string, CancellationToken, ValueTask> handler)
         : PipeProtocol<string>(new Utf8LineFramer(), SessionSpecKit.Quick)
     {
-        public ValueTask ReplyAsync(string line, CancellationToken cancellationToken) => SendAsync(line, cancellationToken);
+        public ValueTask SendLineAsync(string line, CancellationToken cancellationToken) => SendAsync(line, cancellationToken);
 
-        protected override ValueTask OnMessageAsync(string message, CancellationToken cancellationToken) => handler(this, message, cancellationToken);
+        protected override ValueTask OnMessageAsync(string message, MessageContext<string> context, CancellationToken cancellationToken) => handler(context, message, cancellationToken);
     }
 }

@@ -63,7 +63,7 @@ public class ReentrancyTests : SessionSpecBase
     {
         var protocol = Own(new HookProtocol(name: "self-cancelling"));
         var seen = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.Handshake = async (p, _) =>
+        protocol.Handshake = async (p, handshake, _) =>
         {
             try
             {
@@ -102,7 +102,7 @@ public class ReentrancyTests : SessionSpecBase
         // cancelled by the disconnect it made, still raises OperationCanceledException to its caller.
         var protocol = Own(new HookProtocol(name: "self-disposing"));
         var seen = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.Handshake = async (p, _) =>
+        protocol.Handshake = async (p, handshake, _) =>
         {
             try
             {
@@ -172,7 +172,7 @@ public class ReentrancyTests : SessionSpecBase
         var protocol = Own(new HookProtocol(name: "disposing"));
         var outcome = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
         var hookReturned = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.OnLine = async (p, line, _) =>
+        protocol.OnLine = async (p, line, context, _) =>
         {
             if (line != "quit")
             {
@@ -217,7 +217,7 @@ public class ReentrancyTests : SessionSpecBase
         var protocol = Own(new HookProtocol(name: "hanging-up"));
         var outcome = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
         var hookReturned = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.OnLine = async (p, line, _) =>
+        protocol.OnLine = async (p, line, context, _) =>
         {
             if (line != "quit")
             {
@@ -334,11 +334,11 @@ public class ReentrancyTests : SessionSpecBase
     {
         using var listener = SessionSpecKit.ListenRaw(out var endPoint);
         var protocol = Own(new HookProtocol(name: "handshaking"));
-        protocol.Handshake = async (p, token) =>
+        protocol.Handshake = async (p, handshake, token) =>
         {
-            await p.SendLineAsync("hello", token);
-            var reply = await p.ReceiveLineAsync(token);
-            await p.SendLineAsync($"ack {reply}", token);
+            await handshake.SendAsync("hello", token);
+            var reply = await handshake.ReceiveAsync(token);
+            await handshake.SendAsync($"ack {reply}", token);
         };
 
         var connect = protocol.ConnectAsync(endPoint);
@@ -376,7 +376,7 @@ public class ReentrancyTests : SessionSpecBase
         var protocol = Own(new HookProtocol(name: "stuck"));
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.OnLine = async (_, _, _) =>
+        protocol.OnLine = async (_, _, context, _) =>
         {
             entered.TrySetResult();
             await release.Task; // ignores its token
@@ -422,9 +422,9 @@ public class ReentrancyTests : SessionSpecBase
             var serverOptions = SessionSpecKit.Quick with { SendPauseThreshold = 16 * 1024, SendResumeThreshold = 8 * 1024, OutboundBatchBytes = 4096 };
             var server = Own(new HookProtocol(serverOptions, name: "echo"));
             var client = new HookProtocol(name: "flooder"); // disposed below with a short bound: see the end of the round
-            server.OnLine = (p, line, token) => p.SendLineAsync(line, token);
+            server.OnLine = (_, line, context, token) => context.SendAsync(line, token);
             var echoes = 0;
-            client.OnLine = (_, _, _) =>
+            client.OnLine = (_, _, context, _) =>
             {
                 Interlocked.Increment(ref echoes);
                 return ValueTask.CompletedTask;
@@ -545,7 +545,7 @@ public class ReentrancyTests : SessionSpecBase
         var protocol = Own(new HookProtocol(name: "impatient"));
         var transitions = new ConcurrentQueue<(Runstate, Runstate)>();
         protocol.RunstateChanged += (_, e) => transitions.Enqueue((e.Previous, e.Current));
-        protocol.Handshake = async (p, _) =>
+        protocol.Handshake = async (p, handshake, _) =>
         {
             using var own = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
             if (how == SelfTimeout.Delay)
@@ -554,7 +554,7 @@ public class ReentrancyTests : SessionSpecBase
             }
             else
             {
-                await p.ReceiveLineAsync(own.Token);
+                await handshake.ReceiveAsync(own.Token);
             }
         };
 
@@ -638,7 +638,7 @@ public class ReentrancyTests : SessionSpecBase
     public async Task The_error_that_ended_one_session_is_raised_once_and_never_by_the_next_session_over_fifty_quick_cycles()
     {
         var protocol = Own(new HookProtocol(name: "cycling"));
-        protocol.OnLine = (_, line, _) => line.StartsWith("boom ", StringComparison.Ordinal)
+        protocol.OnLine = (_, line, context, _) => line.StartsWith("boom ", StringComparison.Ordinal)
             ? throw new RoundException(int.Parse(line.AsSpan(5), System.Globalization.CultureInfo.InvariantCulture))
             : ValueTask.CompletedTask;
 
@@ -714,7 +714,7 @@ public class ReentrancyTests : SessionSpecBase
     public async Task A_session_that_hung_up_from_OnMessageAsync_and_reached_Idle_by_itself_is_followed_at_once_by_a_clean_session_over_thirty_cycles()
     {
         var protocol = Own(new HookProtocol(name: "self-ending"));
-        protocol.OnLine = async (p, line, _) =>
+        protocol.OnLine = async (p, line, context, _) =>
         {
             if (line == "quit")
             {
@@ -948,7 +948,7 @@ public class ReentrancyTests : SessionSpecBase
 
     private static async Task EndSessionAndCheckEndHookCallAsync(HookProtocol protocol, Ending ending, TaskCompletionSource<(Exception? Error, TimeSpan Took)> outcome)
     {
-        protocol.OnLine = (_, line, _) => line == "boom" ? throw new InvalidOperationException("boom") : ValueTask.CompletedTask;
+        protocol.OnLine = (_, line, context, _) => line == "boom" ? throw new InvalidOperationException("boom") : ValueTask.CompletedTask;
         var (mine, peer) = SessionSpecKit.CrossedPipes();
         await protocol.OpenAsync(mine).Bounded();
 
@@ -982,10 +982,10 @@ public class ReentrancyTests : SessionSpecBase
         : PipeProtocol<string>(new Utf8LineFramer(), options ?? SessionSpecKit.Quick, null, name)
     {
         /// <summary>Runs as EstablishSessionAsync.</summary>
-        public Func<HookProtocol, CancellationToken, Task>? Handshake { get; set; }
+        public Func<HookProtocol, HandshakeContext<string>, CancellationToken, Task>? Handshake { get; set; }
 
         /// <summary>Runs as OnMessageAsync.</summary>
-        public Func<HookProtocol, string, CancellationToken, ValueTask>? OnLine { get; set; }
+        public Func<HookProtocol, string, MessageContext<string>, CancellationToken, ValueTask>? OnLine { get; set; }
 
         /// <summary>Runs inside OnSessionEndedAsync, after the root cause is recorded.</summary>
         public Func<HookProtocol, Exception?, Task>? OnEnded { get; set; }
@@ -995,13 +995,11 @@ public class ReentrancyTests : SessionSpecBase
 
         public ValueTask SendLineAsync(string line, CancellationToken cancellationToken = default) => SendAsync(line, cancellationToken);
 
-        public ValueTask<string> ReceiveLineAsync(CancellationToken cancellationToken = default) => ReceiveAsync(cancellationToken);
+        protected override Task EstablishSessionAsync(HandshakeContext<string> handshake, CancellationToken cancellationToken)
+            => Handshake?.Invoke(this, handshake, cancellationToken) ?? Task.CompletedTask;
 
-        protected override Task EstablishSessionAsync(CancellationToken cancellationToken)
-            => Handshake?.Invoke(this, cancellationToken) ?? Task.CompletedTask;
-
-        protected override ValueTask OnMessageAsync(string message, CancellationToken cancellationToken)
-            => OnLine?.Invoke(this, message, cancellationToken) ?? ValueTask.CompletedTask;
+        protected override ValueTask OnMessageAsync(string message, MessageContext<string> context, CancellationToken cancellationToken)
+            => OnLine?.Invoke(this, message, context, cancellationToken) ?? ValueTask.CompletedTask;
 
         protected override async ValueTask OnSessionEndedAsync(Exception? rootCause)
         {

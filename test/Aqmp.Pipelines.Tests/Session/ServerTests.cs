@@ -132,7 +132,7 @@ public class ServerTests
         await using var client = new LineProtocol(name: "client");
         var inHandshake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var finishHandshake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        server.Handshake = async (_, token) =>
+        server.Handshake = async (_, handshake, token) =>
         {
             inHandshake.TrySetResult();
             await finishHandshake.Task.WaitAsync(token);

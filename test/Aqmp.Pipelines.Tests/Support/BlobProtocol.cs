@@ -16,7 +16,7 @@ internal sealed class BlobProtocol(IMessageFramer<ReadOnlySequence<byte>> framer
     public ValueTask SendBlobAsync(byte[] payload, CancellationToken cancellationToken = default)
         => SendAsync(new ReadOnlySequence<byte>(payload), cancellationToken);
 
-    protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    protected override ValueTask OnMessageAsync(ReadOnlySequence<byte> message, MessageContext<ReadOnlySequence<byte>> context, CancellationToken cancellationToken)
     {
         _received.Writer.TryWrite(message.ToArray());
         return ValueTask.CompletedTask;

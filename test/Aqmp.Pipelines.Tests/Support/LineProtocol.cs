@@ -18,8 +18,8 @@ internal sealed class LineProtocol : PipeProtocol<string>
     {
     }
 
-    /// <summary>Runs inside EstablishSessionAsync, with direct access to receive and send.</summary>
-    public Func<LineProtocol, CancellationToken, Task>? Handshake { get; set; }
+    /// <summary>Runs as EstablishSessionAsync: the handshake context receives and sends directly.</summary>
+    public Func<LineProtocol, HandshakeContext<string>, CancellationToken, Task>? Handshake { get; set; }
 
     /// <summary>Runs for each inbound line before it is recorded.</summary>
     public Func<string, CancellationToken, ValueTask>? OnLine { get; set; }
@@ -30,8 +30,6 @@ internal sealed class LineProtocol : PipeProtocol<string>
     public ChannelReader<string> Received => _received.Reader;
 
     public ValueTask SendLineAsync(string line, CancellationToken cancellationToken = default) => SendAsync(line, cancellationToken);
-
-    public ValueTask<string> ReceiveLineAsync(CancellationToken cancellationToken = default) => ReceiveAsync(cancellationToken);
 
     public async Task<string> NextLineAsync(TimeSpan? timeout = null)
     {
@@ -52,10 +50,10 @@ internal sealed class LineProtocol : PipeProtocol<string>
         return lines;
     }
 
-    protected override Task EstablishSessionAsync(CancellationToken cancellationToken)
-        => Handshake?.Invoke(this, cancellationToken) ?? Task.CompletedTask;
+    protected override Task EstablishSessionAsync(HandshakeContext<string> handshake, CancellationToken cancellationToken)
+        => Handshake?.Invoke(this, handshake, cancellationToken) ?? Task.CompletedTask;
 
-    protected override async ValueTask OnMessageAsync(string message, CancellationToken cancellationToken)
+    protected override async ValueTask OnMessageAsync(string message, MessageContext<string> context, CancellationToken cancellationToken)
     {
         if (OnLine is not null)
         {

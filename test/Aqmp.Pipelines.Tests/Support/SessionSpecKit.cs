@@ -89,10 +89,10 @@ internal static class SessionSpecKit
     public static Task StallHandshake(LineProtocol protocol)
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        protocol.Handshake = async (p, ct) =>
+        protocol.Handshake = async (p, handshake, ct) =>
         {
             started.TrySetResult();
-            await p.ReceiveLineAsync(ct);
+            await handshake.ReceiveAsync(ct);
         };
         return started.Task;
     }

@@ -1,0 +1,69 @@
+namespace Aqmp.Pipelines.Session;
+
+/// <summary>
+/// The message handler's own view of its session, handed to every call of
+/// <see cref="PipeProtocol{TMessage}.OnMessageAsync"/> while the session runs: replies sent
+/// through it leave with the rest of the read they answer, in one flush, and it can end the
+/// session without waiting for itself. One instance serves every message of one session (nothing
+/// is allocated per message); its members are thread-safe.
+/// </summary>
+/// <typeparam name="TMessage">The protocol's message type.</typeparam>
+public sealed class MessageContext<TMessage>
+{
+    private readonly PipeProtocol<TMessage> _session;
+    private readonly OutboundWriter<TMessage> _outbound;
+    private int _handlingThread;
+    private volatile bool _endRequested;
+
+    internal MessageContext(PipeProtocol<TMessage> session, OutboundWriter<TMessage> outbound)
+    {
+        _session = session;
+        _outbound = outbound;
+    }
+
+    /// <summary>Whether a handler of this session asked it to end with <see cref="EndSession"/>.</summary>
+    public bool IsEndRequested => _endRequested;
+
+    /// <summary>
+    /// Sends a message as the session's own <c>SendAsync</c> does (framed at once, in call order,
+    /// with its backpressure, cancellation and errors), but flushed differently: a message sent
+    /// before the handler first yields is flushed by the read loop itself, together with the
+    /// replies to the rest of the read, as soon as every message of the read is handled or the
+    /// handler yields; one sent later leaves with the write loop's next flush.
+    /// </summary>
+    /// <param name="message">The message.</param>
+    /// <param name="cancellationToken">Stops waiting for the transport; the message is then not sent.</param>
+    /// <returns>A task that completes when the message is framed.</returns>
+    /// <exception cref="OperationCanceledException">
+    /// <paramref name="cancellationToken"/> fired, or the session is disconnecting and the message
+    /// can no longer be sent (this ends the handler, not the session with an error); the message was not sent.
+    /// </exception>
+    /// <exception cref="StateException">The session has ended; the message was not sent.</exception>
+    /// <exception cref="Exception">
+    /// <see cref="PipeProtocol{TMessage}.OnOutbound"/> or the framer refused the message, as for the session's own <c>SendAsync</c>.
+    /// </exception>
+    public ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var readLoopFlushes = Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId;
+        return _outbound.TryWrite(message, readLoopFlushes) == OutboundWriter<TMessage>.WriteResult.Written
+            ? ValueTask.CompletedTask
+            : _session.SendQueuedAsync(message, cancellationToken);
+    }
+
+    /// <summary>
+    /// Ends the session gracefully once the handler returns: no further message is delivered, what
+    /// was sent is flushed, and the session goes <see cref="Runstate.Disconnecting"/> without an
+    /// error (so <see cref="PipeProtocol{TMessage}.DisconnectAsync"/> raises nothing, unless a
+    /// later failure of the drain does). Returns at once; idempotent; has no effect once the
+    /// session is disconnecting already.
+    /// </summary>
+    public void EndSession()
+    {
+        _endRequested = true;
+        _session.RequestDisconnectFromHandler();
+    }
+
+    /// <summary>Marks the current thread as the read loop running handlers synchronously (0: none).</summary>
+    internal void SetHandlingThread(bool handling) => Volatile.Write(ref _handlingThread, handling ? Environment.CurrentManagedThreadId : 0);
+}
