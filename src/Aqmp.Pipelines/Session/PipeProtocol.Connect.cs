@@ -427,8 +427,8 @@ public abstract partial class PipeProtocol<TMessage>
         Volatile.Write(ref _runningOutbound, outbound);
         var abort = _sessionAbort.Token;
         var context = new MessageContext<TMessage>(this, outbound);
-        _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(outbound, abort), abort));
-        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, outbound, context, abort), abort));
+        _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(outbound, abort), abort, isOutput: true));
+        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, outbound, context, abort), abort, isOutput: false));
     }
 
     /// <summary>A connection attempt under way: how to abort it, and when it has finished.</summary>

@@ -185,7 +185,11 @@ public abstract partial class PipeProtocol<TMessage>
     /// <c>_schedule_disconnect</c>). Used by <see cref="DisconnectAsync"/> and by a failing loop.
     /// The teardown works on the resources of the session as they are now. Call under the gate.
     /// </summary>
-    private DisconnectOperation ScheduleDisconnect()
+    /// <param name="outputFailed">
+    /// A failed write is what ends the session: the teardown first lets the read loop deliver what
+    /// had arrived, up to <see cref="PipeProtocolOptions.InputDrainTimeout"/> (input first).
+    /// </param>
+    private DisconnectOperation ScheduleDisconnect(bool outputFailed = false)
     {
         if (_disconnect is null)
         {
@@ -193,7 +197,7 @@ public abstract partial class PipeProtocol<TMessage>
             Volatile.Write(ref _runningOutbound, null);
             _outbound?.Close();
             var resources = new SessionResources(_readerTask, _writerTask, _connection, _listener, _outbound, _sessionAbort);
-            var operation = _disconnect = new DisconnectOperation(resources);
+            var operation = _disconnect = new DisconnectOperation(resources) { OutputFailed = outputFailed };
             operation.Teardown = Task.Run(() => TeardownAsync(operation));
         }
 
@@ -252,6 +256,11 @@ public abstract partial class PipeProtocol<TMessage>
     private async Task StopAndReleaseAsync(DisconnectOperation operation)
     {
         var (reader, writer, connection, listener, outbound, sessionAbort) = operation.Resources;
+        if (operation.OutputFailed && reader is not null)
+        {
+            await DeliverInputFirstAsync(reader, operation).ConfigureAwait(false);
+        }
+
         var errorPathway = Volatile.Read(ref _rootCause) is not null;
         if (!errorPathway && writer is not null && outbound is not null && connection is not null)
         {
@@ -296,6 +305,25 @@ public abstract partial class PipeProtocol<TMessage>
                 PipeProtocolLog.SessionEndedHookFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
                 RecordRootCause(ex);
             }
+        }
+    }
+
+    /// <summary>
+    /// Input first: after a failed write, lets the read loop go on delivering what had arrived
+    /// until it reaches the end of the input by itself, for at most
+    /// <see cref="PipeProtocolOptions.InputDrainTimeout"/> (or until the caller gives up the drain).
+    /// </summary>
+    private async Task DeliverInputFirstAsync(Task reader, DisconnectOperation operation)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(operation.DrainAbortToken);
+        limit.CancelAfter(_options.InputDrainTimeout);
+        try
+        {
+            await reader.WaitAsync(limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested)
+        {
+            PipeProtocolLog.InputDrainTimedOut(Logger, _options.InputDrainTimeout);
         }
     }
 
@@ -385,6 +413,9 @@ public abstract partial class PipeProtocol<TMessage>
 
         /// <summary>Completed when the runstate has returned to Idle for this disconnect.</summary>
         public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Whether a failed write started this disconnect: the input is delivered first.</summary>
+        public bool OutputFailed { get; init; }
 
         /// <summary>Whether DisconnectAsync (not only a failing loop) asked for this disconnect.</summary>
         public bool Requested { get; set; }

@@ -9,9 +9,10 @@ public abstract partial class PipeProtocol<TMessage>
 {
     /// <summary>
     /// Runs one loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails records
-    /// its error as the root cause and schedules a disconnect; the task itself never faults.
+    /// its error as the root cause and schedules a disconnect (for the output loop, one that lets
+    /// the input be delivered first); the task itself never faults.
     /// </summary>
-    private async Task RunLoopAsync(string name, Func<Task> loop, CancellationToken abort)
+    private async Task RunLoopAsync(string name, Func<Task> loop, CancellationToken abort, bool isOutput)
     {
         try
         {
@@ -45,7 +46,7 @@ public abstract partial class PipeProtocol<TMessage>
             RecordRootCause(ex);
             lock (_gate)
             {
-                ScheduleDisconnect();
+                ScheduleDisconnect(outputFailed: isOutput);
             }
         }
         finally
@@ -237,7 +238,7 @@ public abstract partial class PipeProtocol<TMessage>
             if (_outbound == outbound)
             {
                 RecordRootCause(error);
-                ScheduleDisconnect();
+                ScheduleDisconnect(outputFailed: true);
             }
         }
     }

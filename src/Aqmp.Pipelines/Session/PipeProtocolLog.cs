@@ -62,6 +62,9 @@ internal static partial class PipeProtocolLog
     [LoggerMessage(EventId = 19, Level = LogLevel.Information, Message = "The peer closed the connection, as the protocol expected.")]
     public static partial void PeerClosedAsExpected(ILogger logger);
 
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "A write failed and the input was not at its end within {Timeout}: what was still to come is not delivered.")]
+    public static partial void InputDrainTimedOut(ILogger logger, TimeSpan timeout);
+
     /// <summary>QEMU aqmp's <c>exception_summary</c>: "TypeName: message", or the type name alone.</summary>
     public static string Summarize(Exception exception)
         => string.IsNullOrEmpty(exception.Message) ? exception.GetType().Name : $"{exception.GetType().Name}: {exception.Message}";

@@ -66,6 +66,14 @@ public sealed record PipeProtocolOptions
     /// </summary>
     public TimeSpan DisposeDrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Input first: when a write fails (the peer closed or reset the connection), how long the read
+    /// loop may go on delivering what had already arrived, until it reaches the end of the input,
+    /// before the session stops it. A peer that answered and then closed loses none of its last
+    /// messages to our next write. <see cref="TimeSpan.Zero"/> stops reading at once. Default 2 s.
+    /// </summary>
+    public TimeSpan InputDrainTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>How many pending connections a listening socket queues before one is accepted. Default 1.</summary>
     public int ListenBacklog { get; init; } = 1;
 
@@ -83,6 +91,7 @@ public sealed record PipeProtocolOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MinimumSegmentSize, 1, nameof(MinimumSegmentSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(LingerTimeout, TimeSpan.Zero, nameof(LingerTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(ListenBacklog, 1, nameof(ListenBacklog));
+        ArgumentOutOfRangeException.ThrowIfLessThan(InputDrainTimeout, TimeSpan.Zero, nameof(InputDrainTimeout));
         if (DisposeDrainTimeout != Timeout.InfiniteTimeSpan)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(DisposeDrainTimeout, TimeSpan.Zero, nameof(DisposeDrainTimeout));

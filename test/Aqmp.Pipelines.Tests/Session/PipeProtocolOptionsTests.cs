@@ -18,6 +18,7 @@ public class PipeProtocolOptionsTests
     [TestCase(nameof(PipeProtocolOptions.LingerTimeout))]
     [TestCase(nameof(PipeProtocolOptions.ListenBacklog))]
     [TestCase(nameof(PipeProtocolOptions.DisposeDrainTimeout))]
+    [TestCase(nameof(PipeProtocolOptions.InputDrainTimeout))]
     public void An_out_of_range_setting_is_rejected_when_the_protocol_is_constructed(string setting)
     {
         var options = setting switch
@@ -29,6 +30,7 @@ public class PipeProtocolOptionsTests
             nameof(PipeProtocolOptions.MinimumSegmentSize) => new PipeProtocolOptions { MinimumSegmentSize = 0 },
             nameof(PipeProtocolOptions.LingerTimeout) => new PipeProtocolOptions { LingerTimeout = TimeSpan.FromSeconds(-1) },
             nameof(PipeProtocolOptions.DisposeDrainTimeout) => new PipeProtocolOptions { DisposeDrainTimeout = TimeSpan.FromSeconds(-2) },
+            nameof(PipeProtocolOptions.InputDrainTimeout) => new PipeProtocolOptions { InputDrainTimeout = TimeSpan.FromSeconds(-1) },
             _ => new PipeProtocolOptions { ListenBacklog = 0 },
         };
 
