@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Aqmp.Pipelines.Framing;
@@ -7,42 +6,6 @@ using Aqmp.Pipelines.Testing;
 using Aqmp.Pipelines.Tests.Support;
 
 namespace Aqmp.Pipelines.Tests.Framing;
-
-/// <summary>
-/// Drives a framer the way the session's read loop does: <see cref="IMessageFramer{TMessage}.TryReadMessage"/>
-/// repeatedly on what is left of the buffer (sliced from <c>consumed</c>), until it asks for more bytes.
-/// </summary>
-internal static class FramerDriver
-{
-    /// <summary>
-    /// Parses every whole frame in <paramref name="input"/>; returns the messages (each turned by
-    /// <paramref name="snapshot"/> into something that outlives the buffer) and the unconsumed rest.
-    /// Checks the framer's contract on positions at every call.
-    /// </summary>
-    public static (List<TResult> Messages, ReadOnlySequence<byte> Remainder) ReadAll<TMessage, TResult>(
-        IMessageFramer<TMessage> framer, ReadOnlySequence<byte> input, Func<TMessage, TResult> snapshot)
-    {
-        var messages = new List<TResult>();
-        var buffer = input;
-        var consumed = buffer.Start;
-        var examined = buffer.Start;
-        while (true)
-        {
-            var consumedBefore = consumed;
-            if (!framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
-            {
-                Assert.That(consumed, Is.EqualTo(consumedBefore), "consumed must be left alone when no message is returned");
-                Assert.That(examined, Is.EqualTo(buffer.End), "examined must be the input's end when no message is returned");
-                return (messages, buffer);
-            }
-
-            Assert.That(buffer.Slice(buffer.Start, consumed).Length, Is.GreaterThan(0), "a returned message must consume at least its terminator");
-            Assert.That(buffer.Slice(examined).Length, Is.LessThanOrEqualTo(buffer.Slice(consumed).Length), "examined must not be before consumed");
-            messages.Add(snapshot(message));
-            buffer = buffer.Slice(consumed);
-        }
-    }
-}
 
 public class LineFramerTests
 {
@@ -391,65 +354,8 @@ public class LineFramerTests
         var expected = text.Split('\n')[..^1].Select(l => l.EndsWith('\r') ? l[..^1] : l).ToList();
         for (var seed = 0; seed < 20; seed++)
         {
-            Assert.That(ReadThroughPipe(data, segmentSize, new Random(seed), carryExamined: true), Is.EqualTo(expected), $"seed {seed}, carried");
-            Assert.That(ReadThroughPipe(data, segmentSize, new Random(seed), carryExamined: false), Is.EqualTo(expected), $"seed {seed}, not carried");
-        }
-    }
-
-    /// <summary>The session's read loop in miniature: random writes into a pipe, every frame parsed per read, examined optionally carried.</summary>
-    private static List<string> ReadThroughPipe(byte[] data, int segmentSize, Random random, bool carryExamined)
-    {
-        var pipe = new System.IO.Pipelines.Pipe(new System.IO.Pipelines.PipeOptions(pool: new SmallBlockPool(segmentSize), minimumSegmentSize: segmentSize, pauseWriterThreshold: 0, useSynchronizationContext: false));
-        var framer = new LineFramer(maximumLineLength: 1024);
-        var lines = new List<string>();
-        SequencePosition resume = default;
-        var written = 0;
-        while (written < data.Length)
-        {
-            var chunk = Math.Min(random.Next(1, 200), data.Length - written);
-            for (var piece = 0; piece < chunk; piece += segmentSize)
-            {
-                pipe.Writer.Write(data.AsSpan(written + piece, Math.Min(segmentSize, chunk - piece)));
-            }
-
-            written += chunk;
-            Assert.That(pipe.Writer.FlushAsync().IsCompletedSuccessfully, Is.True);
-            Assert.That(pipe.Reader.TryRead(out var result), Is.True);
-
-            var buffer = result.Buffer;
-            var consumed = buffer.Start;
-            var examined = carryExamined && resume.GetObject() is not null ? resume : buffer.Start;
-            while (framer.TryReadMessage(buffer, ref consumed, ref examined, out var line))
-            {
-                lines.Add(Text(line));
-                buffer = buffer.Slice(consumed);
-            }
-
-            pipe.Reader.AdvanceTo(consumed, examined);
-            resume = buffer.IsEmpty || examined.Equals(consumed) ? default : examined;
-        }
-
-        return lines;
-    }
-
-    /// <summary>A pool of blocks of exactly one size, so that the pipe's segments are that small.</summary>
-    private sealed class SmallBlockPool(int size) : MemoryPool<byte>
-    {
-        public override int MaxBufferSize => size;
-
-        public override IMemoryOwner<byte> Rent(int minBufferSize = -1) => new Block(new byte[size]);
-
-        protected override void Dispose(bool disposing)
-        {
-        }
-
-        private sealed class Block(byte[] array) : IMemoryOwner<byte>
-        {
-            public Memory<byte> Memory => array;
-
-            public void Dispose()
-            {
-            }
+            Assert.That(FramerDriver.ReadThroughPipe(new LineFramer(maximumLineLength: 1024), data, segmentSize, new Random(seed), carryExamined: true, Text), Is.EqualTo(expected), $"seed {seed}, carried");
+            Assert.That(FramerDriver.ReadThroughPipe(new LineFramer(maximumLineLength: 1024), data, segmentSize, new Random(seed), carryExamined: false, Text), Is.EqualTo(expected), $"seed {seed}, not carried");
         }
     }
 
@@ -896,35 +802,10 @@ public class LineFramerTests
             data[(i * (lineLength + 1)) + lineLength] = (byte)'\n';
         }
 
-        var input = new ReadOnlySequence<byte>(data);
-        var framer = new LineFramer();
-        for (var warmUp = 0; warmUp < 3; warmUp++)
-        {
-            Assert.That(ParseAllCountingBytes(framer, input), Is.EqualTo(lineCount * (long)lineLength));
-        }
+        var (frameBytes, remainderLength, allocated) = FramerDriver.CountFrameBytesMeasuringAllocation(new LineFramer(), new ReadOnlySequence<byte>(data));
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        var total = ParseAllCountingBytes(framer, input);
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-
-        Assert.That(total, Is.EqualTo(lineCount * (long)lineLength));
+        Assert.That(frameBytes, Is.EqualTo(lineCount * (long)lineLength));
+        Assert.That(remainderLength, Is.Zero);
         Assert.That(allocated, Is.Zero);
-    }
-
-    // The session's read loop, minus the handler: no closures, no boxing, no collections.
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static long ParseAllCountingBytes(LineFramer framer, ReadOnlySequence<byte> input)
-    {
-        var buffer = input;
-        var consumed = buffer.Start;
-        var examined = buffer.Start;
-        long total = 0;
-        while (framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
-        {
-            total += message.Length;
-            buffer = buffer.Slice(consumed);
-        }
-
-        return buffer.IsEmpty ? total : -1;
     }
 }
