@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
@@ -27,20 +28,24 @@ internal sealed class QemuProcess : IAsyncDisposable
     private int _pid;
     private int _disposed;
 
-    private QemuProcess(Process process, string socketPath)
+    private QemuProcess(Process process, string socketPath, EndPoint endPoint)
     {
         _process = process;
         SocketPath = socketPath;
+        EndPoint = endPoint;
     }
 
     /// <summary>The full path of the QEMU binary on PATH, or null when there is none.</summary>
     public static string? Executable => s_executable.Value;
 
-    /// <summary>The Unix socket QEMU listens on.</summary>
+    /// <summary>The Unix socket QEMU listens on; empty when it listens on TCP.</summary>
     public string SocketPath { get; }
 
+    /// <summary>Where QEMU listens: a Unix socket, or a TCP port on 127.0.0.1.</summary>
+    public EndPoint EndPoint { get; }
+
     /// <summary>The socket as an address for <c>ConnectAsync</c>.</summary>
-    public string Address => "unix:" + SocketPath;
+    public string Address => EndPoint is IPEndPoint ip ? $"127.0.0.1:{ip.Port}" : "unix:" + SocketPath;
 
     /// <summary>The QEMU process.</summary>
     public Process Process => _process;
@@ -77,14 +82,17 @@ internal sealed class QemuProcess : IAsyncDisposable
         Assert.Ignore($"{reason}: QEMU integration test skipped (set {RequireVariable}=1 to make this a failure).");
     }
 
-    /// <summary>Starts QEMU on a fresh socket path and waits until the socket accepts connections.</summary>
+    /// <summary>Starts QEMU on a fresh socket path (or a free TCP port on 127.0.0.1) and waits until the socket accepts connections.</summary>
+    /// <param name="overTcp">Listen on TCP instead of a Unix socket.</param>
     /// <returns>The running QEMU.</returns>
     /// <exception cref="InvalidOperationException">QEMU exited during startup (its stderr is quoted).</exception>
     /// <exception cref="TimeoutException">The socket did not accept connections in time.</exception>
-    public static async Task<QemuProcess> StartAsync()
+    public static async Task<QemuProcess> StartAsync(bool overTcp = false)
     {
         RequireOrIgnore();
-        var path = Path.Combine(Path.GetTempPath(), $"aqmp-qemu-{Guid.NewGuid():N}.sock");
+        var path = overTcp ? string.Empty : Path.Combine(Path.GetTempPath(), $"aqmp-qemu-{Guid.NewGuid():N}.sock");
+        EndPoint endPoint = overTcp ? new IPEndPoint(IPAddress.Loopback, FreeTcpPort()) : new UnixDomainSocketEndPoint(path);
+        var monitor = endPoint is IPEndPoint tcp ? $"tcp:127.0.0.1:{tcp.Port},server=on,wait=off" : $"unix:{path},server=on,wait=off";
         var info = new ProcessStartInfo(Executable!)
         {
             UseShellExecute = false,
@@ -92,13 +100,13 @@ internal sealed class QemuProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var argument in (string[])["-M", "none", "-nodefaults", "-display", "none", "-qmp", $"unix:{path},server=on,wait=off"])
+        foreach (var argument in (string[])["-M", "none", "-nodefaults", "-display", "none", "-qmp", monitor])
         {
             info.ArgumentList.Add(argument);
         }
 
         var process = new Process { StartInfo = info };
-        var qemu = new QemuProcess(process, path);
+        var qemu = new QemuProcess(process, path, endPoint);
         process.ErrorDataReceived += (_, e) => qemu.AppendStandardError(e.Data);
         process.OutputDataReceived += (_, _) => { };
         process.Start();
@@ -175,12 +183,23 @@ internal sealed class QemuProcess : IAsyncDisposable
         finally
         {
             _process.Dispose();
-            TryDelete(SocketPath);
+            if (SocketPath.Length > 0)
+            {
+                TryDelete(SocketPath);
+            }
         }
     }
 
     /// <inheritdoc />
-    public override string ToString() => $"QEMU pid {_pid} on {SocketPath}";
+    public override string ToString() => $"QEMU pid {_pid} on {Address}";
+
+    /// <summary>A TCP port on 127.0.0.1 that was free a moment ago.</summary>
+    private static int FreeTcpPort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
 
     private static string? FindOnPath(string name)
     {
@@ -247,21 +266,20 @@ internal sealed class QemuProcess : IAsyncDisposable
     private async Task WaitUntilAcceptingAsync()
     {
         var deadline = Stopwatch.StartNew();
-        var endPoint = new UnixDomainSocketEndPoint(SocketPath);
         while (true)
         {
             if (HasExited())
             {
                 // Let the stderr reader catch up before quoting it.
                 await _process.WaitForExitAsync().WaitAsync(ExitLimit).ConfigureAwait(false);
-                throw new InvalidOperationException($"{ExecutableName} exited with code {_process.ExitCode} before listening on {SocketPath}.{Describe()}");
+                throw new InvalidOperationException($"{ExecutableName} exited with code {_process.ExitCode} before listening on {Address}.{Describe()}");
             }
 
-            using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+            using (var probe = new Socket(EndPoint.AddressFamily, SocketType.Stream, EndPoint is IPEndPoint ? ProtocolType.Tcp : ProtocolType.Unspecified))
             {
                 try
                 {
-                    await probe.ConnectAsync(endPoint).ConfigureAwait(false);
+                    await probe.ConnectAsync(EndPoint).ConfigureAwait(false);
                     return;
                 }
                 catch (SocketException) when (deadline.Elapsed < StartupLimit)
@@ -270,7 +288,7 @@ internal sealed class QemuProcess : IAsyncDisposable
                 }
                 catch (SocketException ex)
                 {
-                    throw new TimeoutException($"QEMU (pid {_pid}) did not accept connections on {SocketPath} within {StartupLimit}: {ex.Message}.{Describe()}", ex);
+                    throw new TimeoutException($"QEMU (pid {_pid}) did not accept connections on {Address} within {StartupLimit}: {ex.Message}.{Describe()}", ex);
                 }
             }
 

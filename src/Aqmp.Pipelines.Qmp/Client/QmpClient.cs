@@ -23,9 +23,14 @@ namespace Aqmp.Pipelines.Qmp.Client;
 /// When the session ends — the server exits, the socket drops, <c>DisconnectAsync</c> — every
 /// pending execute fails with <see cref="QmpExecuteInterruptedException"/> and every listener's
 /// enumeration ends, so nothing waits on a dead server. Once <c>quit</c> is sent, the server
-/// closing (or resetting) the connection is the expected, clean end of the session; QEMU sometimes
-/// exits before its reply is delivered, and a <c>quit</c> still pending when the session ends
-/// without an error then completes as if answered (an empty return value).
+/// closing (or resetting) the connection is the expected, clean end of the session, and no further
+/// command is written to it: each later execute fails at once with
+/// <see cref="QmpExecuteInterruptedException"/> (a write to a server that has exited would, over
+/// TCP, make its kernel reset the connection and ours discard the replies and events it had sent
+/// before exiting). <c>quit</c> itself returns the server's reply; when the server closed the
+/// connection without sending one, <see cref="ExecuteAsync(string, JsonElement?, CancellationToken)"/>
+/// returns an undefined <see cref="JsonElement"/> (<see cref="JsonValueKind.Undefined"/>: there is
+/// no reply) and <see cref="ExecuteMessageAsync"/> raises <see cref="QmpExecuteInterruptedException"/>.
 /// </para>
 /// </remarks>
 public class QmpClient : PipeProtocol<QmpMessage>
@@ -39,6 +44,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     private List<QmpEventListener> _listeners = [];
     private long _nextId;
     private volatile bool _quitSucceeded;
+    private volatile bool _quitWritten;
     private int _quitsPending;
 
     /// <summary>Creates a client in <see cref="Runstate.Idle"/>.</summary>
@@ -90,7 +96,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <param name="cancellationToken">Stops waiting for the reply; the session stays usable and the late reply is discarded.</param>
     /// <returns>The <c>return</c> value.</returns>
     /// <exception cref="QmpExecuteException">The server answered with an error.</exception>
-    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply.</exception>
+    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply, or <c>quit</c> was sent before this command (which then was not sent).</exception>
     /// <exception cref="StateException">The client is not <see cref="Runstate.Running"/>.</exception>
     /// <exception cref="TimeoutException"><see cref="QmpClientOptions.DefaultExecuteTimeout"/> elapsed.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
@@ -98,7 +104,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     {
         ArgumentException.ThrowIfNullOrEmpty(command);
         var reply = await ExecuteCoreAsync(command, id => QmpMessage.Command(command, arguments, id), cancellationToken).ConfigureAwait(false);
-        return ReturnValueOf(command, reply);
+        return reply is null ? default : ReturnValueOf(command, reply);
     }
 
     /// <summary>
@@ -112,13 +118,13 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <param name="cancellationToken">Stops waiting for the reply.</param>
     /// <returns>The deserialized <c>return</c> value.</returns>
     /// <exception cref="QmpExecuteException">The server answered with an error.</exception>
-    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply.</exception>
+    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply, or <c>quit</c> was sent before this command (which then was not sent).</exception>
     /// <exception cref="JsonException">The value does not fit <typeparamref name="T"/>.</exception>
     public async Task<T?> ExecuteAsync<T>(string command, JsonElement? arguments, JsonTypeInfo<T> resultType, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(resultType);
         var value = await ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
-        return value.Deserialize(resultType);
+        return value.ValueKind == JsonValueKind.Undefined ? default : value.Deserialize(resultType);
     }
 
     /// <summary>
@@ -129,7 +135,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <param name="cancellationToken">Stops waiting for the reply; the late reply is discarded.</param>
     /// <returns>The reply: <see cref="QmpMessageKind.Return"/> or <see cref="QmpMessageKind.Error"/>.</returns>
     /// <exception cref="ArgumentException"><paramref name="command"/> is not a command.</exception>
-    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply.</exception>
+    /// <exception cref="QmpExecuteInterruptedException">The session ended before the reply, or <c>quit</c> was sent before this command (which then was not sent).</exception>
     /// <exception cref="StateException">The client is not <see cref="Runstate.Running"/>.</exception>
     /// <exception cref="TimeoutException"><see cref="QmpClientOptions.DefaultExecuteTimeout"/> elapsed.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
@@ -141,14 +147,22 @@ public class QmpClient : PipeProtocol<QmpMessage>
             throw new ArgumentException($"A {command.Kind} message cannot be executed.", nameof(command));
         }
 
-        return ExecuteCoreAsync(command.CommandName!, command.WithId, cancellationToken);
+        return ExecuteMessageCoreAsync(command, cancellationToken);
+    }
+
+    private async Task<QmpMessage> ExecuteMessageCoreAsync(QmpMessage command, CancellationToken cancellationToken)
+    {
+        var name = command.CommandName!;
+        return await ExecuteCoreAsync(name, command.WithId, cancellationToken).ConfigureAwait(false)
+            ?? throw new QmpExecuteInterruptedException(name, "the server closed the connection after quit without replying (the quit took effect).", null);
     }
 
     /// <summary>
     /// Registers a pending execute under a fresh id, sends the command <paramref name="build"/>
-    /// makes with that id (built once), and waits for its reply.
+    /// makes with that id (built once), and waits for its reply: null when the server closed the
+    /// connection after <c>quit</c> without replying to it.
     /// </summary>
-    private async Task<QmpMessage> ExecuteCoreAsync(string name, Func<JsonElement, QmpMessage> build, CancellationToken cancellationToken)
+    private async Task<QmpMessage?> ExecuteCoreAsync(string name, Func<JsonElement, QmpMessage> build, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var id = Interlocked.Increment(ref _nextId);
@@ -196,6 +210,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     protected override async Task EstablishSessionAsync(HandshakeContext<QmpMessage> handshake, CancellationToken cancellationToken)
     {
         _quitSucceeded = false;
+        _quitWritten = false;
         OutOfBandEnabled = false;
         var early = new List<QmpEvent>();
         var greetingMessage = await ReceiveNegotiationAsync(handshake, early, "waiting for the greeting", cancellationToken).ConfigureAwait(false);
@@ -265,6 +280,29 @@ public class QmpClient : PipeProtocol<QmpMessage>
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// Refuses every command after <c>quit</c> (each fails with <see cref="QmpExecuteInterruptedException"/>,
+    /// unsent): this runs as each message is framed, in the order they are written, so no command
+    /// reaches the server after <c>quit</c>, however many callers execute at once.
+    /// </summary>
+    /// <param name="message">The outbound message.</param>
+    /// <returns>The message, unchanged.</returns>
+    /// <exception cref="QmpExecuteInterruptedException">The message is a command and <c>quit</c> was already sent.</exception>
+    protected override QmpMessage OnOutbound(QmpMessage message)
+    {
+        if (message.Kind == QmpMessageKind.Command)
+        {
+            if (_quitWritten)
+            {
+                throw new QmpExecuteInterruptedException(message.CommandName!, "quit was sent, so the server is exiting: the command was not sent.", null);
+            }
+
+            _quitWritten = message.CommandName == QuitCommand;
+        }
+
+        return base.OnOutbound(message);
+    }
+
     /// <summary>Fails every pending execute and ends every listener.</summary>
     /// <param name="rootCause">The error that ended the session, or null.</param>
     /// <returns>A completed task.</returns>
@@ -279,8 +317,9 @@ public class QmpClient : PipeProtocol<QmpMessage>
 
             if (pending.Command == QuitCommand && rootCause is null && _quitsPending > 0)
             {
-                // QEMU closed the connection on quit before its reply arrived: the quit took effect.
-                pending.Reply.TrySetResult(QmpMessage.Return(null, IdElement(id)));
+                // The server closed the connection on quit without replying: the quit took effect,
+                // and there is no reply to report (none is made up).
+                pending.Reply.TrySetResult(null);
             }
             else
             {
@@ -368,6 +407,11 @@ public class QmpClient : PipeProtocol<QmpMessage>
                 // Set here, in the read loop, before it can see the server close the connection.
                 _quitSucceeded = true;
             }
+            else if (pending.Command == QuitCommand)
+            {
+                // The server refused quit: it is not exiting, and commands may be sent again.
+                _quitWritten = false;
+            }
 
             pending.Reply.TrySetResult(reply);
             return;
@@ -405,6 +449,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     {
         public string Command { get; } = command;
 
-        public TaskCompletionSource<QmpMessage> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>The reply; null when the server closed the connection after quit without one.</summary>
+        public TaskCompletionSource<QmpMessage?> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

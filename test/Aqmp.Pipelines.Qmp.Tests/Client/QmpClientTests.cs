@@ -803,6 +803,76 @@ public static class QmpClientTests
         }
 
         [Test]
+        public async Task Commands_executed_after_quit_was_sent_fail_at_once_with_QmpExecuteInterruptedException_and_are_never_written()
+        {
+            await using var peer = await ScriptedQmpPeer.ConnectNewAsync().Bounded();
+            var client = peer.Client!;
+
+            var status = client.ExecuteAsync("query-status");
+            var quit = client.ExecuteAsync("quit");
+            var after = new Task[] { client.ExecuteAsync("query-name"), client.ExecuteMessageAsync(QmpMessage.Command("query-version")) };
+
+            foreach (var late in after)
+            {
+                var refused = await Assert.ThrowsAsync<QmpExecuteInterruptedException>(() => late.Bounded());
+                Assert.That(refused!.Message, Does.Contain("not sent"));
+            }
+
+            var commands = await peer.ReadCommandsAsync(2).Bounded();
+            Assert.That(commands.Select(c => c.CommandName), Is.EqualTo(new[] { "query-status", "quit" }));
+            await peer.WriteLinesAsync(ScriptedQmpPeer.ReturnJson(ScriptedQmpPeer.IdOf(commands[0])), ScriptedQmpPeer.ReturnJson(ScriptedQmpPeer.IdOf(commands[1]))).Bounded();
+            await peer.CloseAsync().Bounded();
+            await status.Bounded();
+            await quit.Bounded();
+            Assert.That(await peer.ReadUntilClientClosesAsync().Bounded(), Is.Empty, "nothing was written after quit");
+        }
+
+        [Test]
+        public async Task A_quit_the_server_answers_by_closing_without_a_reply_returns_an_undefined_value_none_is_made_up()
+        {
+            await using var peer = await ScriptedQmpPeer.ConnectNewAsync().Bounded();
+            var client = peer.Client!;
+
+            var quit = client.ExecuteAsync("quit");
+            await peer.ReadCommandAsync("quit").Bounded();
+            await peer.CloseAsync().Bounded();
+
+            Assert.That((await quit.Bounded()).ValueKind, Is.EqualTo(System.Text.Json.JsonValueKind.Undefined));
+            await client.DisconnectAsync().Bounded();
+        }
+
+        [Test]
+        public async Task A_raw_quit_the_server_answers_by_closing_without_a_reply_raises_QmpExecuteInterruptedException_saying_the_quit_took_effect()
+        {
+            await using var peer = await ScriptedQmpPeer.ConnectNewAsync().Bounded();
+            var client = peer.Client!;
+
+            var quit = client.ExecuteMessageAsync(QmpMessage.Command("quit"));
+            await peer.ReadCommandAsync("quit").Bounded();
+            await peer.CloseAsync().Bounded();
+
+            var interrupted = await Assert.ThrowsAsync<QmpExecuteInterruptedException>(() => quit.Bounded());
+            Assert.That(interrupted!.Message, Does.Contain("without replying (the quit took effect)"));
+            Assert.That(interrupted.InnerException, Is.Null, "the session ended cleanly");
+            await client.DisconnectAsync().Bounded();
+        }
+
+        [Test]
+        public async Task After_a_refused_quit_commands_are_sent_again()
+        {
+            await using var peer = await ScriptedQmpPeer.ConnectNewAsync().Bounded();
+            var client = peer.Client!;
+
+            var quit = client.ExecuteAsync("quit");
+            await peer.ReplyErrorAsync(await peer.ReadCommandAsync("quit").Bounded(), "GenericError", "not now").Bounded();
+            await Assert.ThrowsAsync<QmpExecuteException>(() => quit.Bounded());
+
+            var status = client.ExecuteAsync("query-status");
+            await peer.ReplyAsync(await peer.ReadCommandAsync("query-status").Bounded()).Bounded();
+            await status.Bounded();
+        }
+
+        [Test]
         public async Task Without_quit_the_peer_closing_makes_DisconnectAsync_raise_EndOfStreamException()
         {
             await using var peer = await ScriptedQmpPeer.ConnectNewAsync().Bounded();
