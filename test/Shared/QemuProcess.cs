@@ -262,7 +262,26 @@ internal sealed class QemuProcess : IAsyncDisposable
         return stderr.Length == 0 ? " QEMU wrote nothing to stderr." : $" QEMU's stderr:{Environment.NewLine}{stderr}";
     }
 
-    /// <summary>Polls until a connection to the socket succeeds; the probe connection is closed at once (QEMU then serves the next client).</summary>
+    /// <summary>
+    /// Polls until a connection to the socket succeeds and QEMU greets it, then closes that probe
+    /// (QEMU then serves the next client). Waiting for the greeting matters: QEMU serves one client
+    /// per monitor, and a client that connected while the probe was still waiting to be accepted
+    /// could be accepted beside it and dropped (seen as a reset or a second greeting).
+    /// </summary>
+    private static async Task ReadGreetingAsync(Socket probe)
+    {
+        using var limit = new CancellationTokenSource(StartupLimit);
+        var buffer = new byte[4096];
+        while (true)
+        {
+            var read = await probe.ReceiveAsync(buffer, SocketFlags.None, limit.Token).ConfigureAwait(false);
+            if (read == 0 || Array.IndexOf(buffer, (byte)'\n', 0, read) >= 0)
+            {
+                return;
+            }
+        }
+    }
+
     private async Task WaitUntilAcceptingAsync()
     {
         var deadline = Stopwatch.StartNew();
@@ -280,6 +299,7 @@ internal sealed class QemuProcess : IAsyncDisposable
                 try
                 {
                     await probe.ConnectAsync(EndPoint).ConfigureAwait(false);
+                    await ReadGreetingAsync(probe).ConfigureAwait(false);
                     return;
                 }
                 catch (SocketException) when (deadline.Elapsed < StartupLimit)
