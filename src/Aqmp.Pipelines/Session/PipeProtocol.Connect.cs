@@ -314,6 +314,7 @@ public abstract partial class PipeProtocol<TMessage>
                     lock (_gate)
                     {
                         _connection = connection;
+                        _reader = new MessageReader<TMessage>(connection, _framer);
                     }
 
                     // Checked only now, so that a connection handed in by OpenAsync is owned (and
@@ -418,7 +419,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// <summary>Creates the outbound writer and starts both loops. Call under the gate.</summary>
     private void StartLoops()
     {
-        ReleaseHandshakeRead();
+        var reader = _reader!;
         var connection = _connection!;
         OutboundWriter<TMessage>? outbound = null;
         outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => FailSession(outbound!, error), _options.OutboundBatchBytes);
@@ -428,7 +429,7 @@ public abstract partial class PipeProtocol<TMessage>
         var abort = _sessionAbort.Token;
         var context = new MessageContext<TMessage>(this, outbound);
         _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(outbound, abort), abort, isOutput: true));
-        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(connection, outbound, context, abort), abort, isOutput: false));
+        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(reader, outbound, context, abort), abort, isOutput: false));
     }
 
     /// <summary>A connection attempt under way: how to abort it, and when it has finished.</summary>

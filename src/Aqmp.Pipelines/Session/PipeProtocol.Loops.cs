@@ -56,150 +56,119 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// The canonical pipe read loop: read, parse every frame the buffer holds, deliver each,
-    /// flush the replies the handlers sent, advance past what was consumed and examined, stop when
-    /// the peer ends the stream. Once a handler has asked to end the session
-    /// (<see cref="MessageContext{TMessage}.EndSession"/>), it delivers nothing more but keeps
-    /// reading (and discarding) until the teardown stops it, so that a peer that answers what it
-    /// reads never blocks the drain.
+    /// The canonical pipe read loop: deliver every message the held read contains, flush the
+    /// replies the handlers sent, then hand the read back and wait for more (through the
+    /// session's <see cref="MessageReader{TMessage}"/>, which the handshake used before it, so
+    /// what the handshake left unread comes first); stop when the peer ends the stream. Once a
+    /// handler has asked to end the session (<see cref="MessageContext{TMessage}.EndSession"/>),
+    /// it delivers nothing more but keeps reading (and discarding) until the teardown stops it, so
+    /// that a peer that answers what it reads never blocks the drain.
     /// </summary>
-    private async Task ReadLoopAsync(TransportConnection connection, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
+    private async Task ReadLoopAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
     {
-        var input = connection.Pipe.Input;
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
         SessionFlow.Enter(this, SessionFlowRole.ReadLoop);
-
-        // Where the framer stopped looking in an incomplete frame, handed back to it on the next
-        // read so that it need not search the same bytes again (default: nothing examined yet).
-        SequencePosition resume = default;
-        while (true)
+        try
         {
-            var result = await input.ReadAsync().ConfigureAwait(false);
-            var buffer = result.Buffer;
-            var consumed = buffer.Start;
-            var examined = ResumeFrom(resume, buffer);
-            try
+            while (true)
             {
-                if (result.IsCanceled)
-                {
-                    // Stopped by the disconnect; the read is still handed back (finally), so that
-                    // a graceful close may drain the same reader.
-                    return;
-                }
-
                 if (context.IsEndRequested)
                 {
                     // A handler ended the session: nothing more is delivered while the drain runs.
-                    consumed = examined = buffer.End;
-                    if (result.IsCompleted)
-                    {
-                        return;
-                    }
-
-                    continue;
+                    reader.DiscardHeld();
+                }
+                else if (await DeliverHeldAsync(reader, outbound, context, abort).ConfigureAwait(false))
+                {
+                    return;
                 }
 
-                // While this thread runs the handlers synchronously, their replies are left for
-                // this loop to flush (the mark is cleared before every wait, and set again after it).
-                context.SetHandlingThread(true);
-                while (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
+                if (reader.IsCompleted)
                 {
-                    buffer = buffer.Slice(consumed);
-                    if (abort.IsCancellationRequested)
+                    if (!context.IsEndRequested && !IsPeerCloseExpected)
                     {
-                        return;
+                        reader.ThrowPeerGone();
                     }
 
-                    var handled = OnMessageAsync(OnInbound(message), context, abort);
-                    if (!handled.IsCompletedSuccessfully)
+                    if (!context.IsEndRequested)
                     {
-                        // The handler waits (or failed): what it sent leaves now, not after it.
-                        context.SetHandlingThread(false);
-                        outbound.FlushDeferred();
-                        await handled.ConfigureAwait(false);
-                        context.SetHandlingThread(true);
-                    }
-                    else
-                    {
-                        handled.GetAwaiter().GetResult(); // consumed once, so that a pooled source is released
-                    }
-
-                    if (context.IsEndRequested)
-                    {
-                        // The rest of this read is not delivered; it is discarded with what follows.
-                        consumed = examined = buffer.End;
-                        break;
-                    }
-                }
-
-                // Every frame of this read is handled: the replies to them leave together.
-                context.SetHandlingThread(false);
-                outbound.FlushDeferred();
-
-                if (result.IsCompleted)
-                {
-                    // Every complete frame is delivered; then a reset the transport deferred is the
-                    // cause of the end, else what is left is the framer's to judge.
-                    var inputError = connection.InputError;
-                    if (inputError is null && !buffer.IsEmpty && !context.IsEndRequested && _framer.TryReadFinalMessage(buffer, out var last))
-                    {
-                        consumed = examined = buffer.End;
-                        await OnMessageAsync(OnInbound(last), context, abort).ConfigureAwait(false);
-                    }
-
-                    if (context.IsEndRequested)
-                    {
-                        // The peer closed after a handler ended the session: the end it asked for.
-                        return;
-                    }
-
-                    if (!IsPeerCloseExpected)
-                    {
-                        ThrowPeerGone(connection);
-                    }
-
-                    // A clean end the protocol expected: the session still ends, without an error.
-                    PipeProtocolLog.PeerClosedAsExpected(Logger);
-                    lock (_gate)
-                    {
-                        ScheduleDisconnect();
+                        // A clean end the protocol expected: the session still ends, without an error.
+                        PipeProtocolLog.PeerClosedAsExpected(Logger);
+                        lock (_gate)
+                        {
+                            ScheduleDisconnect();
+                        }
                     }
 
                     return;
                 }
+
+                if (!await reader.ReadAsync().ConfigureAwait(false))
+                {
+                    // Stopped by the disconnect; the read is handed back, so that a graceful close
+                    // may drain the same reader.
+                    return;
+                }
             }
-            catch
-            {
-                // The session is failing (say, a frame over the limit): never hand back an examined
-                // position behind the last one, or a Pipe-backed transport (a caller's IDuplexPipe)
-                // would count every buffered byte as unexamined again and stop pausing its writer
-                // while the teardown runs.
-                examined = result.Buffer.End;
-                throw;
-            }
-            finally
-            {
-                context.SetHandlingThread(false);
-                input.AdvanceTo(consumed, examined);
-                resume = ResumeAfter(buffer, consumed, examined);
-            }
+        }
+        catch
+        {
+            // The session is failing (a frame over the limit, a handler that threw): the read is
+            // handed back fully examined, or a Pipe-backed transport (a caller's IDuplexPipe) would
+            // count every buffered byte as new and stop pausing its writer while the teardown runs.
+            reader.Release(failed: true);
+            throw;
+        }
+        finally
+        {
+            context.SetHandlingThread(false);
+            reader.Release();
         }
     }
 
     /// <summary>
-    /// Where the framer starts looking in <paramref name="buffer"/>: the position it stopped at in
-    /// an incomplete frame on the previous read (<see cref="ResumeAfter"/>), else the buffer's start.
+    /// Hands every complete message of the held read to <see cref="OnMessageAsync"/>, in order,
+    /// then, at the end of the stream, the framer's final message if any; flushes the replies.
+    /// Returns true when the loop must stop (the session is being torn down).
     /// </summary>
-    private static SequencePosition ResumeFrom(SequencePosition resume, in ReadOnlySequence<byte> buffer)
-        => resume.GetObject() is null ? buffer.Start : resume;
+    private async ValueTask<bool> DeliverHeldAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
+    {
+        // While this thread runs the handlers synchronously, their replies are left for this loop
+        // to flush (the mark is cleared before every wait, and set again after it).
+        context.SetHandlingThread(true);
+        while (reader.TryRead(out var message) || reader.TryReadFinal(out message))
+        {
+            if (abort.IsCancellationRequested)
+            {
+                return true;
+            }
 
-    /// <summary>
-    /// The position to hand back to the framer on the next read: where it stopped looking, while
-    /// a partial frame (<paramref name="remainder"/>, from <paramref name="consumed"/>) is left;
-    /// none once everything is consumed, when the pipe may recycle the segment it points into.
-    /// </summary>
-    private static SequencePosition ResumeAfter(in ReadOnlySequence<byte> remainder, SequencePosition consumed, SequencePosition examined)
-        => remainder.IsEmpty || examined.Equals(consumed) ? default : examined;
+            var handled = OnMessageAsync(OnInbound(message), context, abort);
+            if (!handled.IsCompletedSuccessfully)
+            {
+                // The handler waits (or failed): what it sent leaves now, not after it.
+                context.SetHandlingThread(false);
+                outbound.FlushDeferred();
+                await handled.ConfigureAwait(false);
+                context.SetHandlingThread(true);
+            }
+            else
+            {
+                handled.GetAwaiter().GetResult(); // consumed once, so that a pooled source is released
+            }
+
+            if (context.IsEndRequested)
+            {
+                // The rest of this read is not delivered; it is discarded with what follows.
+                reader.DiscardHeld();
+                break;
+            }
+        }
+
+        // Every frame of this read is handled: the replies to them leave together.
+        context.SetHandlingThread(false);
+        outbound.FlushDeferred();
+        return false;
+    }
 
     /// <summary>
     /// The write loop: senders frame their messages straight into the transport's pipe (see

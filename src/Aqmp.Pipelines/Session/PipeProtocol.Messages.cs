@@ -9,10 +9,9 @@ namespace Aqmp.Pipelines.Session;
 // Message I/O shared by both halves: sending, handshake receiving, and the filter hooks.
 public abstract partial class PipeProtocol<TMessage>
 {
-    // A read held by the handshake's ReceiveAsync: the buffer it returned, how far messages
-    // were taken from it, and whether the peer had ended the stream. Guarded by the handshake's
-    // single-caller rule, reset under the gate.
-    private HandshakeRead _handshakeRead;
+    // Reads the current connection's messages, for the handshake and then the read loop; set with
+    // the connection, reset under the gate.
+    private MessageReader<TMessage>? _reader;
 
     /// <summary>
     /// Sends a message. While <see cref="Runstate.Running"/>, frames it at once into the
@@ -122,47 +121,24 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     internal async ValueTask<TMessage> ReceiveDuringHandshakeAsync(CancellationToken cancellationToken)
     {
-        var connection = HandshakeConnection();
-        var input = connection.Pipe.Input;
-        SequencePosition resume = default; // as in the read loop: an incomplete frame is not searched twice
+        HandshakeConnection();
+        var reader = _reader!;
         while (true)
         {
-            if (_handshakeRead.IsHeld)
+            if (reader.TryRead(out var message) || reader.TryReadFinal(out message))
             {
-                var buffer = _handshakeRead.Buffer.Slice(_handshakeRead.Consumed);
-                var consumed = buffer.Start;
-                var examined = ResumeFrom(resume, buffer);
-                if (_framer.TryReadMessage(buffer, ref consumed, ref examined, out var message))
-                {
-                    _handshakeRead.Consumed = consumed;
-                    return OnInbound(message);
-                }
-
-                if (_handshakeRead.IsCompleted)
-                {
-                    if (connection.InputError is null && !buffer.IsEmpty && _framer.TryReadFinalMessage(buffer, out var last))
-                    {
-                        _handshakeRead.Consumed = buffer.End;
-                        return OnInbound(last);
-                    }
-
-                    ThrowPeerGone(connection);
-                }
-
-                input.AdvanceTo(consumed, examined);
-                resume = ResumeAfter(buffer, consumed, examined);
-                _handshakeRead = default;
+                return OnInbound(message);
             }
 
-            var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
-            if (result.IsCanceled)
+            if (reader.IsCompleted)
             {
-                // Handed back as examined as far as before, or a pipe would count those bytes anew.
-                input.AdvanceTo(result.Buffer.Start, ResumeFrom(resume, result.Buffer));
+                reader.ThrowPeerGone();
+            }
+
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
                 throw new OperationCanceledException("The read was cancelled.");
             }
-
-            _handshakeRead = new HandshakeRead(result.Buffer, result.IsCompleted);
         }
     }
 
@@ -252,7 +228,7 @@ public abstract partial class PipeProtocol<TMessage>
         var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (flush.IsCompleted)
         {
-            ThrowPeerGone(connection);
+            MessageReader<TMessage>.ThrowPeerGone(connection);
         }
     }
 
@@ -266,38 +242,5 @@ public abstract partial class PipeProtocol<TMessage>
                 ? connection
                 : throw new InvalidOperationException("No handshake is under way: a handshake context sends and receives only within its EstablishSessionAsync.");
         }
-    }
-
-    /// <summary>Hands a read held by the handshake back to the pipe, unexamined, so the read loop sees its rest. Call under the gate.</summary>
-    private void ReleaseHandshakeRead()
-    {
-        if (_handshakeRead.IsHeld)
-        {
-            _connection!.Pipe.Input.AdvanceTo(_handshakeRead.Consumed);
-            _handshakeRead = default;
-        }
-    }
-
-    /// <summary>
-    /// Raises why the input ended: the connection failure the transport deferred (a reset), or
-    /// <see cref="EndOfStreamException"/> when the peer closed.
-    /// </summary>
-    [DoesNotReturn]
-    private static void ThrowPeerGone(Transports.TransportConnection connection)
-    {
-        if (connection.InputError is { } error)
-        {
-            ExceptionDispatchInfo.Throw(error);
-        }
-
-        throw new EndOfStreamException("The peer closed the connection.");
-    }
-
-    private struct HandshakeRead(ReadOnlySequence<byte> buffer, bool isCompleted)
-    {
-        public readonly ReadOnlySequence<byte> Buffer = buffer;
-        public readonly bool IsCompleted = isCompleted;
-        public readonly bool IsHeld = true;
-        public SequencePosition Consumed = buffer.Start;
     }
 }

@@ -259,7 +259,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         _writerTask = null;
         _disconnect = null;
         _rootCause = null;
-        _handshakeRead = default;
+        _reader = null;
     }
 
     /// <summary>One transition in the chain of runstates; each links to the next when it happens.</summary>

@@ -1,0 +1,180 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.IO.Pipelines;
+using System.Runtime.ExceptionServices;
+using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Transports;
+
+namespace Aqmp.Pipelines.Session;
+
+/// <summary>
+/// Reads a connection's messages through its framer, for the handshake and then the read loop
+/// (the same instance, so a read the handshake did not finish is continued, not handed back): the
+/// one owner of the input's <see cref="PipeReader.AdvanceTo(SequencePosition, SequencePosition)"/>.
+/// It holds one read at a time and takes messages from it without waiting; only when none is left
+/// does it hand the read back (past what was consumed, examined as far as the framer looked) and
+/// wait for more. Not thread-safe: one flow reads at a time.
+/// </summary>
+/// <remarks>
+/// The framer is handed, on every call for the same partial frame, the position where it stopped
+/// looking last time, so that it never searches a long partial frame twice; once a frame is
+/// consumed, or the read is handed back with nothing left, that position is forgotten (the pipe may
+/// recycle the memory it points into).
+/// </remarks>
+/// <typeparam name="TMessage">The protocol's message type.</typeparam>
+internal sealed class MessageReader<TMessage>(TransportConnection connection, IMessageFramer<TMessage> framer)
+{
+    private readonly PipeReader _input = connection.Pipe.Input;
+    private ReadOnlySequence<byte> _buffer;   // the held read, from the first unconsumed byte
+    private SequencePosition _examined;       // where the framer stopped looking in _buffer's partial frame; default: nowhere yet
+    private bool _held;
+    private bool _completed;
+    private bool _failed;
+
+    /// <summary>Whether the held read is the last: the peer ended the stream (or the connection failed) after it.</summary>
+    public bool IsCompleted => _held && _completed;
+
+    /// <summary>Takes the next complete message from the held read, without waiting.</summary>
+    /// <param name="message">The message; it may point into the held read, valid until the read is handed back.</param>
+    /// <returns>Whether a complete message was buffered.</returns>
+    /// <exception cref="ProtocolException">The framer refused the bytes; the reader is then failed.</exception>
+    public bool TryRead([MaybeNullWhen(false)] out TMessage message)
+    {
+        message = default;
+        if (!_held)
+        {
+            return false;
+        }
+
+        var consumed = _buffer.Start;
+        var examined = _examined.GetObject() is null ? _buffer.Start : _examined;
+        try
+        {
+            if (framer.TryReadMessage(_buffer, ref consumed, ref examined, out message))
+            {
+                _buffer = _buffer.Slice(consumed);
+                _examined = default;
+                return true;
+            }
+        }
+        catch
+        {
+            _failed = true;
+            throw;
+        }
+
+        _examined = examined;
+        return false;
+    }
+
+    /// <summary>
+    /// At the end of the stream (<see cref="IsCompleted"/>, no complete message left): the final
+    /// message the framer makes of the unterminated rest, if any. Not offered when the connection
+    /// failed (a reset): what is left was cut short, and the failure is the end.
+    /// </summary>
+    /// <param name="message">The final message.</param>
+    /// <returns>Whether there was one.</returns>
+    /// <exception cref="IncompleteFrameException">The rest is a partial frame (the framer's default).</exception>
+    public bool TryReadFinal([MaybeNullWhen(false)] out TMessage message)
+    {
+        message = default;
+        if (!IsCompleted || _buffer.IsEmpty || connection.InputError is not null)
+        {
+            return false;
+        }
+
+        try
+        {
+            if (!framer.TryReadFinalMessage(_buffer, out message))
+            {
+                return false;
+            }
+        }
+        catch
+        {
+            _failed = true;
+            throw;
+        }
+
+        _buffer = _buffer.Slice(_buffer.End);
+        return true;
+    }
+
+    /// <summary>Drops everything held without delivering it (the session is ending on purpose).</summary>
+    public void DiscardHeld()
+    {
+        if (_held)
+        {
+            _buffer = _buffer.Slice(_buffer.End);
+            _examined = default;
+        }
+    }
+
+    /// <summary>Hands the held read back and waits for more bytes.</summary>
+    /// <param name="cancellationToken">Stops waiting (<see cref="OperationCanceledException"/>).</param>
+    /// <returns>False when the wait was cancelled with <see cref="PipeReader.CancelPendingRead"/> (nothing is held then).</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    public async ValueTask<bool> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        Release();
+        var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
+        if (result.IsCanceled)
+        {
+            // Handed back as examined as far as before, or a pipe would count those bytes anew.
+            var examined = _examined.GetObject() is null ? result.Buffer.Start : _examined;
+            _input.AdvanceTo(result.Buffer.Start, examined);
+            return false;
+        }
+
+        _buffer = result.Buffer;
+        _completed = result.IsCompleted;
+        _held = true;
+        return true;
+    }
+
+    /// <summary>
+    /// Hands the held read back, if any: past what was consumed, examined as far as the framer
+    /// looked (to its end once the reader or its caller failed, so that a pipe-backed transport
+    /// does not count the buffered bytes as new while the session ends). Idempotent.
+    /// </summary>
+    /// <param name="failed">The caller is failing (a handler threw): hand the read back fully examined.</param>
+    public void Release(bool failed = false)
+    {
+        if (!_held)
+        {
+            return;
+        }
+
+        _held = false;
+        _failed |= failed;
+        var examined = _failed || _examined.GetObject() is null ? _buffer.End : _examined;
+        if (!_failed && _examined.GetObject() is null && !_buffer.IsEmpty)
+        {
+            // Not looked at yet (the handshake stopped at a frame boundary): the next read shows it again.
+            examined = _buffer.Start;
+        }
+
+        _input.AdvanceTo(_buffer.Start, examined);
+        if (_buffer.IsEmpty || _failed)
+        {
+            _examined = default;
+        }
+    }
+
+    /// <summary>Raises why the input ended: the failure the transport deferred (a reset), or <see cref="EndOfStreamException"/>.</summary>
+    [DoesNotReturn]
+    public void ThrowPeerGone() => ThrowPeerGone(connection);
+
+    /// <summary>Raises why <paramref name="ended"/>'s input ended: the failure it deferred (a reset), or <see cref="EndOfStreamException"/>.</summary>
+    /// <param name="ended">The connection.</param>
+    [DoesNotReturn]
+    public static void ThrowPeerGone(TransportConnection ended)
+    {
+        if (ended.InputError is { } error)
+        {
+            ExceptionDispatchInfo.Throw(error);
+        }
+
+        throw new EndOfStreamException("The peer closed the connection.");
+    }
+}
