@@ -85,6 +85,16 @@ public class InMemorySendBenchmarks
         return Verify(await drain.WaitAsync(Loopback.OperationTimeout));
     }
 
+    /// <summary><c>SendManyAsync</c> in bursts of 64 lines (one lock and one wake per burst) through a running session into the pipe.</summary>
+    /// <returns>The bytes moved.</returns>
+    [Benchmark]
+    public async Task<long> SessionSendMany64_MemoryPipe()
+    {
+        var drain = DrainAsync(_pipe!.Reader, Lines);
+        await _session!.SendInBurstsAsync(_payloads, 64);
+        return Verify(await drain.WaitAsync(Loopback.OperationTimeout));
+    }
+
     /// <summary>Reads until the writer completes or <paramref name="lines"/> lines have arrived, checking each line's length.</summary>
     private async Task<(long Lines, long Bytes)> DrainAsync(PipeReader reader, long lines = long.MaxValue)
     {

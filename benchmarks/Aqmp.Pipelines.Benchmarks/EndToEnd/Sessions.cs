@@ -78,6 +78,15 @@ internal sealed class LineSenderSession() : PipeProtocol<ReadOnlySequence<byte>>
             await SendAsync(payload).ConfigureAwait(false);
         }
     }
+
+    /// <summary>Sends the payloads in bursts of <paramref name="burst"/> with <c>SendManyAsync</c>, in order.</summary>
+    public async Task SendInBurstsAsync(ReadOnlySequence<byte>[] payloads, int burst)
+    {
+        for (var start = 0; start < payloads.Length; start += burst)
+        {
+            await SendManyAsync(payloads.AsMemory(start, Math.Min(burst, payloads.Length - start))).ConfigureAwait(false);
+        }
+    }
 }
 
 /// <summary>

@@ -52,6 +52,19 @@ public sealed class MessageContext<TMessage>
     }
 
     /// <summary>
+    /// Sends several replies in one call (one lock, in order; see the session's <c>SendManyAsync</c>),
+    /// flushed as <see cref="SendAsync"/> flushes one.
+    /// </summary>
+    /// <param name="messages">The messages, in order.</param>
+    /// <param name="cancellationToken">Stops waiting for the transport: those framed by then are sent, the rest are not.</param>
+    /// <returns>A task that completes when every message is framed.</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired, or the session is disconnecting.</exception>
+    /// <exception cref="StateException">The session has ended.</exception>
+    /// <exception cref="Exception">A message was refused: those before it were sent, it and those after it were not.</exception>
+    public ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, CancellationToken cancellationToken = default)
+        => _session.SendManyAsync(messages, Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId, cancellationToken);
+
+    /// <summary>
     /// Ends the session gracefully once the handler returns: no further message is delivered, what
     /// was sent is flushed, and the session goes <see cref="Runstate.Disconnecting"/> without an
     /// error (so <see cref="PipeProtocol{TMessage}.DisconnectAsync"/> raises nothing, unless a

@@ -82,7 +82,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         _batchBytes = batchBytes;
     }
 
-    /// <summary>What <see cref="TryWrite"/> did with a message.</summary>
+    /// <summary>What <see cref="TryWrite(TMessage, bool)"/> did with a message.</summary>
     public enum WriteResult
     {
         /// <summary>Framed: it will be flushed with its batch.</summary>
@@ -107,8 +107,25 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     /// <returns>Whether it was framed.</returns>
     /// <exception cref="Exception">The outbound filter or the framer refused the message (it was not sent).</exception>
     public WriteResult TryWrite(TMessage message, bool readLoopFlushes = false)
+        => TryWrite(new ReadOnlySpan<TMessage>(in message), readLoopFlushes, out _);
+
+    /// <summary>
+    /// Frames <paramref name="messages"/> in order under one lock, with at most one wake of the
+    /// write loop, until all are framed or the writer is closed or must wait for the transport.
+    /// </summary>
+    /// <param name="messages">The messages.</param>
+    /// <param name="readLoopFlushes">As for one message: the read loop flushes them itself.</param>
+    /// <param name="written">How many were framed, from the first.</param>
+    /// <returns><see cref="WriteResult.Written"/> when all were framed; otherwise why the rest were not.</returns>
+    /// <exception cref="Exception">
+    /// The outbound filter or the framer refused message <paramref name="written"/> (it and those
+    /// after it were not sent; those before it were).
+    /// </exception>
+    public WriteResult TryWrite(ReadOnlySpan<TMessage> messages, bool readLoopFlushes, out int written)
     {
+        written = 0;
         Exception? failure = null;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? refusal = null;
         var wake = false;
         var result = WriteResult.Written;
         lock (_lock)
@@ -123,21 +140,38 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                 return WriteResult.Busy;
             }
 
-            if (_unflushedBytes >= _batchBytes)
+            while (written < messages.Length)
             {
-                failure = StartFlush();
-                if (failure is not null || _flushing)
+                if (_unflushedBytes >= _batchBytes)
                 {
-                    // Failed, or waiting for the transport: the write loop takes over the flush.
-                    _flushRequested = wake = true;
-                    result = failure is null ? WriteResult.Busy : WriteResult.Closed;
+                    failure = StartFlush();
+                    if (failure is not null || _flushing)
+                    {
+                        // Failed, or waiting for the transport: the write loop takes over the flush.
+                        _flushRequested = wake = true;
+                        result = failure is null ? WriteResult.Busy : WriteResult.Closed;
+                        break;
+                    }
                 }
-            }
 
-            if (result == WriteResult.Written)
-            {
-                failure = Frame(message);
-                if (failure is null && !_flushRequested)
+                try
+                {
+                    failure = Frame(messages[written]);
+                }
+                catch (Exception ex)
+                {
+                    // Refused before any of its bytes reached the pipe: those framed before it stand.
+                    refusal = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex);
+                    break;
+                }
+
+                if (failure is not null)
+                {
+                    break;
+                }
+
+                written++;
+                if (!_flushRequested)
                 {
                     if (readLoopFlushes)
                     {
@@ -166,6 +200,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             }
         }
 
+        refusal?.Throw();
         return result;
     }
 

@@ -53,6 +53,60 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
+    /// Sends several messages in one call, for a producer that has a burst of them: they are
+    /// framed in order under one lock, with one wake of the write loop, so no other sender's
+    /// message comes between them unless the transport's buffer fills on the way (then the call
+    /// waits, as <see cref="SendAsync(TMessage, CancellationToken)"/> does, and goes on in order).
+    /// Otherwise as <see cref="SendAsync(TMessage, CancellationToken)"/>: framed before the call
+    /// returns, flushed with their batch, the same states and errors.
+    /// </summary>
+    /// <param name="messages">The messages, in the order to send them.</param>
+    /// <param name="cancellationToken">Stops waiting for the transport: the messages framed by then are sent, the rest are not.</param>
+    /// <returns>A task that completes when every message is framed.</returns>
+    /// <exception cref="StateException">The runstate is not <see cref="Runstate.Running"/>, or the session ended while the call waited.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    /// <exception cref="Exception">
+    /// <see cref="OnOutbound"/> or the framer refused a message: those before it were sent, it and
+    /// those after it were not (and the session goes on, as for one message).
+    /// </exception>
+    /// <remarks>In every failure the messages sent are a prefix of <paramref name="messages"/>.</remarks>
+    protected ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, CancellationToken cancellationToken = default)
+        => SendManyAsync(messages, readLoopFlushes: false, cancellationToken);
+
+    /// <summary>Frames what it can at once (one lock), then waits in call order for the rest, one message at a time.</summary>
+    internal ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, bool readLoopFlushes, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var written = 0;
+        if (Volatile.Read(ref _runningOutbound) is { } outbound
+            && outbound.TryWrite(messages.Span, readLoopFlushes, out written) == OutboundWriter<TMessage>.WriteResult.Written)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        return SendRestAsync(messages[written..], cancellationToken);
+    }
+
+    private async ValueTask SendRestAsync(ReadOnlyMemory<TMessage> rest, CancellationToken cancellationToken)
+    {
+        while (!rest.IsEmpty)
+        {
+            // The first waits its turn behind the transport (or raises why it cannot be sent)...
+            await SendQueuedAsync(rest.Span[0], cancellationToken).ConfigureAwait(false);
+            rest = rest[1..];
+
+            // ...and the rest follow at once, while the transport has room.
+            var written = 0;
+            if (!rest.IsEmpty && Volatile.Read(ref _runningOutbound) is { } outbound)
+            {
+                outbound.TryWrite(rest.Span, readLoopFlushes: false, out written);
+            }
+
+            rest = rest[written..];
+        }
+    }
+
+    /// <summary>
     /// The slow path of a send while <see cref="Runstate.Running"/>: waits in call order for room
     /// in the transport's buffer (or raises why the message cannot be sent).
     /// </summary>
@@ -194,9 +248,9 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Filter hook for every outbound message, just before <see cref="SendAsync"/> frames it, in
-    /// the sender's context (see <see cref="SendAsync"/>) and under the lock that orders outbound messages (so it must not call
-    /// <see cref="SendAsync"/> itself). An exception refuses the message. The base logs <c>--&gt; {message}</c> at
+    /// Filter hook for every outbound message, just before <see cref="SendAsync(TMessage, CancellationToken)"/> frames it, in
+    /// the sender's context (see <see cref="SendAsync(TMessage, CancellationToken)"/>) and under the lock that orders outbound messages (so it must not call
+    /// <see cref="SendAsync(TMessage, CancellationToken)"/> itself). An exception refuses the message. The base logs <c>--&gt; {message}</c> at
     /// Debug and returns it unchanged.
     /// </summary>
     /// <param name="message">The outbound message.</param>

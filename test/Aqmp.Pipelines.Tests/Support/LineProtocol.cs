@@ -31,6 +31,8 @@ internal sealed class LineProtocol : PipeProtocol<string>
 
     public ValueTask SendLineAsync(string line, CancellationToken cancellationToken = default) => SendAsync(line, cancellationToken);
 
+    public ValueTask SendLinesAsync(ReadOnlyMemory<string> lines, CancellationToken cancellationToken = default) => SendManyAsync(lines, cancellationToken);
+
     public async Task<string> NextLineAsync(TimeSpan? timeout = null)
     {
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
