@@ -37,10 +37,8 @@ internal sealed class FullBacklogListener : IDisposable
     /// <exception cref="InvalidOperationException">The backlog did not fill after many connections.</exception>
     public static async Task<FullBacklogListener> StartAsync()
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        socket.Listen(0);
-        var listener = new FullBacklogListener(socket, (IPEndPoint)socket.LocalEndPoint!);
+        var socket = LoopbackSockets.Listen(out var endPoint, backlog: 0);
+        var listener = new FullBacklogListener(socket, endPoint);
         try
         {
             while (listener._fillers.Count < MostFillers)
