@@ -76,11 +76,16 @@ internal static class AqmpTool
         return await run(args).ConfigureAwait(false);
     }
 
-    /// <summary>One line for a failure: the message, and the root cause's when it adds something.</summary>
-    private static string Describe(Exception ex)
-        => ex is ConnectException { InnerException: { } inner } connect && !connect.Message.Contains(inner.Message, StringComparison.Ordinal)
-            ? $"{connect.Message} ({inner.Message})"
-            : ex.Message;
+    /// <summary>
+    /// One line for a failure: a missing greeting says why it may be missing; otherwise the message,
+    /// and the root cause's when it adds something.
+    /// </summary>
+    private static string Describe(Exception ex) => ex switch
+    {
+        QmpNegotiationException { InnerException: TimeoutException } noGreeting => noGreeting.Reason,
+        ConnectException { InnerException: { } inner } connect when !connect.Message.Contains(inner.Message, StringComparison.Ordinal) => $"{connect.Message} ({inner.Message})",
+        _ => ex.Message,
+    };
 
     private static void Interrupt(PosixSignalContext context, CancellationTokenSource interrupted)
     {

@@ -163,4 +163,21 @@ public sealed class ExecuteCommandTests
 
         ToolAssert.ConnectionFailure(result, "Failed to establish connection");
     }
+
+    [Test]
+    public async Task A_server_that_never_greets_exits_2_after_5_seconds_saying_another_client_may_hold_the_monitor()
+    {
+        // Listening but never accepting: the kernel completes the connection, and nothing is ever said.
+        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        silent.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        silent.Listen(1);
+        var port = ((IPEndPoint)silent.LocalEndPoint!).Port;
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = await AqmpProcess.RunAsync("execute", $"127.0.0.1:{port}", "query-status");
+
+        ToolAssert.ConnectionFailure(result, "no QMP greeting within 5 s: another client may hold the monitor (QEMU serves one client per monitor)");
+        Assert.That(result.StderrLines[0], Is.EqualTo("aqmp: error: no QMP greeting within 5 s: another client may hold the monitor (QEMU serves one client per monitor)"));
+        Assert.That(clock.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(5)));
+    }
 }

@@ -15,8 +15,11 @@ namespace Aqmp.Pipelines.Qmp.Client;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Connecting fails with <see cref="QmpNegotiationException"/> when the peer is not a QMP server or
-/// refuses <c>qmp_capabilities</c>. Events the server sends before or during the negotiation are
+/// Connecting fails with <see cref="QmpNegotiationException"/> when the peer is not a QMP server,
+/// refuses <c>qmp_capabilities</c>, or sends no greeting within
+/// <see cref="QmpClientOptions.GreetingTimeout"/> (as QEMU does while another client holds the
+/// monitor), and with a <see cref="ConnectException"/> wrapping a <see cref="TimeoutException"/>
+/// when the transport does not connect within <see cref="QmpClientOptions.ConnectTimeout"/>. Events the server sends before or during the negotiation are
 /// kept and delivered to the listeners, first.
 /// </para>
 /// <para>
@@ -51,11 +54,11 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <param name="options">Client settings; <see cref="QmpClientOptions.Default"/> when null.</param>
     /// <param name="loggerFactory">Where to log; nothing is logged when null.</param>
     /// <param name="name">A nickname for the connection, used in logs.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A setting of <paramref name="options"/> is out of range (see <see cref="QmpClientOptions.Validate"/>).</exception>
     public QmpClient(QmpClientOptions? options = null, ILoggerFactory? loggerFactory = null, string? name = null)
-        : base(new QmpFramer((options ?? QmpClientOptions.Default).MaximumMessageLength), (options ?? QmpClientOptions.Default).Session, loggerFactory, name)
+        : base(new QmpFramer(Validated(options).MaximumMessageLength), Validated(options).SessionWithTimeouts(), loggerFactory, name)
     {
         _options = options ?? QmpClientOptions.Default;
-        ArgumentOutOfRangeException.ThrowIfLessThan(_options.EventListenerCapacity, 1, nameof(QmpClientOptions.EventListenerCapacity));
     }
 
     /// <summary>The greeting of the current (or last) session's server; null before the first.</summary>
@@ -206,14 +209,18 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <param name="handshake">The negotiation's access to the connection.</param>
     /// <param name="cancellationToken">Cancels the negotiation.</param>
     /// <returns>A task that completes when the session is negotiated.</returns>
-    /// <exception cref="QmpNegotiationException">The peer is not a QMP server or refused.</exception>
+    /// <exception cref="QmpNegotiationException">
+    /// The peer is not a QMP server or refused, or sent no greeting within
+    /// <see cref="QmpClientOptions.GreetingTimeout"/> (a <see cref="TimeoutException"/> inside).
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired, even when the greeting timeout ran out too.</exception>
     protected override async Task EstablishSessionAsync(HandshakeContext<QmpMessage> handshake, CancellationToken cancellationToken)
     {
         _quitSucceeded = false;
         _quitWritten = false;
         OutOfBandEnabled = false;
         var early = new List<QmpEvent>();
-        var greetingMessage = await ReceiveNegotiationAsync(handshake, early, "waiting for the greeting", cancellationToken).ConfigureAwait(false);
+        var greetingMessage = await ReceiveGreetingAsync(handshake, early, cancellationToken).ConfigureAwait(false);
         if (greetingMessage.Kind != QmpMessageKind.Greeting)
         {
             throw new QmpNegotiationException(
@@ -360,6 +367,43 @@ public class QmpClient : PipeProtocol<QmpMessage>
         QmpMessageKind.Error => throw new QmpExecuteException(command, reply.ErrorClass!, reply.ErrorDescription!),
         _ => throw new QmpParseException($"Unexpected {reply.Kind} reply", QmpParseException.Clip(reply.ToString())),
     };
+
+    private static QmpClientOptions Validated(QmpClientOptions? options)
+    {
+        options ??= QmpClientOptions.Default;
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>
+    /// Reads up to the greeting within <see cref="QmpClientOptions.GreetingTimeout"/>: when it runs
+    /// out first, raises <see cref="QmpNegotiationException"/> wrapping a <see cref="TimeoutException"/>;
+    /// <paramref name="cancellationToken"/> firing stays a cancellation.
+    /// </summary>
+    private async Task<QmpMessage> ReceiveGreetingAsync(HandshakeContext<QmpMessage> handshake, List<QmpEvent> early, CancellationToken cancellationToken)
+    {
+        const string Stage = "waiting for the greeting";
+        var limit = _options.GreetingTimeout;
+        if (limit == Timeout.InfiniteTimeSpan)
+        {
+            return await ReceiveNegotiationAsync(handshake, early, Stage, cancellationToken).ConfigureAwait(false);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(limit);
+        try
+        {
+            return await ReceiveNegotiationAsync(handshake, early, Stage, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Only the timer can have fired: the caller's cancellation (or a disconnect) is not ours to rename.
+            var seconds = $"{limit.TotalSeconds:0.###} s";
+            throw new QmpNegotiationException(
+                $"no QMP greeting within {seconds}: another client may hold the monitor (QEMU serves one client per monitor)",
+                new TimeoutException($"GreetingTimeout ({seconds}) ran out before the greeting arrived.", ex));
+        }
+    }
 
     private async Task<QmpMessage> ReceiveNegotiationAsync(HandshakeContext<QmpMessage> handshake, List<QmpEvent> early, string stage, CancellationToken cancellationToken)
     {

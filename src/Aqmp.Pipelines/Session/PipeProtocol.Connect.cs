@@ -21,8 +21,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// <exception cref="ArgumentException">The endpoint type is not supported; the runstate is unchanged.</exception>
     /// <exception cref="StateException">The runstate is not <see cref="Runstate.Idle"/>.</exception>
     /// <exception cref="ConnectException">
-    /// The connection ("Failed to establish connection") or the handshake ("Failed to establish
-    /// session") failed; the runstate is back to <see cref="Runstate.Idle"/> and nothing is left open.
+    /// The connection ("Failed to establish connection"; a <see cref="TimeoutException"/> inside
+    /// when <see cref="PipeProtocolOptions.ConnectTimeout"/> ran out) or the handshake ("Failed to
+    /// establish session") failed; the runstate is back to <see cref="Runstate.Idle"/> and nothing is left open.
     /// </exception>
     /// <exception cref="OperationCanceledException">
     /// <paramref name="cancellationToken"/> fired or <see cref="DisconnectAsync"/> was called
@@ -34,7 +35,7 @@ public abstract partial class PipeProtocol<TMessage>
         SocketTransport.ThrowIfUnsupported(endPoint);
         var start = BeginStart(Runstate.Idle);
         PipeProtocolLog.Connecting(Logger, "Connecting", AddressParser.Format(endPoint));
-        await EstablishAsync(start, token => SocketTransport.ConnectAsync(endPoint, tls, _transportOptions, token), cancellationToken).ConfigureAwait(false);
+        await EstablishAsync(start, token => ConnectTransportAsync(endPoint, tls, token), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -272,6 +273,32 @@ public abstract partial class PipeProtocol<TMessage>
     {
         var start = BeginStart(Runstate.Idle);
         await EstablishAsync(start, token => ValueTask.FromResult(open(token)), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Connects the transport within <see cref="PipeProtocolOptions.ConnectTimeout"/>: when it runs
+    /// out first, raises <see cref="TimeoutException"/> (which the connection phase's guard wraps);
+    /// <paramref name="cancellationToken"/> firing stays a cancellation.
+    /// </summary>
+    private async ValueTask<TransportConnection> ConnectTransportAsync(EndPoint endPoint, SslClientAuthenticationOptions? tls, CancellationToken cancellationToken)
+    {
+        var limit = _options.ConnectTimeout;
+        if (limit == Timeout.InfiniteTimeSpan)
+        {
+            return await SocketTransport.ConnectAsync(endPoint, tls, _transportOptions, cancellationToken).ConfigureAwait(false);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(limit);
+        try
+        {
+            return await SocketTransport.ConnectAsync(endPoint, tls, _transportOptions, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Only the timer can have fired: whatever the cancellation made the socket or TLS throw.
+            throw new TimeoutException($"No connection to {AddressParser.Format(endPoint)} within {limit.TotalSeconds:0.###} s (ConnectTimeout).", ex);
+        }
     }
 
     /// <summary>Checks the runstate and enters <see cref="Runstate.Connecting"/> with a new attempt.</summary>

@@ -77,8 +77,25 @@ public sealed record PipeProtocolOptions
     /// <summary>How many pending connections a listening socket queues before one is accepted. Default 1.</summary>
     public int ListenBacklog { get; init; } = 1;
 
+    /// <summary>
+    /// How long <see cref="PipeProtocol{TMessage}.ConnectAsync(System.Net.EndPoint, System.Net.Security.SslClientAuthenticationOptions?, CancellationToken)"/>
+    /// may take to connect the transport (the socket, then the TLS handshake when there is one),
+    /// before <see cref="PipeProtocol{TMessage}.EstablishSessionAsync"/> runs. When it runs out, the
+    /// connect fails with a <see cref="ConnectException"/> (<see cref="ConnectException.ConnectionPhase"/>)
+    /// wrapping a <see cref="TimeoutException"/>, and the runstate is back to <see cref="Runstate.Idle"/>;
+    /// the caller's own cancellation still surfaces as <see cref="OperationCanceledException"/>.
+    /// It does not bound the handshake, accepting a peer, or opening an existing socket, stream or pipe.
+    /// Finite values must be positive and at most <see cref="MaximumTimeout"/>;
+    /// <see cref="Timeout.InfiniteTimeSpan"/> (the default) leaves the attempt to the caller's token
+    /// and the operating system's own connect timeout.
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; init; } = Timeout.InfiniteTimeSpan;
+
     /// <summary>The options used when none are given.</summary>
     public static PipeProtocolOptions Default { get; } = new();
+
+    /// <summary>The longest finite timeout a setting accepts: <see cref="int.MaxValue"/> milliseconds (about 24.8 days).</summary>
+    public static TimeSpan MaximumTimeout { get; } = TimeSpan.FromMilliseconds(int.MaxValue);
 
     /// <summary>Checks that every setting is in range.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A setting is out of range.</exception>
@@ -95,6 +112,12 @@ public sealed record PipeProtocolOptions
         if (DisposeDrainTimeout != Timeout.InfiniteTimeSpan)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(DisposeDrainTimeout, TimeSpan.Zero, nameof(DisposeDrainTimeout));
+        }
+
+        if (ConnectTimeout != Timeout.InfiniteTimeSpan)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ConnectTimeout, TimeSpan.Zero, nameof(ConnectTimeout));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(ConnectTimeout, MaximumTimeout, nameof(ConnectTimeout));
         }
     }
 

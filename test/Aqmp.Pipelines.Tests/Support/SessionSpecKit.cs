@@ -57,14 +57,7 @@ internal static class SessionSpecKit
     }
 
     /// <summary>A plain listening socket on loopback, for a raw peer.</summary>
-    public static Socket ListenRaw(out IPEndPoint endPoint)
-    {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        socket.Listen(8);
-        endPoint = (IPEndPoint)socket.LocalEndPoint!;
-        return socket;
-    }
+    public static Socket ListenRaw(out IPEndPoint endPoint) => Aqmp.Pipelines.Testing.LoopbackSockets.Listen(out endPoint);
 
     /// <summary>A bound socket that does not listen: connecting to its port is refused.</summary>
     public static Socket BindWithoutListening(out IPEndPoint endPoint)
