@@ -52,7 +52,7 @@ public sealed class ShellCommandTests
             Assert.That(result.Stdout, Does.Contain($"{{{Nl}  \"status\": \"running\",{Nl}  \"singlestep\": false,{Nl}  \"running\": true{Nl}}}"), result.ToString());
             Assert.That(result.Stdout, Does.Contain($"{{{Nl}  \"status\": \"paused\",{Nl}  \"singlestep\": false,{Nl}  \"running\": false{Nl}}}"), result.ToString());
             Assert.That(stdout, Does.Contain("{}"), "stop's empty reply");
-            Assert.That(stdout.Where(l => l.StartsWith("event: ", StringComparison.Ordinal) && l.Contains("\"event\":\"STOP\"", StringComparison.Ordinal)), Has.Exactly(1).Items, result.ToString());
+            Assert.That(stdout.Where(l => l.StartsWith("event: ", StringComparison.Ordinal) && l.Contains("\"event\": \"STOP\"", StringComparison.Ordinal)), Has.Exactly(1).Items, result.ToString());
 
             // history: the three lines so far, numbered; then !1 echoes the line it repeats.
             // (Events are printed as they arrive, so one may fall between these lines: left out here.)

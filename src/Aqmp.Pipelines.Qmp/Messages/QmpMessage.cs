@@ -70,7 +70,7 @@ public sealed class QmpMessage
 
     /// <summary>
     /// Whether this is the error reply a server makes to a request it refused as not a QMP
-    /// command (see <see cref="Refusal"/>), rather than a message the peer sent.
+    /// command (see <see cref="Refusal(string, JsonElement?)"/>), rather than a message the peer sent.
     /// </summary>
     internal bool IsRefusal { get; }
 
@@ -265,9 +265,18 @@ public sealed class QmpMessage
     /// </summary>
     /// <param name="refusal">The refusal of a well-formed JSON value.</param>
     /// <returns>The error reply, marked as a refusal (<see cref="IsRefusal"/>).</returns>
-    internal static QmpMessage Refusal(QmpParseException refusal)
+    internal static QmpMessage Refusal(QmpParseException refusal) => Refusal(refusal.Reason, refusal.Id);
+
+    /// <summary>
+    /// Builds the reply QEMU makes to input it refuses: a <c>GenericError</c> with
+    /// <paramref name="description"/>, and the request's id when it has one.
+    /// </summary>
+    /// <param name="description">Why the input is refused, in QEMU's words.</param>
+    /// <param name="id">The request's id, or null.</param>
+    /// <returns>The error reply, marked as a refusal (<see cref="IsRefusal"/>).</returns>
+    internal static QmpMessage Refusal(string description, JsonElement? id)
     {
-        var reply = Error("GenericError", refusal.Reason, refusal.Id);
+        var reply = Error("GenericError", description, id);
         return new QmpMessage(reply.Kind, reply.Root, isRefusal: true);
     }
 

@@ -7,18 +7,34 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
 /// The server side of one simulated QMP connection: greets, negotiates, then answers each command
-/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band). A
-/// well-formed request that is not a QMP command is answered with QEMU's error reply for it and
-/// the session goes on; a line that is not JSON ends the session.
+/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band). Input
+/// is read as QEMU reads it (<see cref="QemuInputFramer"/>): whatever is not a command (malformed
+/// JSON, a stray byte, a value that is not a command) is answered with QEMU's error reply for it
+/// and the session goes on.
 /// </summary>
-internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, ILoggerFactory? loggerFactory)
-    : PipeProtocol<QmpMessage>(new QmpRequestFramer(options.MaximumMessageLength), options.Session, loggerFactory, "simulator")
+internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
 {
     private const string CapabilitiesCommand = "qmp_capabilities";
     private const string QuitCommand = "quit";
 
+    private readonly QmpSimulator _simulator;
+    private readonly QmpSimulatorOptions _options;
+    private readonly QemuInputFramer _framer;
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _negotiated;
+
+    public QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, ILoggerFactory? loggerFactory)
+        : this(simulator, options, new QemuInputFramer(options.MaximumMessageLength), loggerFactory)
+    {
+    }
+
+    private QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, QemuInputFramer framer, ILoggerFactory? loggerFactory)
+        : base(framer, options.Session, loggerFactory, "simulator")
+    {
+        _simulator = simulator;
+        _options = options;
+        _framer = framer;
+    }
 
     /// <summary>Completes when the session has ended (after it reached Running).</summary>
     public Task Ended => _ended.Task;
@@ -27,7 +43,7 @@ internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptio
     public ValueTask EmitAsync(QmpMessage message, CancellationToken cancellationToken) => SendAsync(message, cancellationToken);
 
     protected override Task EstablishSessionAsync(HandshakeContext<QmpMessage> handshake, CancellationToken cancellationToken)
-        => handshake.SendAsync(QmpMessage.Greeting(options.Version, options.Capabilities), cancellationToken).AsTask();
+        => handshake.SendAsync(QmpMessage.Greeting(_options.Version, _options.Capabilities), cancellationToken).AsTask();
 
     protected override async ValueTask OnMessageAsync(QmpMessage message, MessageContext<QmpMessage> context, CancellationToken cancellationToken)
     {
@@ -56,7 +72,14 @@ internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptio
             return;
         }
 
-        var reply = await simulator.RunCommandAsync(message, context.SendAsync, cancellationToken).ConfigureAwait(false);
+        if (message.IsOutOfBand)
+        {
+            var known = _simulator.Commands.Contains(name);
+            await context.SendAsync(QmpMessage.Error(known ? "GenericError" : "CommandNotFound", known ? $"The command {name} does not support OOB" : $"The command {name} has not been found", message.Id), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var reply = await _simulator.RunCommandAsync(message, context.SendAsync, cancellationToken).ConfigureAwait(false);
         await context.SendAsync(reply, cancellationToken).ConfigureAwait(false);
         if (name == QuitCommand && reply.Kind == QmpMessageKind.Return)
         {
@@ -95,16 +118,29 @@ internal sealed class QmpServerSession(QmpSimulator simulator, QmpSimulatorOptio
                 }
 
                 var requested = capability.GetString()!;
-                if (!options.Capabilities.Contains(requested))
+                if (requested != QmpCapabilities.OutOfBand)
                 {
-                    return QmpMessage.Error("GenericError", $"Capability '{requested}' not available", command.Id);
+                    // QEMU 7.2 knows only oob; its visitor names a list element 'null'.
+                    return QmpMessage.Error("GenericError", $"Parameter 'null' does not accept value '{requested}'", command.Id);
+                }
+
+                if (!_options.Capabilities.Contains(requested))
+                {
+                    return QmpMessage.Error("GenericError", $"Capability {requested} not available", command.Id);
                 }
 
                 index++;
             }
         }
 
+        if (command.Arguments is { } given && given.EnumerateObject().Select(m => m.Name).FirstOrDefault(n => n != "enable") is { } unexpected)
+        {
+            return QmpMessage.Error("GenericError", $"Parameter '{unexpected}' is unexpected", command.Id);
+        }
+
         _negotiated = true;
+        _framer.AllowOutOfBand = command.Arguments is { } chosen && chosen.TryGetProperty("enable", out var list)
+            && list.EnumerateArray().Any(c => c.GetString() == QmpCapabilities.OutOfBand);
         return QmpMessage.Return(null, command.Id);
     }
 }

@@ -1,0 +1,227 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+using Aqmp.Pipelines.Qmp.Messages;
+using Aqmp.Pipelines.Qmp.Simulator;
+using Aqmp.Pipelines.Qmp.Tests.Support;
+using Aqmp.Pipelines.Testing;
+
+namespace Aqmp.Pipelines.Qmp.Tests.Integration;
+
+/// <summary>
+/// The simulator against a real QEMU, byte for byte: each script (a list of writes) is sent over a
+/// Unix socket to a fresh QEMU and to a fresh simulator, and what each answers (greeting included)
+/// and whether it closed the connection must be the same, once event timestamps are set aside.
+/// The simulator announces the QEMU's own version and package. After each script the simulator
+/// must serve the next client. Skipped when QEMU is not on PATH, unless <c>AQMP_REQUIRE_QEMU=1</c>.
+/// </summary>
+[TestFixture]
+[Category("Qemu")]
+[NonParallelizable]
+public sealed partial class SimulatorDifferentialTests
+{
+    private const string Negotiate = """{"execute":"qmp_capabilities"}""";
+
+    /// <summary>How long the output must stay quiet after a write before the next one.</summary>
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(150);
+
+    /// <summary>How long the output must stay quiet after the last write.</summary>
+    private static readonly TimeSpan FinalQuiet = TimeSpan.FromMilliseconds(400);
+
+    private static readonly (string Name, string[] Writes)[] TextScripts =
+    [
+        ("A command without a newline is answered at once", [Negotiate]),
+        ("Two commands with nothing between them are both answered", [Negotiate + """{"execute":"query-status"}"""]),
+        ("A command split across many writes is answered when its closing brace arrives", ["""{"exe""", """cute":"qmp_cap""", "abilities\"", "}"]),
+        ("Blank lines, tabs and CRLF between commands are ignored", ["\r\n\r\n  \t" + Negotiate + "\r\n\r\n   \t", """{"execute":"query-version"}"""]),
+        ("A missing value is a parse error and the next command is answered", ["{\"execute\": }\n", Negotiate + "\n"]),
+        ("An array is not a JSON object", ["[1, 2]\n", Negotiate]),
+        ("A number followed by a newline is not a JSON object", ["1\n", Negotiate]),
+        ("A number ended by the next command's brace is not a JSON object", ["1", Negotiate]),
+        ("A string is not a JSON object", ["\"str\"\n", Negotiate]),
+        ("A single-quoted string is a string", ["'x' ", Negotiate]),
+        ("Literals are not JSON objects", ["true false null ", Negotiate]),
+        ("An unknown member is unexpected", ["{\"foo\": 1}\n", Negotiate]),
+        ("The first unexpected member in QEMU's dictionary order is named", ["""{"b":1,"a":2}""", Negotiate]),
+        ("A reply sent to the server is unexpected input", ["""{"return":{}}""", Negotiate]),
+        ("Duplicate keys are a parse error", ["{\"execute\":\"qmp_capabilities\",\"execute\":\"x\"}\n", Negotiate]),
+        ("A stray closing brace expects a value", ["}\n", Negotiate]),
+        ("A stray closing brace on the command's line expects a value", ["}" + Negotiate]),
+        ("A stray comma and colon each expect a value", [",:", Negotiate]),
+        ("An unknown keyword is invalid", ["abc ", Negotiate]),
+        ("A number running into letters is a number then a keyword", ["12ab ", Negotiate]),
+        ("A leading zero is stray", ["00 ", Negotiate]),
+        ("A fraction without digits is stray", ["1.x ", Negotiate]),
+        ("A minus before a brace is stray and recovery stops at the brace", ["-" + Negotiate]),
+        ("An upper-case letter is stray", ["X" + Negotiate]),
+        ("A missing colon is a parse error and the command after it on the same line is answered", ["{\"execute\" 1}" + Negotiate]),
+        ("A missing comma is a parse error", ["""{"execute":"qmp_capabilities" "id":1}""", Negotiate]),
+        ("A trailing comma in an object expects a value", ["""{"execute":"qmp_capabilities",}""", Negotiate]),
+        ("A trailing comma in an array expects a value", ["""{"execute":"qmp_capabilities","id":[1,]}""", Negotiate]),
+        ("A number as a key is not a string", ["{1:2}", Negotiate]),
+        ("Mismatched brackets are a parse error", ["""{"a":[1}]""", Negotiate]),
+        ("Brackets closing more than they open end the value early", ["{{]", Negotiate]),
+        ("An empty object lacks execute", ["{}", Negotiate]),
+        ("A numeric execute must be a string", ["""{"execute":1}""", Negotiate]),
+        ("An id is echoed before the error", ["""{"id":7}""", Negotiate]),
+        ("Arguments must be an object", ["""{"execute":"qmp_capabilities","arguments":[]}""", Negotiate]),
+        ("exec-oob is unexpected before negotiation", ["""{"exec-oob":"qmp_capabilities"}""", Negotiate]),
+        ("A command before negotiation is refused with its id", ["""{"id":1,"execute":"query-status"}""", Negotiate]),
+        ("Single-quoted strings may hold braces and double quotes", ["{'execute':'qmp_capabilities', 'id': 'a}\"b'}"]),
+        ("Escapes are decoded and non-ASCII is written as upper-case escapes", ["{\"execute\":\"qmp_capabilities\",\"id\":\"\\u00e9\u00e9/\\/\\ud83d\\ude00\\u007f\\u0000\"}"]),
+        ("An invalid escape is a parse error", ["""{"execute":"qmp_capabilities","id":"\q"}"""]),
+        ("A bad hex escape is not a valid Unicode character", ["""{"execute":"qmp_capabilities","id":"\u12g4"}""", Negotiate]),
+        ("A lone surrogate is not a valid Unicode character", ["""{"execute":"qmp_capabilities","id":"\ud800"}""", Negotiate]),
+        ("A noncharacter is not a valid Unicode character", ["""{"execute":"qmp_capabilities","id":"\uffff"}""", Negotiate]),
+        ("Integers beyond 64 bits become doubles", ["""{"execute":"qmp_capabilities","id":[123456789012345678901234567890, -9223372036854775809, 18446744073709551615, -0]}"""]),
+        ("Doubles are written with 17 significant digits", ["""{"execute":"qmp_capabilities","id":[1.5, 1e3, -0.0, 0.1, 1E-7, 2.5e+10, 100.0, 1e300]}"""]),
+        ("Nested ids are written in QEMU's dictionary order", ["""{"execute":"qmp_capabilities","id":{"b":1,"a":[true,false,null],"c":{}, "status":[], "singlestep":{}}}"""]),
+        ("A tab inside a string is stray and the rest is skipped up to the closing brace", ["{\"execute\":\"qmp_capabilities\",\"id\":\"a\tb\"}", Negotiate]),
+        ("A control byte is stray and recovery skips letters, spaces and quotes", ["\u0001 abc \"x def {\"execute\":\"qmp_capabilities\"}"]),
+        ("Recovery after a stray byte ends at a newline", ["\u0001 abc\n\"str\" "]),
+        ("Recovery ends at a colon and at a comma, each of which expects a value", ["\u0001\"a\":\"b\"\u0001x,1 ", Negotiate]),
+        ("Recovery ends at a closing bracket, which expects a value", ["\u0001abc def]x", Negotiate]),
+        ("Capabilities negotiation refuses an unknown capability", ["""{"execute":"qmp_capabilities","arguments":{"enable":["x"]}}""", Negotiate]),
+        ("Capabilities negotiation refuses a non-string capability", ["""{"execute":"qmp_capabilities","arguments":{"enable":[1]}}""", Negotiate]),
+        ("Capabilities negotiation refuses a non-array enable", ["""{"execute":"qmp_capabilities","arguments":{"enable":"oob"}}""", Negotiate]),
+        ("Capabilities negotiation refuses an unknown argument", ["""{"execute":"qmp_capabilities","arguments":{"foo":1}}""", Negotiate]),
+        ("With oob enabled, exec-oob of a command that does not support it is refused", ["""{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}""", """{"exec-oob":"query-status"}"""]),
+        ("Commands after negotiation: unknown, stop with its event, a second negotiation, an array id", [Negotiate, """{"execute":"nope"}{"execute":"stop"}{"execute":"qmp_capabilities"}{"execute":"query-status","id":[1,"a"]}{"execute":"cont"}"""]),
+        ("Quit emits SHUTDOWN, answers and closes", [Negotiate, """{"execute":"quit"}"""]),
+    ];
+
+    private static readonly (string Name, byte[][] Writes)[] ByteScripts =
+    [
+        ("Invalid UTF-8 inside a string is stray with the string so far, and the closing brace expects a value", [[.. "{\"execute\":\""u8, 0xFF, .. "\"}\n"u8], Bytes(Negotiate)]),
+        ("An FF byte between values is stray and a brace ends the recovery at once", [[0xFF, .. Bytes(Negotiate)]]),
+        ("A NUL byte is stray and prints as nothing", [[0x00, .. Bytes(Negotiate)]]),
+        ("A NUL byte inside a string cuts the stray text there", [[.. "{\"execute\":\"qmp_capab"u8, 0x00, .. "ilities\"}"u8], Bytes(Negotiate)]),
+        ("A truncated UTF-8 sequence in a string is invalid", [[.. "{\"execute\":\"qmp_capabilities\",\"id\":\""u8, 0xC3, (byte)'(', .. "\"}"u8], Bytes(Negotiate)]),
+        ("Overlong UTF-8 in a string is invalid", [[.. "{\"execute\":\"qmp_capabilities\",\"id\":\""u8, 0xC0, 0x80, 0xE0, 0x80, 0x80, .. "\"}"u8], Bytes(Negotiate)]),
+        ("Nesting of 1024 brackets parses", [[.. Repeat((byte)'[', 1024), .. Repeat((byte)']', 1024)], Bytes(Negotiate)]),
+        ("Nesting beyond 1024 brackets is refused and each closing bracket after it expects a value", [[.. Repeat((byte)'[', 1025), .. Repeat((byte)']', 3)], Bytes(Negotiate)]),
+        ("Nesting beyond 1024 brackets is refused at once", [Repeat((byte)'[', 1025), Bytes(Negotiate)]),
+    ];
+
+    private QemuProcess? _qemu;
+    private QmpSimulator? _simulator;
+    private string? _simulatorPath;
+
+    private static IEnumerable<TestCaseData> Scripts()
+        => TextScripts.Select(s => (s.Name, Writes: s.Writes.Select(Bytes).ToArray()))
+            .Concat(ByteScripts)
+            .Select(s => new TestCaseData((object)s.Writes).SetName(s.Name.Replace(' ', '_').Replace(",", "", StringComparison.Ordinal)));
+
+    [SetUp]
+    public async Task StartAsync()
+    {
+        _qemu = await QemuProcess.StartAsync();
+    }
+
+    [TearDown]
+    public async Task StopAsync()
+    {
+        if (_simulator is { } simulator)
+        {
+            await simulator.DisposeAsync();
+        }
+
+        if (_qemu is { } qemu)
+        {
+            await qemu.DisposeAsync();
+        }
+
+        if (_simulatorPath is { } path)
+        {
+            File.Delete(path);
+        }
+
+        _simulator = null;
+        _qemu = null;
+        _simulatorPath = null;
+    }
+
+    [TestCaseSource(nameof(Scripts))]
+    public async Task The_simulator_answers_as_QEMU(byte[][] writes)
+    {
+        var (qemuOutput, qemuClosed) = await RunAsync(_qemu!.SocketPath, writes);
+        var greeting = QmpMessage.Parse(Encoding.UTF8.GetBytes(qemuOutput[..qemuOutput.IndexOf('\n', StringComparison.Ordinal)])).ToGreeting();
+        await TestContext.Out.WriteLineAsync($"QEMU {greeting.Version.Major}.{greeting.Version.Minor}.{greeting.Version.Micro} ({greeting.Version.Package})");
+
+        _simulatorPath = Path.Combine(Path.GetTempPath(), $"aqmp-sim-{Guid.NewGuid():N}.sock");
+        _simulator = new QmpSimulator(new QmpSimulatorOptions { Version = greeting.Version, StopOnQuit = false });
+        await _simulator.StartAsync("unix:" + _simulatorPath);
+        var (simulatorOutput, simulatorClosed) = await RunAsync(_simulatorPath, writes);
+
+        await TestContext.Out.WriteLineAsync($"QEMU:{Environment.NewLine}{qemuOutput}");
+        Assert.Multiple(() =>
+        {
+            Assert.That(Normalize(simulatorOutput), Is.EqualTo(Normalize(qemuOutput)), "what the simulator answered");
+            Assert.That(simulatorClosed, Is.EqualTo(qemuClosed), "whether the connection was closed");
+        });
+
+        var (next, _) = await RunAsync(_simulatorPath, [Bytes(Negotiate)]);
+        Assert.That(next, Does.EndWith("{\"return\": {}}\r\n"), "the next client is served");
+    }
+
+    private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
+
+    private static byte[] Repeat(byte value, int count) => Enumerable.Repeat(value, count).ToArray();
+
+    private static string Normalize(string output) => Timestamp().Replace(output, "\"timestamp\": {\"seconds\": S, \"microseconds\": U}");
+
+    /// <summary>Connects, reads the greeting, sends each write and reads until the peer is quiet or closes.</summary>
+    private static async Task<(string Output, bool Closed)> RunAsync(string path, byte[][] writes)
+    {
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+        var output = new MemoryStream();
+        var closed = await ReadUntilQuietAsync(socket, output, Quiet);
+        for (var i = 0; i < writes.Length && !closed; i++)
+        {
+            try
+            {
+                await socket.SendAsync(writes[i]).Bounded();
+            }
+            catch (SocketException)
+            {
+                closed = true;
+                break;
+            }
+
+            closed = await ReadUntilQuietAsync(socket, output, i == writes.Length - 1 ? FinalQuiet : Quiet);
+        }
+
+        return (Encoding.UTF8.GetString(output.ToArray()), closed);
+    }
+
+    private static async Task<bool> ReadUntilQuietAsync(Socket socket, MemoryStream output, TimeSpan quiet)
+    {
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            using var timeout = new CancellationTokenSource(quiet);
+            try
+            {
+                var read = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+                if (read == 0)
+                {
+                    return true;
+                }
+
+                output.Write(buffer, 0, read);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+            catch (SocketException)
+            {
+                return true;
+            }
+        }
+    }
+
+    [GeneratedRegex("\"timestamp\": \\{\"seconds\": \\d+, \"microseconds\": \\d+\\}")]
+    private static partial Regex Timestamp();
+}
