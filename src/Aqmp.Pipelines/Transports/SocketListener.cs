@@ -28,7 +28,8 @@ public sealed class SocketListener : IDisposable
 {
     private readonly Socket _socket;
     private readonly UnixSocketFile? _file;
-    private int _disposed;
+    private readonly Lock _disposeGate = new();
+    private bool _disposed;
 
     private SocketListener(Socket socket, UnixSocketFile? file = null)
     {
@@ -127,22 +128,27 @@ public sealed class SocketListener : IDisposable
     /// Stops listening; queued, not-yet-accepted connections are closed by the system, and a pending
     /// <see cref="AcceptAsync"/> fails with <see cref="SocketError.OperationAborted"/>. A Unix-domain
     /// listener's socket file is removed (on Linux, only while it is still this listener's file).
-    /// Calling it again does nothing.
+    /// Calling it again does nothing, but waits until a call under way on another thread is done,
+    /// so that when any call returns the socket is closed and its file removed.
     /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        lock (_disposeGate)
         {
-            return;
-        }
+            if (_disposed)
+            {
+                return;
+            }
 
-        if (_file is not null)
-        {
-            _file.Dispose();
-        }
-        else
-        {
-            _socket.Dispose();
+            _disposed = true;
+            if (_file is not null)
+            {
+                _file.Dispose();
+            }
+            else
+            {
+                _socket.Dispose();
+            }
         }
     }
 

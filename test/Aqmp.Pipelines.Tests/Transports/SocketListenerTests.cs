@@ -160,6 +160,29 @@ public class SocketListenerTests
     }
 
     [Test]
+    public async Task Dispose_called_on_two_threads_at_once_returns_on_each_only_once_the_socket_file_is_gone()
+    {
+        // A server stopping while its accept loop also disposes the listener: whichever call
+        // returns first, the process may exit right after it, so the file must be gone by then.
+        var leftBehind = 0;
+        for (var round = 0; round < 200; round++)
+        {
+            var path = TempPaths.NewSocketPath();
+            var listener = await SocketListener.BindAsync(new UnixDomainSocketEndPoint(path));
+            using var start = new Barrier(2);
+            var calls = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+            {
+                start.SignalAndWait();
+                listener.Dispose();
+                return File.Exists(path);
+            })).ToArray();
+            leftBehind += (await Task.WhenAll(calls)).Count(exists => exists);
+        }
+
+        Assert.That(leftBehind, Is.Zero, "no Dispose call returned while the file was still there");
+    }
+
+    [Test]
     public async Task AcceptAsync_after_Dispose_throws_ObjectDisposedException()
     {
         var listener = await SocketListener.BindAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
