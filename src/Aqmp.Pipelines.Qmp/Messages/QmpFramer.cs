@@ -15,6 +15,8 @@ public sealed class QmpFramer : LineFramer<QmpMessage>
     /// <summary>The default largest message: 10 MiB (QEMU's <c>query-qmp-schema</c> reply alone is about 200 KB).</summary>
     public const int DefaultMaximumMessageLength = 10 * 1024 * 1024;
 
+    private const string QuitCommand = "quit";
+
     // A target for the cached writer between messages; nothing is ever written to it.
     private static readonly ArrayBufferWriter<byte> Detached = new(1);
 
@@ -34,6 +36,26 @@ public sealed class QmpFramer : LineFramer<QmpMessage>
 
     /// <inheritdoc />
     protected override void EncodeLine(QmpMessage message, IBufferWriter<byte> output) => Encode(message, output);
+
+    /// <summary>
+    /// Writes the message and its line feed, except after <c>quit</c>: QEMU reads its input a byte
+    /// at a time and exits as soon as it has parsed the command's closing brace, and a byte it
+    /// leaves unread makes its kernel reset the connection instead of closing it, after which ours
+    /// may discard the replies and events QEMU sent before exiting (over TCP). QEMU parses JSON
+    /// values without needing a separator; nothing is written after <c>quit</c>.
+    /// </summary>
+    /// <param name="message">The message.</param>
+    /// <param name="output">The session's outbound buffer.</param>
+    public override void WriteMessage(QmpMessage message, IBufferWriter<byte> output)
+    {
+        if (message is { Kind: QmpMessageKind.Command, CommandName: QuitCommand })
+        {
+            Encode(message, output);
+            return;
+        }
+
+        base.WriteMessage(message, output);
+    }
 
     /// <summary>Writes a message as one line of compact JSON, without terminator, straight into <paramref name="output"/>.</summary>
     /// <param name="message">The message.</param>

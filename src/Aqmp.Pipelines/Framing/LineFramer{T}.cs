@@ -115,8 +115,13 @@ public abstract class LineFramer<TMessage> : IMessageFramer<TMessage>
         return true;
     }
 
-    /// <inheritdoc />
-    public void WriteMessage(TMessage message, IBufferWriter<byte> output)
+    /// <summary>
+    /// Writes <paramref name="message"/> (through <see cref="EncodeLine"/>) and its line terminator.
+    /// A subclass may override it, for example to leave a protocol's final message unterminated.
+    /// </summary>
+    /// <param name="message">The message to write.</param>
+    /// <param name="output">The session's outbound buffer.</param>
+    public virtual void WriteMessage(TMessage message, IBufferWriter<byte> output)
     {
         EncodeLine(message, output);
         if (WriteCrLf)

@@ -249,7 +249,7 @@ public class QmpFramerTests
     public void Writes_several_messages_into_one_buffer_that_reads_back_as_the_same_messages()
     {
         var framer = new QmpFramer();
-        var sent = QemuLines.Select(QmpMessage.Parse).Append(QmpMessage.Command("quit", id: QmpJson.String("q"), outOfBand: true)).ToList();
+        var sent = QemuLines.Select(QmpMessage.Parse).Append(QmpMessage.Command("query-status", id: QmpJson.String("q"), outOfBand: true)).ToList();
         var output = new ArrayBufferWriter<byte>();
 
         foreach (var message in sent)
@@ -277,10 +277,24 @@ public class QmpFramerTests
 
         framer.WriteMessage(QmpMessage.Command("stop"), first);
         framer.WriteMessage(QmpMessage.Command("cont"), second);
-        framer.WriteMessage(QmpMessage.Command("quit"), first);
+        framer.WriteMessage(QmpMessage.Command("query-status"), first);
 
-        Assert.That(Encoding.UTF8.GetString(first.WrittenSpan), Is.EqualTo("{\"execute\":\"stop\"}\n{\"execute\":\"quit\"}\n"));
+        Assert.That(Encoding.UTF8.GetString(first.WrittenSpan), Is.EqualTo("{\"execute\":\"stop\"}\n{\"execute\":\"query-status\"}\n"));
         Assert.That(Encoding.UTF8.GetString(second.WrittenSpan), Is.EqualTo("{\"execute\":\"cont\"}\n"));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Writes_quit_without_a_line_feed_so_that_QEMU_which_exits_at_its_closing_brace_leaves_no_byte_unread(bool outOfBand)
+    {
+        var framer = new QmpFramer();
+        var output = new ArrayBufferWriter<byte>();
+
+        framer.WriteMessage(QmpMessage.Command("quit", id: QmpJson.Number(7), outOfBand: outOfBand), output);
+
+        var text = Encoding.UTF8.GetString(output.WrittenSpan);
+        Assert.That(text, Does.EndWith("}"), "nothing after the closing brace");
+        Assert.That(QmpMessage.Parse(text).CommandName, Is.EqualTo("quit"));
     }
 
     [Test]

@@ -24,6 +24,9 @@ internal sealed class ScriptedQmpPeer : IAsyncDisposable
 
     private readonly Pipe _toClient;
     private readonly Pipe _toPeer;
+
+    // Reads what the client writes as QEMU does: JSON values, with or without separators.
+    private readonly Aqmp.Pipelines.Framing.JsonStreamFramer _values = new(maximumValueLength: 16 * 1024 * 1024);
     private readonly bool _ownsClient;
 
     /// <summary>Creates the peer and its pipes.</summary>
@@ -191,19 +194,56 @@ internal sealed class ScriptedQmpPeer : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads the client's next line and parses it as a command.</summary>
+    /// <summary>
+    /// Reads the client's next JSON value, as QEMU does (a value ends with its closing brace; a
+    /// line feed after it is not needed), and parses it as a command.
+    /// </summary>
     /// <param name="expectedName">When given, asserts the command's name.</param>
     public async Task<QmpMessage> ReadCommandAsync(string? expectedName = null)
     {
-        var line = await ReadLineAsync().ConfigureAwait(false);
-        var message = QmpMessage.Parse(line);
-        Assert.That(message.Kind, Is.EqualTo(QmpMessageKind.Command), $"the client sent a command: {line}");
+        var text = await ReadValueAsync().ConfigureAwait(false);
+        var message = QmpMessage.Parse(text);
+        Assert.That(message.Kind, Is.EqualTo(QmpMessageKind.Command), $"the client sent a command: {text}");
         if (expectedName is not null)
         {
-            Assert.That(message.CommandName, Is.EqualTo(expectedName), $"the client sent {expectedName}: {line}");
+            Assert.That(message.CommandName, Is.EqualTo(expectedName), $"the client sent {expectedName}: {text}");
         }
 
         return message;
+    }
+
+    /// <summary>Reads the client's next top-level JSON value, as text.</summary>
+    /// <exception cref="EndOfStreamException">The client closed its output first.</exception>
+    private async Task<string> ReadValueAsync()
+    {
+        using var bound = new CancellationTokenSource(TestTimeouts.Default);
+        var reader = _toPeer.Reader;
+        while (true)
+        {
+            var result = await reader.ReadAsync(bound.Token).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var consumed = buffer.Start;
+            var examined = buffer.Start;
+            if (_values.TryReadMessage(buffer, ref consumed, ref examined, out var value))
+            {
+                var text = Encoding.UTF8.GetString(value);
+                reader.AdvanceTo(consumed);
+                return text;
+            }
+
+            if (result.IsCompleted && !buffer.IsEmpty && _values.TryReadFinalMessage(buffer, out var last))
+            {
+                var text = Encoding.UTF8.GetString(last);
+                reader.AdvanceTo(buffer.End);
+                return text;
+            }
+
+            reader.AdvanceTo(consumed, examined);
+            if (result.IsCompleted)
+            {
+                throw new EndOfStreamException($"The client closed its output ({buffer.Length} bytes left that make no JSON value).");
+            }
+        }
     }
 
     /// <summary>Reads <paramref name="count"/> commands, in the order the client wrote them.</summary>
@@ -218,7 +258,7 @@ internal sealed class ScriptedQmpPeer : IAsyncDisposable
         return commands;
     }
 
-    /// <summary>Reads until the client completes its output, and returns what was left unread, as text.</summary>
+    /// <summary>Reads until the client completes its output, and returns what was left unread, as text (whitespace between values aside).</summary>
     public async Task<string> ReadUntilClientClosesAsync()
     {
         using var bound = new CancellationTokenSource(TestTimeouts.Default);
@@ -230,7 +270,7 @@ internal sealed class ScriptedQmpPeer : IAsyncDisposable
             {
                 var rest = Encoding.UTF8.GetString(result.Buffer);
                 reader.AdvanceTo(result.Buffer.End);
-                return rest;
+                return rest.Trim();
             }
 
             reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
