@@ -304,7 +304,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
                 throw new QmpExecuteInterruptedException(message.CommandName!, "quit was sent, so the server is exiting: the command was not sent.", null);
             }
 
-            _quitWritten = message.CommandName == QuitCommand;
+            _quitWritten = message.IsCommandNamed(QuitCommand);
         }
 
         return base.OnOutbound(message);

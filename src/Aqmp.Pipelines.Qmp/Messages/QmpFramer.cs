@@ -48,7 +48,8 @@ public sealed class QmpFramer : LineFramer<QmpMessage>
     /// <param name="output">The session's outbound buffer.</param>
     public override void WriteMessage(QmpMessage message, IBufferWriter<byte> output)
     {
-        if (message is { Kind: QmpMessageKind.Command, CommandName: QuitCommand })
+        ArgumentNullException.ThrowIfNull(message);
+        if (message.IsCommandNamed(QuitCommand))
         {
             Encode(message, output);
             return;

@@ -50,6 +50,13 @@ public sealed class QmpMessage
     /// <summary>For a command, its name (<c>execute</c> or <c>exec-oob</c> member), never null; otherwise null.</summary>
     public string? CommandName => Kind == QmpMessageKind.Command ? (Member(ExecuteMember) ?? Member(ExecuteOutOfBandMember))!.Value.GetString() : null;
 
+    /// <summary>Whether this is a command named <paramref name="name"/>, compared without allocating a string.</summary>
+    /// <param name="name">The command name.</param>
+    internal bool IsCommandNamed(string name)
+        => Kind == QmpMessageKind.Command
+           && (Root.TryGetProperty(ExecuteMember, out var value) || Root.TryGetProperty(ExecuteOutOfBandMember, out value))
+           && value.ValueEquals(name);
+
     /// <summary>For a command, whether it is out-of-band (<c>exec-oob</c>).</summary>
     public bool IsOutOfBand => Kind == QmpMessageKind.Command && Root.TryGetProperty(ExecuteOutOfBandMember, out _);
 

@@ -48,7 +48,7 @@ public sealed class MessageContext<TMessage>
         var readLoopFlushes = Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId;
         return _outbound.TryWrite(message, readLoopFlushes) == OutboundWriter<TMessage>.WriteResult.Written
             ? ValueTask.CompletedTask
-            : _session.SendQueuedAsync(message, cancellationToken);
+            : _session.SendQueuedAsync(message, cancellationToken, _outbound);
     }
 
     /// <summary>
@@ -62,19 +62,20 @@ public sealed class MessageContext<TMessage>
     /// <exception cref="StateException">The session has ended.</exception>
     /// <exception cref="Exception">A message was refused: those before it were sent, it and those after it were not.</exception>
     public ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, CancellationToken cancellationToken = default)
-        => _session.SendManyAsync(messages, Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId, cancellationToken);
+        => _session.SendManyAsync(messages, Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId, _outbound, cancellationToken);
 
     /// <summary>
-    /// Ends the session gracefully once the handler returns: no further message is delivered, what
-    /// was sent is flushed, and the session goes <see cref="Runstate.Disconnecting"/> without an
-    /// error (so <see cref="PipeProtocol{TMessage}.DisconnectAsync"/> raises nothing, unless a
-    /// later failure of the drain does). Returns at once; idempotent; has no effect once the
-    /// session is disconnecting already.
+    /// Ends the session gracefully: the session goes <see cref="Runstate.Disconnecting"/> at once
+    /// and its output closes (send the last replies before calling this: one sent after it is
+    /// refused), what was sent is flushed, no further message is delivered once the handler
+    /// returns, and the session reaches <see cref="Runstate.Idle"/> by itself without an error.
+    /// Returns at once; idempotent; no effect once the session is disconnecting already, or when
+    /// this context's session is over.
     /// </summary>
     public void EndSession()
     {
         _endRequested = true;
-        _session.RequestDisconnectFromHandler();
+        _session.RequestDisconnectFromHandler(_outbound);
     }
 
     /// <summary>Marks the current thread as the read loop running handlers synchronously (0: none).</summary>

@@ -97,6 +97,7 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
         }
 
         _buffer = _buffer.Slice(_buffer.End);
+        _examined = default;
         return true;
     }
 
@@ -114,6 +115,7 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
     /// <param name="cancellationToken">Stops waiting (<see cref="OperationCanceledException"/>).</param>
     /// <returns>False when the wait was cancelled with <see cref="PipeReader.CancelPendingRead"/> (nothing is held then).</returns>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> ReadAsync(CancellationToken cancellationToken = default)
     {
         Release();

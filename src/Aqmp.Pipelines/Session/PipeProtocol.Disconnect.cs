@@ -138,11 +138,12 @@ public abstract partial class PipeProtocol<TMessage>
     /// <see cref="Runstate.Idle"/> by itself once the teardown is done. No effect unless
     /// <see cref="Runstate.Running"/> with no disconnect under way.
     /// </summary>
-    internal void RequestDisconnectFromHandler()
+    /// <param name="session">The context's own session: a later one is never ended.</param>
+    internal void RequestDisconnectFromHandler(OutboundWriter<TMessage> session)
     {
         lock (_gate)
         {
-            if (_runstate != Runstate.Running || _disconnect is not null)
+            if (_outbound != session || _runstate != Runstate.Running || _disconnect is not null)
             {
                 return;
             }

@@ -25,11 +25,12 @@ public abstract partial class PipeProtocol<TMessage>
         }
         catch (Exception ex) when (IsPeerCloseExpected && ex is IOException or System.Net.Sockets.SocketException)
         {
-            // The peer went away (FIN or reset) when the protocol expected it to: end without an error.
+            // The peer went away (FIN or reset) when the protocol expected it to: end without an
+            // error (after a failed write, still delivering what had arrived first).
             PipeProtocolLog.PeerClosedAsExpected(Logger);
             lock (_gate)
             {
-                ScheduleDisconnect();
+                ScheduleDisconnect(outputFailed: isOutput);
             }
         }
         catch (Exception ex)
@@ -130,6 +131,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// then, at the end of the stream, the framer's final message if any; flushes the replies.
     /// Returns true when the loop must stop (the session is being torn down).
     /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> DeliverHeldAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
     {
         // While this thread runs the handlers synchronously, their replies are left for this loop
@@ -142,18 +144,27 @@ public abstract partial class PipeProtocol<TMessage>
                 return true;
             }
 
-            var handled = OnMessageAsync(OnInbound(message), context, abort);
-            if (!handled.IsCompletedSuccessfully)
+            try
             {
-                // The handler waits (or failed): what it sent leaves now, not after it.
-                context.SetHandlingThread(false);
-                outbound.FlushDeferred();
-                await handled.ConfigureAwait(false);
-                context.SetHandlingThread(true);
+                var handled = OnMessageAsync(OnInbound(message), context, abort);
+                if (!handled.IsCompletedSuccessfully)
+                {
+                    // The handler waits (or failed): what it sent leaves now, not after it.
+                    context.SetHandlingThread(false);
+                    outbound.FlushDeferred();
+                    await handled.ConfigureAwait(false);
+                    context.SetHandlingThread(true);
+                }
+                else
+                {
+                    handled.GetAwaiter().GetResult(); // consumed once, so that a pooled source is released
+                }
             }
-            else
+            catch (OperationCanceledException) when (!abort.IsCancellationRequested && IsDeliveringInputFirst)
             {
-                handled.GetAwaiter().GetResult(); // consumed once, so that a pooled source is released
+                // A write failed and the output is closed: this handler's reply could not be sent,
+                // which ends the handler; the input that arrived first is still delivered.
+                context.SetHandlingThread(true);
             }
 
             if (context.IsEndRequested)
@@ -194,6 +205,9 @@ public abstract partial class PipeProtocol<TMessage>
             }
         }
     }
+
+    /// <summary>Whether a failed write is ending the session while the read loop delivers what had arrived (input first).</summary>
+    private bool IsDeliveringInputFirst => Volatile.Read(ref _disconnect) is { OutputFailed: true };
 
     /// <summary>
     /// Ends the session with <paramref name="error"/> as its root cause, when a sender's flush or

@@ -71,33 +71,36 @@ public abstract partial class PipeProtocol<TMessage>
     /// </exception>
     /// <remarks>In every failure the messages sent are a prefix of <paramref name="messages"/>.</remarks>
     protected ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, CancellationToken cancellationToken = default)
-        => SendManyAsync(messages, readLoopFlushes: false, cancellationToken);
+        => SendManyAsync(messages, readLoopFlushes: false, session: null, cancellationToken);
 
-    /// <summary>Frames what it can at once (one lock), then waits in call order for the rest, one message at a time.</summary>
-    internal ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, bool readLoopFlushes, CancellationToken cancellationToken)
+    /// <summary>
+    /// Frames what it can at once (one lock), then waits in call order for the rest, one message at
+    /// a time; with <paramref name="session"/> (a context's own session), only into that session.
+    /// </summary>
+    internal ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, bool readLoopFlushes, OutboundWriter<TMessage>? session, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var written = 0;
-        if (Volatile.Read(ref _runningOutbound) is { } outbound
+        if ((session ?? Volatile.Read(ref _runningOutbound)) is { } outbound
             && outbound.TryWrite(messages.Span, readLoopFlushes, out written) == OutboundWriter<TMessage>.WriteResult.Written)
         {
             return ValueTask.CompletedTask;
         }
 
-        return SendRestAsync(messages[written..], cancellationToken);
+        return SendRestAsync(messages[written..], session, cancellationToken);
     }
 
-    private async ValueTask SendRestAsync(ReadOnlyMemory<TMessage> rest, CancellationToken cancellationToken)
+    private async ValueTask SendRestAsync(ReadOnlyMemory<TMessage> rest, OutboundWriter<TMessage>? session, CancellationToken cancellationToken)
     {
         while (!rest.IsEmpty)
         {
             // The first waits its turn behind the transport (or raises why it cannot be sent)...
-            await SendQueuedAsync(rest.Span[0], cancellationToken).ConfigureAwait(false);
+            await SendQueuedAsync(rest.Span[0], cancellationToken, session).ConfigureAwait(false);
             rest = rest[1..];
 
             // ...and the rest follow at once, while the transport has room.
             var written = 0;
-            if (!rest.IsEmpty && Volatile.Read(ref _runningOutbound) is { } outbound)
+            if (!rest.IsEmpty && (session ?? Volatile.Read(ref _runningOutbound)) is { } outbound)
             {
                 outbound.TryWrite(rest.Span, readLoopFlushes: false, out written);
             }
@@ -108,17 +111,18 @@ public abstract partial class PipeProtocol<TMessage>
 
     /// <summary>
     /// The slow path of a send while <see cref="Runstate.Running"/>: waits in call order for room
-    /// in the transport's buffer (or raises why the message cannot be sent).
+    /// in the transport's buffer (or raises why the message cannot be sent). With
+    /// <paramref name="session"/> (a context's own session), a later session is never written to.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    internal async ValueTask SendQueuedAsync(TMessage message, CancellationToken cancellationToken)
+    internal async ValueTask SendQueuedAsync(TMessage message, CancellationToken cancellationToken, OutboundWriter<TMessage>? session = null)
     {
         while (true)
         {
             OutboundWriter<TMessage> outbound;
             lock (_gate)
             {
-                ThrowIfNotSendable();
+                ThrowIfNotSendable(session);
                 outbound = _outbound!;
             }
 
@@ -138,7 +142,7 @@ public abstract partial class PipeProtocol<TMessage>
                     // Closed: the session is ending; the gate says how, on the next turn.
                     lock (_gate)
                     {
-                        ThrowIfNotSendable();
+                        ThrowIfNotSendable(session);
                     }
 
                     await Task.Yield();
@@ -153,8 +157,14 @@ public abstract partial class PipeProtocol<TMessage>
     /// <see cref="OperationCanceledException"/> (a reply that can no longer be sent ends the
     /// handler, not the session with an error). Call under the gate.
     /// </summary>
-    private void ThrowIfNotSendable()
+    private void ThrowIfNotSendable(OutboundWriter<TMessage>? session = null)
     {
+        if (session is not null && session != _outbound)
+        {
+            // A context kept past its session: the session it belongs to is over.
+            throw new StateException("The session this context belongs to has ended.", _runstate, Runstate.Running, null);
+        }
+
         if (_runstate == Runstate.Running && _disconnect is null)
         {
             return;

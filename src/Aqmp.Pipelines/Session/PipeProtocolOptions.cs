@@ -70,7 +70,9 @@ public sealed record PipeProtocolOptions
     /// Input first: when a write fails (the peer closed or reset the connection), how long the read
     /// loop may go on delivering what had already arrived, until it reaches the end of the input,
     /// before the session stops it. A peer that answered and then closed loses none of its last
-    /// messages to our next write. <see cref="TimeSpan.Zero"/> stops reading at once. Default 2 s.
+    /// messages to our next write; replies its handlers try to send meanwhile are not sent (each
+    /// ends its handler, as in any disconnect) and delivery goes on. <see cref="TimeSpan.Zero"/>
+    /// stops reading at once; at most <see cref="int.MaxValue"/> milliseconds. Default 2 s.
     /// </summary>
     public TimeSpan InputDrainTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
@@ -109,6 +111,7 @@ public sealed record PipeProtocolOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(LingerTimeout, TimeSpan.Zero, nameof(LingerTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(ListenBacklog, 1, nameof(ListenBacklog));
         ArgumentOutOfRangeException.ThrowIfLessThan(InputDrainTimeout, TimeSpan.Zero, nameof(InputDrainTimeout));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(InputDrainTimeout, TimeSpan.FromMilliseconds(int.MaxValue), nameof(InputDrainTimeout));
         if (DisposeDrainTimeout != Timeout.InfiniteTimeSpan)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(DisposeDrainTimeout, TimeSpan.Zero, nameof(DisposeDrainTimeout));

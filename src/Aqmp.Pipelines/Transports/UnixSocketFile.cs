@@ -50,6 +50,7 @@ internal sealed class UnixSocketFile : IDisposable
     {
         var path = endPoint.ToString();
         var address = SockAddrUn(path);
+        var fullPath = Path.GetFullPath(path); // where the file is, whatever the working directory is later
 
         // The runtime creates the socket (flags right on every architecture); a CLOEXEC duplicate
         // of its descriptor becomes the listener's only owner, and the original closes at once.
@@ -59,7 +60,7 @@ internal sealed class UnixSocketFile : IDisposable
             throw BindFailure(path, Marshal.GetLastPInvokeError());
         }
 
-        if (!TryIdentify(path, out var identity) || !identity.IsSocket)
+        if (!TryIdentify(fullPath, out var identity) || !identity.IsSocket)
         {
             throw new SocketException((int)SocketError.AddressNotAvailable, $"Cannot listen on '{path}': the socket file vanished right after binding.");
         }
@@ -75,11 +76,11 @@ internal sealed class UnixSocketFile : IDisposable
 
             socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
             socket.Listen(backlog);
-            return new UnixSocketFile(socket, path, identity);
+            return new UnixSocketFile(socket, fullPath, identity);
         }
         catch
         {
-            RemoveIfOurs(path, identity);
+            RemoveIfOurs(fullPath, identity);
             socket?.Dispose();
             throw;
         }

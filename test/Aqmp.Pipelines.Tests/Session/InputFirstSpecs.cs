@@ -20,23 +20,33 @@ public class InputFirstSpecs
     [TearDown]
     public void DeleteSocketFiles() => _socketFiles.DeleteAll();
 
-    [Test]
-    public async Task When_a_write_fails_because_the_peer_closed_every_line_the_peer_sent_before_closing_is_still_delivered_then_the_write_error_is_raised()
+    [TestCase(false, TestName = "When_a_write_fails_because_the_peer_closed_every_line_the_peer_sent_before_closing_is_still_delivered_then_the_write_error_is_raised")]
+    [TestCase(true, TestName = "When_a_write_fails_because_the_peer_closed_every_line_is_still_delivered_to_a_handler_whose_replies_can_no_longer_be_sent")]
+    public async Task When_a_write_fails_every_line_that_arrived_is_delivered(bool handlerReplies)
     {
         using var peer = RawPeer.ListenUnix(_socketFiles);
         var handlerHeld = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        ReplyChannel? replies = null;
+        var handled = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var client = new LineProtocol(SessionSpecKit.Quick)
         {
             OnLine = async (line, _) =>
             {
+                handled.Enqueue(line);
                 if (line == "line 0")
                 {
                     handlerHeld.TrySetResult();
                     await release.Task; // a slow handler: the rest of the input waits behind it
                 }
+
+                if (handlerReplies)
+                {
+                    await replies!.ReplyAsync("re: " + line);
+                }
             },
         };
+        replies = new ReplyChannel(client);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using (var accepted = await peer.AcceptAsync())
         {
@@ -48,8 +58,8 @@ public class InputFirstSpecs
         await WriteUntilAWriteFailsAsync(client);
         release.SetResult();
 
-        var delivered = await client.NextLinesAsync(Lines);
-        Assert.That(delivered, Is.EqualTo(Enumerable.Range(0, Lines).Select(i => $"line {i}")), "every line, in order, though the session was already ending");
+        await SessionSpecKit.WaitUntilAsync(() => handled.Count >= Lines, "every line handled");
+        Assert.That(handled, Is.EqualTo(Enumerable.Range(0, Lines).Select(i => $"line {i}")), "every line, in order, though the session was already ending");
         var error = await Assert.CatchAsync<Exception>(() => client.DisconnectAsync().Bounded());
         Assert.That(error, Is.InstanceOf<IOException>().Or.InstanceOf<SocketException>(), $"the failed write is the root cause: {error}");
         Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
@@ -91,5 +101,14 @@ public class InputFirstSpecs
         }
 
         Assert.That(client.Runstate, Is.EqualTo(Runstate.Disconnecting), "the failed write ended the session");
+    }
+
+    /// <summary>
+    /// A handler's reply: once the output is closed it raises OperationCanceledException in the
+    /// handler, which ends that handler only; the session keeps delivering what arrived.
+    /// </summary>
+    private sealed class ReplyChannel(LineProtocol session)
+    {
+        public Task ReplyAsync(string line) => session.SendLineAsync(line).AsTask();
     }
 }

@@ -93,6 +93,32 @@ public class MessageContextSpecs
         Assert.That(contexts[3], Is.Not.SameAs(contexts[0]), "a new session gets a new context");
     }
 
+    [Test]
+    public async Task A_context_kept_past_its_session_neither_sends_into_nor_ends_the_next_session()
+    {
+        MessageContext<string>? kept = null;
+        await using var session = new ContextProtocol((context, _, _) =>
+        {
+            kept ??= context;
+            return ValueTask.CompletedTask;
+        });
+        var first = await OpenAsync(session);
+        await SessionSpecKit.WriteAsync(first.Output, "hello\n");
+        await SessionSpecKit.WaitUntilAsync(() => kept is not null, "the first message handled");
+        await session.DisconnectAsync().Bounded();
+
+        var second = await OpenAsync(session);
+        var send = await Assert.ThrowsAsync<StateException>(async () => await kept!.SendAsync("into the wrong session"));
+        var sendMany = await Assert.ThrowsAsync<StateException>(async () => await kept!.SendManyAsync(new[] { "nor", "these" }));
+        kept!.EndSession();
+
+        Assert.That(send!.Message, Does.Contain("has ended"));
+        Assert.That(sendMany, Is.Not.Null);
+        Assert.That(session.Runstate, Is.EqualTo(Runstate.Running), "the new session goes on");
+        await session.DisconnectAsync().Bounded();
+        Assert.That(await SessionSpecKit.ReadToEndAsync(second.Input).Bounded(), Is.Empty, "nothing was written into the new session");
+    }
+
     private static async Task<System.IO.Pipelines.IDuplexPipe> OpenAsync(ContextProtocol session)
     {
         var (ours, peer) = SessionSpecKit.CrossedPipes();
