@@ -47,7 +47,7 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
         }
 
         var consumed = _buffer.Start;
-        var examined = _examined.GetObject() is null ? _buffer.Start : _examined;
+        var examined = ExaminedOr(_buffer.Start);
         try
         {
             if (framer.TryReadMessage(_buffer, ref consumed, ref examined, out message))
@@ -123,8 +123,7 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
         if (result.IsCanceled)
         {
             // Handed back as examined as far as before, or a pipe would count those bytes anew.
-            var examined = _examined.GetObject() is null ? result.Buffer.Start : _examined;
-            _input.AdvanceTo(result.Buffer.Start, examined);
+            _input.AdvanceTo(result.Buffer.Start, ExaminedOr(result.Buffer.Start));
             return false;
         }
 
@@ -149,19 +148,16 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
 
         _held = false;
         _failed |= failed;
-        var examined = _failed || _examined.GetObject() is null ? _buffer.End : _examined;
-        if (!_failed && _examined.GetObject() is null && !_buffer.IsEmpty)
-        {
-            // Not looked at yet (the handshake stopped at a frame boundary): the next read shows it again.
-            examined = _buffer.Start;
-        }
-
-        _input.AdvanceTo(_buffer.Start, examined);
+        // Not looked at yet (the handshake stopped at a frame boundary): the next read shows it again.
+        _input.AdvanceTo(_buffer.Start, _failed ? _buffer.End : ExaminedOr(_buffer.Start));
         if (_buffer.IsEmpty || _failed)
         {
             _examined = default;
         }
     }
+
+    /// <summary>Where the framer stopped looking in the partial frame, or <paramref name="start"/> when it has not looked yet.</summary>
+    private SequencePosition ExaminedOr(SequencePosition start) => _examined.GetObject() is null ? start : _examined;
 
     /// <summary>Raises why the input ended: the failure the transport deferred (a reset), or <see cref="EndOfStreamException"/>.</summary>
     [DoesNotReturn]

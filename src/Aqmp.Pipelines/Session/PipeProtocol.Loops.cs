@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.IO.Pipelines;
 using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
