@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 

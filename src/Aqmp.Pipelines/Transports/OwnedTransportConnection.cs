@@ -3,30 +3,42 @@ using System.IO.Pipelines;
 namespace Aqmp.Pipelines.Transports;
 
 /// <summary>
-/// A transport connection over a socket or stream that this library owns: it knows how many bytes
-/// were written and how many the socket or stream has taken, which is what a graceful close
-/// waits on, since the duplex-pipe adapters send from a background loop of their own.
+/// A connection over a socket or stream that this library owns: its reader reads the stream
+/// inline, on the reader's own thread, and its one send loop takes everything flushed to its
+/// <see cref="SendBuffer"/> and sends it in one call. A subclass says how to send (a gathered
+/// socket send, stream writes) and how to close its sending direction.
 /// </summary>
+/// <remarks>
+/// "Sent" means the send loop has handed the bytes to the socket or stream; a graceful close
+/// completes the buffer, waits for the send loop to drain it and end, closes the sending
+/// direction, lingers, and releases.
+/// </remarks>
 internal abstract class OwnedTransportConnection : TransportConnection
 {
-    private const int YieldsBeforeSleeping = 16;
+    /// <summary>The least free space a read is made into; with less left in the last buffer, a new one is rented.</summary>
+    private const int MinimumReadSize = 4096;
 
-    private readonly CountingPipeWriter _output;
+    private readonly SendBuffer _output;
+    private readonly List<ArraySegment<byte>> _chunks = [];
     private readonly TimeSpan _lingerTimeout;
+    private Task _sendLoop = Task.CompletedTask;
     private int _released;
     private int _closing;
 
-    protected OwnedTransportConnection(IDuplexPipe inner, TimeSpan lingerTimeout)
+    protected OwnedTransportConnection(TransportStream stream, TransportOptions options)
     {
-        _output = new CountingPipeWriter(inner.Output);
-        _lingerTimeout = lingerTimeout;
-        Pipe = new DuplexPipe(inner.Input, _output);
+        Stream = stream;
+        _output = new SendBuffer(options.SendPipeOptions);
+        _lingerTimeout = options.LingerTimeout;
+        Pipe = new DuplexPipe(CreateReader(stream, options), _output);
     }
 
     public sealed override IDuplexPipe Pipe { get; }
 
-    /// <summary>Bytes the underlying socket or stream has accepted so far.</summary>
-    protected abstract long BytesDelivered { get; }
+    public sealed override Exception? InputError => Stream.ConnectionError;
+
+    /// <summary>The stream the reader reads.</summary>
+    protected TransportStream Stream { get; }
 
     public sealed override async ValueTask CloseAsync(CancellationToken cancellationToken = default)
     {
@@ -37,8 +49,10 @@ internal abstract class OwnedTransportConnection : TransportConnection
 
         try
         {
-            await WaitUntilDeliveredAsync(cancellationToken).ConfigureAwait(false);
-            await _output.CompleteAsync().ConfigureAwait(false);
+            // Delivered: the buffer is complete and the send loop has drained it and ended.
+            _output.Complete();
+            await _sendLoop.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _output.WaitUntilSentAsync(cancellationToken).ConfigureAwait(false);
             await ShutdownSendAsync(cancellationToken).ConfigureAwait(false);
             await LingerAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -51,7 +65,7 @@ internal abstract class OwnedTransportConnection : TransportConnection
     public sealed override ValueTask WaitUntilSentAsync(CancellationToken cancellationToken = default)
         => Volatile.Read(ref _closing) != 0 || Volatile.Read(ref _released) != 0
             ? ValueTask.FromException(new ObjectDisposedException(GetType().Name, "The connection is closing or closed."))
-            : WaitUntilDeliveredAsync(cancellationToken);
+            : _output.WaitUntilSentAsync(cancellationToken);
 
     public sealed override void Abort()
     {
@@ -60,12 +74,28 @@ internal abstract class OwnedTransportConnection : TransportConnection
             return;
         }
 
+        _output.Complete();
         Release();
-        TryComplete(Pipe.Input.Complete);
-        TryComplete(_output.Complete);
+        try
+        {
+            Pipe.Input.Complete();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Already completed, or left broken by a failed connection: Abort never throws.
+        }
     }
 
-    /// <summary>Closes the sending direction after everything was delivered (TLS close_notify, a socket shutdown, or both).</summary>
+    /// <summary>Starts the send loop; a subclass calls it once its constructor has set up what <see cref="SendAsync"/> uses.</summary>
+    protected void StartSending() => _sendLoop = Task.Run(SendLoopAsync);
+
+    /// <summary>Sends <paramref name="bytes"/> bytes held by <paramref name="chunks"/>, in order, all of them, or throws.</summary>
+    /// <param name="chunks">The bytes, in order; valid until the returned task completes.</param>
+    /// <param name="bytes">Their total length.</param>
+    /// <returns>A task that completes when the socket or stream has taken every byte.</returns>
+    protected abstract ValueTask SendAsync(List<ArraySegment<byte>> chunks, long bytes);
+
+    /// <summary>Closes the sending direction after everything was sent (TLS close_notify, a socket shutdown, or both).</summary>
     /// <param name="cancellationToken">Abandons the shutdown.</param>
     /// <returns>A task that completes when the shutdown was sent.</returns>
     protected virtual ValueTask ShutdownSendAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
@@ -73,26 +103,44 @@ internal abstract class OwnedTransportConnection : TransportConnection
     /// <summary>Releases the socket or stream. Called once; must not throw.</summary>
     protected abstract void Release();
 
-    private async ValueTask WaitUntilDeliveredAsync(CancellationToken cancellationToken)
-    {
-        var target = _output.BytesWritten;
-        for (var round = 0; BytesDelivered < target; round++)
-        {
-            // A flush of nothing reports whether the send loop is still alive and rethrows its error.
-            var flush = await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
-            if (flush.IsCompleted && BytesDelivered < target)
-            {
-                throw new IOException($"The connection closed with {target - BytesDelivered} of {target} written bytes not sent.");
-            }
+    private static PipeReader CreateReader(TransportStream stream, TransportOptions options)
+        => PipeReader.Create(stream, new StreamPipeReaderOptions(
+            pool: options.ReceivePool,
+            bufferSize: options.ReceiveBufferSize,
+            minimumReadSize: Math.Min(MinimumReadSize, options.ReceiveBufferSize),
+            leaveOpen: true,
+            useZeroByteReads: options.WaitForDataBeforeAllocatingBuffer));
 
-            if (round < YieldsBeforeSleeping)
+    /// <summary>
+    /// The send loop: parks until bytes are flushed, sends everything flushed by then in one call,
+    /// and looks again; ends when the buffer is complete and drained, or at the first failure
+    /// (which the buffer then reports to every flush and waiter). Never faults.
+    /// </summary>
+    private async Task SendLoopAsync()
+    {
+        try
+        {
+            while (await _output.WaitForDataAsync().ConfigureAwait(false))
             {
-                await Task.Yield();
+                var bytes = _output.CollectUnsent(_chunks);
+                Stream.WriteStarted();
+                try
+                {
+                    await SendAsync(_chunks, bytes).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    Stream.WriteEnded(ex);
+                    throw;
+                }
+
+                Stream.WriteEnded(null);
+                _output.AdvanceSent(bytes);
             }
-            else
-            {
-                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
-            }
+        }
+        catch (Exception ex)
+        {
+            _output.Fail(ex);
         }
     }
 
@@ -125,19 +173,6 @@ internal abstract class OwnedTransportConnection : TransportConnection
         catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
             // The peer reset while we lingered: there is nothing left to protect.
-        }
-    }
-
-    private static void TryComplete(Action<Exception?> complete)
-    {
-        try
-        {
-            complete(null);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            // Already completed, completed underneath by the adapter's own loop, or left broken by
-            // a failed connection: nothing more to release here, and Abort never throws.
         }
     }
 }

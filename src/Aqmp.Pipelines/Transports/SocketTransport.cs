@@ -75,9 +75,7 @@ public static class SocketTransport
 
         options ??= TransportOptions.Default;
         SocketConnection.SetRecommendedClientOptions(socket);
-        var local = socket.LocalEndPoint;
-        var remote = socket.RemoteEndPoint;
-        return StreamTransportConnection.Create(new NetworkStream(socket, ownsSocket: true), options, socket, local, remote);
+        return new SocketTransportConnection(socket, options);
     }
 
     /// <summary>

@@ -4,10 +4,11 @@ namespace Aqmp.Pipelines.Transports;
 
 /// <summary>
 /// The stream under a stream transport (a socket's <see cref="System.Net.Sockets.NetworkStream"/>, an
-/// <see cref="System.Net.Security.SslStream"/>, a caller's stream). It counts the bytes written, so a
-/// graceful close can tell when everything was delivered, and it turns a failed read into the end
-/// of the stream while remembering the failure (<see cref="ConnectionError"/>). A read takes at
-/// most <c>maximumReadSize</c> bytes, whatever the size of the buffer it is given.
+/// <see cref="System.Net.Security.SslStream"/>, a caller's stream), as its connection's reader sees
+/// it: a failed read becomes the end of the stream, and the failure is remembered
+/// (<see cref="ConnectionError"/>). A read takes at most <c>maximumReadSize</c> bytes, whatever the
+/// size of the buffer it is given. The connection's send loop writes past it, to the inner stream or
+/// socket, and reports each write (<see cref="WriteStarted"/>, <see cref="WriteEnded"/>).
 /// </summary>
 /// <remarks>
 /// A <see cref="System.IO.Pipelines.PipeReader"/> whose stream read fails raises that exception
@@ -21,13 +22,9 @@ namespace Aqmp.Pipelines.Transports;
 /// </remarks>
 internal sealed class TransportStream(Stream inner, int maximumReadSize = int.MaxValue) : Stream
 {
-    private long _bytesWritten;
     private Exception? _readError;
     private Exception? _writeError;
     private int _writesInFlight;
-
-    /// <summary>Bytes written to the inner stream so far.</summary>
-    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
 
     /// <summary>
     /// The connection failure behind the end of the stream: the error that ended reading (reported
@@ -99,47 +96,28 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
         return EndsWhileWriting(count, waitsForData: buffer.IsEmpty) ? SettleThenEndAsync() : ValueTask.FromResult(count);
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+    public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
 
-    public override void Write(ReadOnlySpan<byte> buffer)
-    {
-        try
-        {
-            inner.Write(buffer);
-        }
-        catch (Exception ex) when (RememberWriteFailure(ex))
-        {
-            throw;
-        }
-
-        Interlocked.Add(ref _bytesWritten, buffer.Length);
-    }
+    public override void Write(ReadOnlySpan<byte> buffer) => inner.Write(buffer);
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+        => inner.WriteAsync(buffer, offset, count, cancellationToken);
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        => inner.WriteAsync(buffer, cancellationToken);
+
+    /// <summary>The send loop starts a write to the inner stream or socket.</summary>
+    public void WriteStarted() => Interlocked.Increment(ref _writesInFlight);
+
+    /// <summary>The send loop's write ended, failed with <paramref name="error"/> when not null.</summary>
+    public void WriteEnded(Exception? error)
     {
-        ValueTask write;
-        Interlocked.Increment(ref _writesInFlight);
-        try
+        if (error is not null && IsConnectionFailure(error))
         {
-            write = inner.WriteAsync(buffer, cancellationToken);
-        }
-        catch (Exception ex) when (RememberWriteFailure(ex) || WriteSettled())
-        {
-            throw;
+            Interlocked.CompareExchange(ref _writeError, error, null);
         }
 
-        if (write.IsCompletedSuccessfully)
-        {
-            write.GetAwaiter().GetResult(); // consumed, so that a reusable source goes back to its owner
-            WriteSettled();
-            Interlocked.Add(ref _bytesWritten, buffer.Length);
-            return ValueTask.CompletedTask;
-        }
-
-        return AwaitWriteAsync(write, buffer.Length);
+        Interlocked.Decrement(ref _writesInFlight);
     }
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
@@ -203,43 +181,6 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
         }
 
         return 0;
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask AwaitWriteAsync(ValueTask write, int length)
-    {
-        try
-        {
-            await write.ConfigureAwait(false);
-        }
-        catch (Exception ex) when (RememberWriteFailure(ex))
-        {
-            throw;
-        }
-        finally
-        {
-            WriteSettled();
-        }
-
-        Interlocked.Add(ref _bytesWritten, length);
-    }
-
-    /// <summary>Counts a write as no longer in flight; never catches (an exception filter that returns false).</summary>
-    private bool WriteSettled()
-    {
-        Interlocked.Decrement(ref _writesInFlight);
-        return false;
-    }
-
-    /// <summary>Remembers a connection failure of a write; never catches (an exception filter that returns false).</summary>
-    private bool RememberWriteFailure(Exception ex)
-    {
-        if (IsConnectionFailure(ex))
-        {
-            Interlocked.CompareExchange(ref _writeError, ex, null);
-        }
-
-        return false;
     }
 
     private int EndOfStream(Exception error)

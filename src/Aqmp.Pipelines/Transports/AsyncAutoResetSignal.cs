@@ -1,6 +1,6 @@
 using System.Threading.Tasks.Sources;
 
-namespace Aqmp.Pipelines.Session;
+namespace Aqmp.Pipelines.Transports;
 
 /// <summary>
 /// A wake-up call for one waiting loop, without allocation: <see cref="Set"/> from any thread

@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using Aqmp.Pipelines.Session;
+using Aqmp.Pipelines.Transports;
 using Aqmp.Pipelines.Tests.Support;
 
-namespace Aqmp.Pipelines.Tests.Session;
+namespace Aqmp.Pipelines.Tests.Transports;
 
 /// <summary>
 /// <see cref="AsyncAutoResetSignal"/>, the write loop's wake-up call: a set is remembered until the

@@ -1,0 +1,104 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+
+namespace Aqmp.Pipelines.Transports;
+
+/// <summary>
+/// A connection over a plain stream socket (TCP or Unix-domain). Its reader reads the socket
+/// inline through a <see cref="NetworkStream"/>; its send loop sends everything flushed since its
+/// last turn in one socket call, gathered from the buffer's segments when there are several.
+/// </summary>
+internal sealed class SocketTransportConnection : OwnedTransportConnection
+{
+    private readonly Socket _socket;
+
+    /// <summary>Wraps a connected stream socket; the connection owns it.</summary>
+    public SocketTransportConnection(Socket socket, TransportOptions options)
+        : base(new TransportStream(new NetworkStream(socket, ownsSocket: true), options.ReceiveBufferSize), options)
+    {
+        _socket = socket;
+        LocalEndPoint = socket.LocalEndPoint;
+        RemoteEndPoint = socket.RemoteEndPoint;
+        StartSending();
+    }
+
+    public override EndPoint? LocalEndPoint { get; }
+
+    public override EndPoint? RemoteEndPoint { get; }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    protected override async ValueTask SendAsync(List<ArraySegment<byte>> chunks, long bytes)
+    {
+        try
+        {
+            if (chunks.Count > 1)
+            {
+                var sent = await _socket.SendAsync(chunks, SocketFlags.None).ConfigureAwait(false);
+                if (sent == bytes)
+                {
+                    return;
+                }
+
+                Skip(chunks, sent);
+            }
+
+            foreach (var chunk in chunks)
+            {
+                var rest = chunk.AsMemory();
+                while (!rest.IsEmpty)
+                {
+                    rest = rest[await _socket.SendAsync(rest, SocketFlags.None).ConfigureAwait(false)..];
+                }
+            }
+        }
+        catch (SocketException ex)
+        {
+            // As a NetworkStream reports it: the session sees one kind of error from every transport.
+            throw new IOException($"Unable to write data to the transport connection: {ex.Message}.", ex);
+        }
+    }
+
+    protected override ValueTask ShutdownSendAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // The peer is already gone: everything was sent, nothing is left to close.
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    protected override void Release()
+    {
+        try
+        {
+            Stream.Dispose();
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
+        {
+            // Disposing a broken socket may report the breakage again; it is released either way.
+        }
+    }
+
+    /// <summary>Drops the first <paramref name="sent"/> bytes of <paramref name="chunks"/> (after a partial gathered send).</summary>
+    private static void Skip(List<ArraySegment<byte>> chunks, long sent)
+    {
+        while (sent > 0)
+        {
+            var first = chunks[0];
+            if (sent < first.Count)
+            {
+                chunks[0] = first[(int)sent..];
+                return;
+            }
+
+            sent -= first.Count;
+            chunks.RemoveAt(0);
+        }
+    }
+}
