@@ -4,7 +4,7 @@ namespace Aqmp.Pipelines.Session;
 /// The handshake's own view of its session, handed to
 /// <see cref="PipeProtocol{TMessage}.EstablishSessionAsync"/>: it sends and receives messages
 /// directly on the new connection while the session is <see cref="Runstate.Connecting"/>, before
-/// the read and write loops run. Only the handshake it was made for may use it, and only until that
+/// the read loop runs. Only the handshake it was made for may use it, and only until that
 /// handshake returns; it is not thread-safe (one call at a time, as a handshake is one flow).
 /// </summary>
 /// <typeparam name="TMessage">The protocol's message type.</typeparam>

@@ -29,7 +29,7 @@ public sealed class MessageContext<TMessage>
     /// with its backpressure, cancellation and errors), but flushed differently: a message sent
     /// before the handler first yields is flushed by the read loop itself, together with the
     /// replies to the rest of the read, as soon as every message of the read is handled or the
-    /// handler yields; one sent later leaves with the write loop's next flush.
+    /// handler yields; one sent later is flushed at once, as <c>SendAsync</c> does.
     /// </summary>
     /// <param name="message">The message.</param>
     /// <param name="cancellationToken">Stops waiting for the transport; the message is then not sent.</param>

@@ -1,35 +1,32 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Aqmp.Pipelines.Framing;
-using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
 /// <summary>
 /// The outbound side of a running session. Senders frame their messages straight into the
 /// transport's <see cref="PipeWriter"/>, in their own context and in the order they take this
-/// writer's lock: no queue, no copy, no hand-off per message. Framed bytes reach the pipe once
-/// per buffer (not once per message) and are flushed once per batch.
+/// writer's lock, and flush them there: no queue, no copy, no hand-off per message. A transport's
+/// flush only hands the bytes to its send loop (see <c>SendBuffer</c>), so a flush per send is cheap.
 /// </summary>
 /// <remarks>
 /// <para>
-/// <b>Flushing.</b> The first message of a batch wakes the write loop, which flushes whatever has
-/// been framed by the time it runs. A sender that finds a full batch
-/// (<see cref="PipeProtocolOptions.OutboundBatchBytes"/>) flushes it before framing its own
-/// message, so a fast sender never outruns the write loop by more than a batch. Replies the
-/// read loop sends while it handles a read (from <c>OnMessageAsync</c>, synchronously) wake
-/// nobody: the read loop flushes them itself (<see cref="FlushDeferred"/>) before it waits for
-/// the next read or for a handler that did not complete, so a request/response exchange costs no
-/// hop to the write loop.
+/// <b>Replies held back.</b> Replies the read loop sends while it handles a read (from
+/// <c>OnMessageAsync</c>, synchronously) are not flushed one by one: the read loop flushes them
+/// itself (<see cref="FlushDeferred"/>) before it waits for the next read or for a handler that did
+/// not complete, so the replies to one read leave together. So does a burst sent with
+/// <c>SendManyAsync</c>. A batch that reaches <see cref="PipeProtocolOptions.OutboundBatchBytes"/>
+/// is flushed on the way.
 /// </para>
 /// <para>
-/// <b>Backpressure.</b> A flush that must wait for the transport (the send pipe is over its pause
-/// threshold: the peer is not reading) is handed to the write loop, and until it completes nobody
-/// writes into the pipe: senders queue up, in call order, <em>before</em> their messages are
+/// <b>Backpressure.</b> A flush that must wait for the transport (more than its pause threshold
+/// is unsent: the peer is not reading) is awaited off the senders' path, and until it completes
+/// nobody writes into the pipe: senders queue up, in call order, <em>before</em> their messages are
 /// framed, so a sender that gives up (cancelled, or the session ended) has sent nothing. When the
-/// flush completes, the write loop frames the queued messages in order, each in its sender's
-/// execution context. Outbound memory stays
-/// below the pause threshold plus one batch and one message (plus the waiting senders' own messages).
+/// flush completes, the queued messages are framed in order, each in its sender's execution
+/// context. Outbound memory stays below the pause threshold plus one batch and one message (plus
+/// the waiting senders' own messages).
 /// </para>
 /// <para>
 /// <b>Framer errors.</b> A framer (or outbound filter) that throws before any of its bytes reached
@@ -42,16 +39,12 @@ namespace Aqmp.Pipelines.Session;
 /// <typeparam name="TMessage">The protocol's message type.</typeparam>
 internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
 {
-    /// <summary>The smallest buffer asked of the pipe, so that small frames share one commit.</summary>
-    private const int BufferHint = 4096;
-
     private readonly Lock _lock = new();
     private readonly PipeWriter _output;
     private readonly IMessageFramer<TMessage> _framer;
     private readonly Func<TMessage, TMessage> _onOutbound;
     private readonly Action<Exception> _fail;
     private readonly long _batchBytes;
-    private readonly AsyncAutoResetSignal _flushRequest = new();
     private readonly Queue<QueuedSend> _waiting = new(); // senders waiting for the transport, in call order
 
     // Guarded by _lock.
@@ -61,19 +54,18 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     private bool _frameCommitted;        // part of the frame being written has reached the pipe
     private long _unflushedBytes;        // framed since the last flush (committed or not)
     private int _unflushedMessages;
-    private bool _flushRequested;        // the write loop has been woken for the current batch
-    private bool _flushDeferred;         // the read loop framed a reply and will flush it itself (FlushDeferred)
-    private ValueTask<FlushResult>? _pendingFlush; // a flush waiting for the transport, for the write loop to await
     private bool _flushing;              // a flush waits for the transport: senders queue up
+    private Task _flushWait = Task.CompletedTask; // awaits that flush, then frames the queue behind it
     private bool _closed;                // no more messages: the session is ending
-    private bool _finished;              // the write loop is gone: the pipe is no longer ours
+    private bool _finished;              // the session let go of the pipe: it is no longer touched
+    private volatile bool _deferred;     // the read loop framed replies it will flush itself
 
     /// <summary>Creates the writer of one session.</summary>
     /// <param name="output">The transport's outbound pipe.</param>
     /// <param name="framer">Frames each message.</param>
     /// <param name="onOutbound">The session's outbound filter, applied to each message as it is framed.</param>
     /// <param name="fail">Ends the session with an error (called outside this writer's lock).</param>
-    /// <param name="batchBytes">Unflushed bytes at which a sender flushes before framing its message.</param>
+    /// <param name="batchBytes">Unflushed bytes at which a batch (held-back replies, a burst) is flushed on the way.</param>
     public OutboundWriter(PipeWriter output, IMessageFramer<TMessage> framer, Func<TMessage, TMessage> onOutbound, Action<Exception> fail, long batchBytes)
     {
         _output = output;
@@ -86,7 +78,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     /// <summary>What <see cref="TryWrite(TMessage, bool)"/> did with a message.</summary>
     public enum WriteResult
     {
-        /// <summary>Framed: it will be flushed with its batch.</summary>
+        /// <summary>Framed and flushed (or held back for the read loop to flush).</summary>
         Written,
 
         /// <summary>Not framed: a flush waits for the transport, or senders are queued. Queue with <see cref="TryQueue"/>.</summary>
@@ -96,14 +88,14 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         Closed,
     }
 
-    // ---- Upper half: the senders ----------------------------------------------------------
+    // ---- The senders --------------------------------------------------------------------------
 
-    /// <summary>Frames <paramref name="message"/> unless the writer is closed or waiting for the transport.</summary>
+    /// <summary>Frames and flushes <paramref name="message"/> unless the writer is closed or waiting for the transport.</summary>
     /// <param name="message">The message.</param>
     /// <param name="readLoopFlushes">
     /// The caller is the read loop, running synchronously, and calls <see cref="FlushDeferred"/>
-    /// before it next waits: the write loop is not woken for this message (a reply to a read
-    /// leaves with the other replies to that read, without a thread hop).
+    /// before it next waits: the message is framed but not flushed yet (a reply to a read leaves
+    /// with the other replies to that read).
     /// </param>
     /// <returns>Whether it was framed.</returns>
     /// <exception cref="Exception">The outbound filter or the framer refused the message (it was not sent).</exception>
@@ -111,8 +103,8 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         => TryWrite(new ReadOnlySpan<TMessage>(in message), readLoopFlushes, out _);
 
     /// <summary>
-    /// Frames <paramref name="messages"/> in order under one lock, with at most one wake of the
-    /// write loop, until all are framed or the writer is closed or must wait for the transport.
+    /// Frames <paramref name="messages"/> in order under one lock and flushes them once, until all
+    /// are framed or the writer is closed or must wait for the transport.
     /// </summary>
     /// <param name="messages">The messages.</param>
     /// <param name="readLoopFlushes">As for one message: the read loop flushes them itself.</param>
@@ -127,7 +119,6 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         written = 0;
         Exception? failure = null;
         System.Runtime.ExceptionServices.ExceptionDispatchInfo? refusal = null;
-        var wake = false;
         var result = WriteResult.Written;
         lock (_lock)
         {
@@ -145,11 +136,10 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             {
                 if (_unflushedBytes >= _batchBytes)
                 {
-                    failure = StartFlush();
+                    failure = Flush();
                     if (failure is not null || _flushing)
                     {
-                        // Failed, or waiting for the transport: the write loop takes over the flush.
-                        _flushRequested = wake = true;
+                        // Failed, or waiting for the transport: the rest waits its turn.
                         result = failure is null ? WriteResult.Busy : WriteResult.Closed;
                         break;
                     }
@@ -172,23 +162,19 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                 }
 
                 written++;
-                if (!_flushRequested)
+            }
+
+            if (failure is null && !_flushing && _unflushedBytes > 0)
+            {
+                if (readLoopFlushes)
                 {
-                    if (readLoopFlushes)
-                    {
-                        _flushDeferred = true;
-                    }
-                    else
-                    {
-                        _flushRequested = wake = true;
-                    }
+                    _deferred = true;
+                }
+                else
+                {
+                    failure = Flush();
                 }
             }
-        }
-
-        if (wake)
-        {
-            _flushRequest.Set();
         }
 
         if (failure is not null)
@@ -206,8 +192,8 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     }
 
     /// <summary>
-    /// Queues a sender behind a flush that waits for the transport: the write loop frames its
-    /// message, in call order, once the transport has room.
+    /// Queues a sender behind a flush that waits for the transport: its message is framed, in
+    /// call order, once the transport has room.
     /// </summary>
     /// <param name="message">The message.</param>
     /// <param name="cancellationToken">Withdraws the message, unless it was framed already.</param>
@@ -269,42 +255,30 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         }
     }
 
-    // ---- Bottom half: the read loop's replies ----------------------------------------------
+    // ---- The read loop's held-back replies ----------------------------------------------------
 
     /// <summary>
-    /// Flushes the replies the read loop framed with <c>readLoopFlushes</c>, from the read loop
-    /// itself: at once when the transport has room (no thread hop), otherwise by handing the
-    /// waiting flush to the write loop. Call from the read loop before it waits for anything.
+    /// Flushes the replies the read loop framed with <c>readLoopFlushes</c>. Call from the read
+    /// loop before it waits for anything.
     /// </summary>
     public void FlushDeferred()
     {
-        if (!Volatile.Read(ref _flushDeferred))
+        if (!_deferred)
         {
             return;
         }
 
-        Exception? failure = null;
-        var wake = false;
+        Exception? failure;
         lock (_lock)
         {
-            _flushDeferred = false;
-            if (_closed || _flushRequested || _flushing || _unflushedBytes == 0)
+            _deferred = false;
+            if (_closed || _flushing || _unflushedBytes == 0)
             {
-                // Ending (the write loop drains), or the write loop was woken for this batch anyway.
+                // Closing flushed them, or the flush under way is followed by another.
                 return;
             }
 
-            failure = StartFlush();
-            if (failure is not null || _flushing)
-            {
-                // Failed, or waiting for the transport: the write loop takes over, as for a sender.
-                _flushRequested = wake = true;
-            }
-        }
-
-        if (wake)
-        {
-            _flushRequest.Set();
+            failure = Flush();
         }
 
         if (failure is not null)
@@ -313,196 +287,209 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         }
     }
 
-    // ---- Bottom half: the write loop --------------------------------------------------------
-
-    /// <summary>Waits until a batch has started, a flush needs awaiting, or the writer closed. For the write loop only.</summary>
-    /// <returns>The wait.</returns>
-    public ValueTask WaitForFlushRequestAsync() => _flushRequest.WaitAsync();
-
-    /// <summary>Whether the writer is closed and everything framed has been flushed: the write loop may end.</summary>
-    public bool IsDrained
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _closed && _unflushedBytes == 0 && !_flushing;
-            }
-        }
-    }
+    // ---- Flushing, and the wait for the transport -----------------------------------------------
 
     /// <summary>
-    /// Awaits the flush waiting for the transport, if any, then flushes what has been framed since,
-    /// until nothing is left. For the write loop only: the one awaiter of every flush.
+    /// Commits and flushes what has been framed. Returns an error if the transport refused it (the
+    /// writer is then closed); when the flush waits for the transport, sets <see cref="_flushing"/>
+    /// and hands it to <see cref="AwaitFlushAsync"/>. Call under the lock, with no flush waiting.
     /// </summary>
-    /// <returns>Completes when the transport has taken everything framed so far.</returns>
-    /// <exception cref="IOException">The transport no longer accepts data: the connection is closed.</exception>
-    public async ValueTask FlushAsync()
+    private Exception? Flush()
     {
-        while (true)
+        ValueTask<FlushResult> flush;
+        try
         {
-            ValueTask<FlushResult> pending;
-            lock (_lock)
+            Commit();
+            _unflushedBytes = 0;
+            _unflushedMessages = 0;
+            flush = _output.FlushAsync();
+            if (flush.IsCompletedSuccessfully)
             {
-                _flushRequested = false;
-                if (_pendingFlush is null)
-                {
-                    if (_finished || _unflushedBytes == 0)
-                    {
-                        return;
-                    }
-
-                    if (StartFlush() is { } startFailure)
-                    {
-                        _closed = true;
-                        throw startFailure;
-                    }
-
-                    if (_pendingFlush is null)
-                    {
-                        return;
-                    }
-                }
-
-                pending = _pendingFlush.Value;
-                _pendingFlush = null;
+                ThrowIfTransportClosed(flush.Result);
+                return null;
             }
+        }
+        catch (Exception ex)
+        {
+            Closing();
+            return ex;
+        }
 
-            try
+        _flushing = true;
+        _flushWait = AwaitOnThreadPool(flush);
+        return null;
+    }
+
+    /// <summary>Starts <see cref="AwaitFlushAsync"/> on the thread pool, never inline under the lock (and its closure is made only here).</summary>
+    private Task AwaitOnThreadPool(ValueTask<FlushResult> flush) => Task.Run(() => AwaitFlushAsync(flush));
+
+    /// <summary>
+    /// Awaits a flush that waits for the transport, then frames the queued senders' messages in
+    /// order and flushes them, until the queue is empty or a flush waits again. Never faults: a
+    /// failure ends the session through the writer's <c>fail</c> callback.
+    /// </summary>
+    private async Task AwaitFlushAsync(ValueTask<FlushResult> flush)
+    {
+        Exception? failure = null;
+        try
+        {
+            var result = await flush.ConfigureAwait(false);
+            if (result.IsCanceled)
             {
-                ThrowIfTransportClosed(await pending.ConfigureAwait(false));
-            }
-            finally
-            {
+                // The teardown gave up on the drain: nothing more is flushed.
                 lock (_lock)
                 {
                     _flushing = false;
+                    Closing();
                 }
+
+                return;
             }
 
-            if (FrameWaiting() is { } failure)
+            ThrowIfTransportClosed(result);
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+
+        lock (_lock)
+        {
+            _flushing = false;
+            if (failure is not null)
             {
-                throw failure;
+                Closing();
             }
+            else if (!_finished)
+            {
+                failure = FrameWaiting();
+            }
+        }
+
+        if (failure is not null)
+        {
+            _fail(failure);
         }
     }
 
     /// <summary>
-    /// Frames the queued senders' messages in order, flushing full batches on the way, until the
-    /// queue is empty or a flush waits for the transport again.
+    /// Frames the queued senders' messages in order, flushing full batches on the way, then flushes
+    /// the rest, unless a flush waits for the transport again. Call under the lock.
     /// </summary>
     /// <returns>An error that ended the writer (the transport failed, or a framer broke off mid-frame), or null.</returns>
     private Exception? FrameWaiting()
     {
-        lock (_lock)
+        while (!_closed && _waiting.TryPeek(out var next))
         {
-            while (!_closed && !_flushing && _waiting.TryPeek(out var next))
+            if (next.Task.IsCompleted)
             {
-                if (next.Task.IsCompleted)
+                _waiting.Dequeue(); // withdrawn
+                continue;
+            }
+
+            if (_unflushedBytes >= _batchBytes)
+            {
+                if (Flush() is { } failed)
                 {
-                    _waiting.Dequeue(); // withdrawn
-                    continue;
+                    return failed;
                 }
 
-                if (_unflushedBytes >= _batchBytes)
+                if (_flushing)
                 {
-                    if (StartFlush() is { } failed)
-                    {
-                        ReleaseWaiting();
-                        return failed;
-                    }
-
-                    continue;
-                }
-
-                _waiting.Dequeue();
-                try
-                {
-                    if (next.FrameInSendersContext() is { } corruption)
-                    {
-                        next.TrySetException(corruption);
-                        ReleaseWaiting();
-                        return corruption;
-                    }
-
-                    next.TrySetResult(true);
-                }
-                catch (Exception ex)
-                {
-                    next.TrySetException(ex);
+                    return null;
                 }
             }
 
-            return null;
+            _waiting.Dequeue();
+            try
+            {
+                if (next.FrameInSendersContext() is { } corruption)
+                {
+                    next.TrySetException(corruption);
+                    Closing();
+                    return corruption;
+                }
+
+                next.TrySetResult(true);
+            }
+            catch (Exception ex)
+            {
+                next.TrySetException(ex);
+            }
         }
+
+        return _unflushedBytes > 0 && !_finished ? Flush() : null;
     }
 
-    /// <summary>Tells every queued sender that its message was not sent: the writer closed. Call under the lock.</summary>
-    private void ReleaseWaiting()
+    /// <summary>Closes the writer: no more messages; every queued sender learns that its message was not sent. Call under the lock.</summary>
+    private void Closing()
     {
+        _closed = true;
         while (_waiting.TryDequeue(out var queued))
         {
             queued.TrySetResult(false);
         }
     }
 
+    // ---- The teardown -----------------------------------------------------------------------------
+
     /// <summary>
-    /// Commits and flushes what has been framed. Returns an error if the transport refused it;
-    /// leaves <see cref="_pendingFlush"/> and <see cref="_flushing"/> set if it waits for the
-    /// transport. Call under the lock, with no flush pending.
+    /// Stops accepting messages and flushes what was framed (the read loop's held-back replies
+    /// included). A flush that waits for the transport goes on; <see cref="WhenFlushedAsync"/> waits for it.
     /// </summary>
-    private Exception? StartFlush()
-    {
-        try
-        {
-            Commit();
-            _unflushedBytes = 0;
-            _unflushedMessages = 0;
-            var flush = _output.FlushAsync();
-            if (!flush.IsCompletedSuccessfully)
-            {
-                _pendingFlush = flush;
-                _flushing = true;
-                return null;
-            }
-
-            ThrowIfTransportClosed(flush.Result);
-            return null;
-        }
-        catch (Exception ex)
-        {
-            _closed = true;
-            return ex;
-        }
-    }
-
-    /// <summary>Stops accepting messages; the write loop flushes what was framed and ends.</summary>
     public void Close()
     {
+        Exception? failure = null;
         lock (_lock)
         {
-            _closed = true;
-            ReleaseWaiting();
+            var wasClosed = _closed;
+            Closing();
+            if (!wasClosed && !_finished && !_flushing && _unflushedBytes > 0)
+            {
+                failure = Flush();
+            }
         }
 
-        _flushRequest.Set();
+        if (failure is not null)
+        {
+            _fail(failure);
+        }
     }
 
-    /// <summary>Marks the write loop as gone: from now on the pipe is not touched. Returns the messages never flushed.</summary>
+    /// <summary>Completes when no flush waits for the transport any more. Never faults.</summary>
+    /// <returns>The wait.</returns>
+    public async Task WhenFlushedAsync()
+    {
+        while (true)
+        {
+            Task wait;
+            lock (_lock)
+            {
+                if (!_flushing)
+                {
+                    return;
+                }
+
+                wait = _flushWait;
+            }
+
+            await wait.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Lets go of the pipe: from now on it is not touched. Returns the messages never flushed.</summary>
     /// <returns>How many framed messages were not flushed.</returns>
     public int Finish()
     {
         lock (_lock)
         {
-            _closed = _finished = true;
-            ReleaseWaiting();
+            Closing();
+            _finished = true;
             var discarded = _unflushedMessages;
             _unflushedMessages = 0;
             _unflushedBytes = 0;
             _buffer = default;
             _buffered = 0;
-            _pendingFlush = null;
-            _flushing = false;
             return discarded;
         }
     }
@@ -524,7 +511,9 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         if (_buffer.Length - _buffered < Math.Max(sizeHint, 1))
         {
             Commit();
-            _buffer = _output.GetMemory(Math.Max(sizeHint, BufferHint));
+            // No more than asked: messages are flushed one by one, and a larger request would leave
+            // the rest of the transport's current segment unused after every message.
+            _buffer = _output.GetMemory(Math.Max(sizeHint, 1));
         }
 
         return _buffer[_buffered..];

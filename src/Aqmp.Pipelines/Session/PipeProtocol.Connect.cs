@@ -230,7 +230,7 @@ public abstract partial class PipeProtocol<TMessage>
     public Task OpenAsync(IDuplexPipe pipe, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(pipe);
-        return OpenAsync(_ => SocketTransport.Open(pipe), cancellationToken);
+        return OpenAsync(_ => SocketTransport.Open(pipe, _transportOptions), cancellationToken);
     }
 
     /// <summary>
@@ -443,7 +443,7 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    /// <summary>Creates the outbound writer and starts both loops. Call under the gate.</summary>
+    /// <summary>Creates the outbound writer and starts the read loop. Call under the gate.</summary>
     private void StartLoops()
     {
         var reader = _reader!;
@@ -455,8 +455,7 @@ public abstract partial class PipeProtocol<TMessage>
         Volatile.Write(ref _runningOutbound, outbound);
         var abort = _sessionAbort.Token;
         var context = new MessageContext<TMessage>(this, outbound);
-        _writerTask = Task.Run(() => RunLoopAsync("Writer", () => WriteLoopAsync(outbound, abort), abort, isOutput: true));
-        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(reader, outbound, context, abort), abort, isOutput: false));
+        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(reader, outbound, context, abort), abort));
     }
 
     /// <summary>A connection attempt under way: how to abort it, and when it has finished.</summary>

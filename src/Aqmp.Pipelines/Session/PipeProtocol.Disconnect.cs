@@ -197,7 +197,7 @@ public abstract partial class PipeProtocol<TMessage>
             SetState(Runstate.Disconnecting);
             Volatile.Write(ref _runningOutbound, null);
             _outbound?.Close();
-            var resources = new SessionResources(_readerTask, _writerTask, _connection, _listener, _outbound, _sessionAbort);
+            var resources = new SessionResources(_readerTask, _connection, _listener, _outbound, _sessionAbort);
             var operation = _disconnect = new DisconnectOperation(resources) { OutputFailed = outputFailed };
             operation.Teardown = Task.Run(() => TeardownAsync(operation));
         }
@@ -256,21 +256,22 @@ public abstract partial class PipeProtocol<TMessage>
 
     private async Task StopAndReleaseAsync(DisconnectOperation operation)
     {
-        var (reader, writer, connection, listener, outbound, sessionAbort) = operation.Resources;
+        var (reader, connection, listener, outbound, sessionAbort) = operation.Resources;
         if (operation.OutputFailed && reader is not null)
         {
             await DeliverInputFirstAsync(reader, operation).ConfigureAwait(false);
         }
 
         var errorPathway = Volatile.Read(ref _rootCause) is not null;
-        if (!errorPathway && writer is not null && outbound is not null && connection is not null)
+        if (!errorPathway && outbound is not null && connection is not null)
         {
-            // The writer is closed (ScheduleDisconnect): the write loop flushes what was framed, then ends.
+            // The writer is closed (ScheduleDisconnect), which flushed what was framed; a flush that
+            // waits for the transport is awaited first.
             PipeProtocolLog.Draining(Logger);
             var output = connection.Pipe.Output;
             using (operation.DrainAbortToken.Register(output.CancelPendingFlush))
             {
-                await writer.ConfigureAwait(false);
+                await outbound.WhenFlushedAsync().ConfigureAwait(false);
             }
 
             errorPathway = Volatile.Read(ref _rootCause) is not null || operation.DrainAborted;
@@ -282,7 +283,7 @@ public abstract partial class PipeProtocol<TMessage>
                 || !await TryTransportStepAsync(static (connection, token) => connection.WaitUntilSentAsync(token), connection, operation).ConfigureAwait(false);
         }
 
-        // Stop both loops; their tasks never fault.
+        // Stop the read loop and any wait for the transport; neither faults.
         CancelQuietly(sessionAbort);
         outbound?.Close();
         if (connection is not null && reader is not null)
@@ -291,7 +292,12 @@ public abstract partial class PipeProtocol<TMessage>
             connection.Pipe.Output.CancelPendingFlush();
         }
 
-        await Task.WhenAll(reader ?? Task.CompletedTask, writer ?? Task.CompletedTask).ConfigureAwait(false);
+        await (reader ?? Task.CompletedTask).ConfigureAwait(false);
+        if (outbound is not null)
+        {
+            await outbound.WhenFlushedAsync().ConfigureAwait(false);
+        }
+
         listener?.Dispose();
         DiscardUnsent(outbound);
         await CloseTransportAsync(connection, errorPathway, operation).ConfigureAwait(false);
@@ -394,7 +400,6 @@ public abstract partial class PipeProtocol<TMessage>
     /// <summary>What a teardown stops and releases: the session's resources when it was scheduled.</summary>
     private sealed record SessionResources(
         Task? Reader,
-        Task? Writer,
         TransportConnection? Connection,
         SocketListener? Listener,
         OutboundWriter<TMessage>? Outbound,

@@ -2,15 +2,14 @@ using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
-// Bottom half: the read loop and the write loop, which run the session while it is Running.
+// Bottom half: the read loop, which runs the session while it is Running, and the senders' failures.
 public abstract partial class PipeProtocol<TMessage>
 {
     /// <summary>
-    /// Runs one loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails records
-    /// its error as the root cause and schedules a disconnect (for the output loop, one that lets
-    /// the input be delivered first); the task itself never faults.
+    /// Runs the read loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails records
+    /// its error as the root cause and schedules a disconnect; the task itself never faults.
     /// </summary>
-    private async Task RunLoopAsync(string name, Func<Task> loop, CancellationToken abort, bool isOutput)
+    private async Task RunLoopAsync(string name, Func<Task> loop, CancellationToken abort)
     {
         try
         {
@@ -23,12 +22,11 @@ public abstract partial class PipeProtocol<TMessage>
         }
         catch (Exception ex) when (IsPeerCloseExpected && ex is IOException or System.Net.Sockets.SocketException)
         {
-            // The peer went away (FIN or reset) when the protocol expected it to: end without an
-            // error (after a failed write, still delivering what had arrived first).
+            // The peer went away (FIN or reset) when the protocol expected it to: end without an error.
             PipeProtocolLog.PeerClosedAsExpected(Logger);
             lock (_gate)
             {
-                ScheduleDisconnect(outputFailed: isOutput);
+                ScheduleDisconnect();
             }
         }
         catch (Exception ex)
@@ -45,7 +43,7 @@ public abstract partial class PipeProtocol<TMessage>
             RecordRootCause(ex);
             lock (_gate)
             {
-                ScheduleDisconnect(outputFailed: isOutput);
+                ScheduleDisconnect();
             }
         }
         finally
@@ -179,46 +177,35 @@ public abstract partial class PipeProtocol<TMessage>
         return false;
     }
 
-    /// <summary>
-    /// The write loop: senders frame their messages straight into the transport's pipe (see
-    /// <see cref="OutboundWriter{TMessage}"/>); this loop wakes when a batch starts and flushes
-    /// whatever has been framed by then, once. It ends when the writer is closed and everything
-    /// framed is flushed, or when torn down.
-    /// </summary>
-    private static async Task WriteLoopAsync(OutboundWriter<TMessage> outbound, CancellationToken abort)
-    {
-        SessionFlow.Clear();
-        while (true)
-        {
-            await outbound.WaitForFlushRequestAsync().ConfigureAwait(false);
-            if (abort.IsCancellationRequested)
-            {
-                return;
-            }
-
-            await outbound.FlushAsync().ConfigureAwait(false);
-            if (outbound.IsDrained)
-            {
-                return;
-            }
-        }
-    }
-
     /// <summary>Whether a failed write is ending the session while the read loop delivers what had arrived (input first).</summary>
     private bool IsDeliveringInputFirst => Volatile.Read(ref _disconnect) is { OutputFailed: true };
 
     /// <summary>
-    /// Ends the session with <paramref name="error"/> as its root cause, when a sender's flush or
-    /// a framer that broke off mid-frame failed it outside both loops.
+    /// Ends the session when a flush or a framer that broke off mid-frame failed it: with
+    /// <paramref name="error"/> as its root cause, unless the peer was expected to close (then
+    /// without an error); either way the input that arrived first is delivered first.
     /// </summary>
     private void FailSession(OutboundWriter<TMessage> outbound, Exception error)
     {
-        PipeProtocolLog.LoopFailed(Logger, "Sender", PipeProtocolLog.Summarize(error), error);
+        var expected = IsPeerCloseExpected && error is IOException or System.Net.Sockets.SocketException;
+        if (expected)
+        {
+            PipeProtocolLog.PeerClosedAsExpected(Logger);
+        }
+        else
+        {
+            PipeProtocolLog.LoopFailed(Logger, "Sender", PipeProtocolLog.Summarize(error), error);
+        }
+
         lock (_gate)
         {
             if (_outbound == outbound)
             {
-                RecordRootCause(error);
+                if (!expected)
+                {
+                    RecordRootCause(error);
+                }
+
                 ScheduleDisconnect(outputFailed: true);
             }
         }

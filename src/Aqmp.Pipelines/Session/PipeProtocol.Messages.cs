@@ -15,8 +15,8 @@ public abstract partial class PipeProtocol<TMessage>
 
     /// <summary>
     /// Sends a message. While <see cref="Runstate.Running"/>, frames it at once into the
-    /// transport's send buffer, in the caller's context, and returns: the write loop flushes it
-    /// with the rest of its batch (or this call flushes a full batch before framing). Messages
+    /// transport's send buffer, in the caller's context, flushes it to the transport's send loop,
+    /// and returns. Messages
     /// are written in the order their calls were made. While the transport holds more unsent bytes
     /// than <see cref="PipeProtocolOptions.SendPauseThreshold"/> (the peer is not reading), the
     /// call waits (backpressure). The handshake sends through its <see cref="HandshakeContext{TMessage}"/>,
@@ -27,7 +27,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// The message is framed before the call returns, so it may point into memory the caller
     /// reuses afterwards (an inbound message, a pooled buffer). <see cref="OnOutbound"/> runs in the
     /// caller's context as the message is framed; for a call that had to wait for the transport,
-    /// on the write loop but in the caller's execution context (its <see cref="AsyncLocal{T}"/> values).
+    /// on a thread-pool thread but in the caller's execution context (its <see cref="AsyncLocal{T}"/> values).
     /// </remarks>
     /// <param name="message">The message; <see cref="OnOutbound"/> sees it before it is framed.</param>
     /// <param name="cancellationToken">Stops waiting for the transport; the message is then not sent.</param>
@@ -54,11 +54,11 @@ public abstract partial class PipeProtocol<TMessage>
 
     /// <summary>
     /// Sends several messages in one call, for a producer that has a burst of them: they are
-    /// framed in order under one lock, with one wake of the write loop, so no other sender's
+    /// framed in order under one lock and flushed once, so no other sender's
     /// message comes between them unless the transport's buffer fills on the way (then the call
     /// waits, as <see cref="SendAsync(TMessage, CancellationToken)"/> does, and goes on in order).
     /// Otherwise as <see cref="SendAsync(TMessage, CancellationToken)"/>: framed before the call
-    /// returns, flushed with their batch, the same states and errors.
+    /// returns, the same states and errors.
     /// </summary>
     /// <param name="messages">The messages, in the order to send them.</param>
     /// <param name="cancellationToken">Stops waiting for the transport: the messages framed by then are sent, the rest are not.</param>

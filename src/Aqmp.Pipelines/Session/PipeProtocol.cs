@@ -27,9 +27,9 @@ namespace Aqmp.Pipelines.Session;
 /// <para>
 /// <b>Upper half and bottom half.</b> The public calls run in the caller's context (the upper half).
 /// While <see cref="Runstate.Running"/>, a read loop parses every frame buffered and hands each
-/// message, in order, to <see cref="OnMessageAsync"/>; <see cref="SendAsync"/> frames each outbound
-/// message straight into the transport's send buffer, and a write loop flushes them once per
-/// batch (the bottom half). Nothing allocates per message on the library's own account.
+/// message, in order, to <see cref="OnMessageAsync"/> (the bottom half); <see cref="SendAsync"/>
+/// frames each outbound message straight into the transport's send buffer and hands it to the
+/// transport's send loop. Nothing allocates per message on the library's own account.
 /// </para>
 /// <para>
 /// <b>Threading.</b> Public members are thread-safe. <see cref="OnMessageAsync"/> and
@@ -57,7 +57,6 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     private OutboundWriter<TMessage>? _runningOutbound; // _outbound while Running: SendAsync's path that takes no gate
     private CancellationTokenSource? _sessionAbort;
     private Task? _readerTask;
-    private Task? _writerTask;
     private DisconnectOperation? _disconnect;
     private Exception? _rootCause;
 
@@ -256,7 +255,6 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         _sessionAbort?.Dispose();
         _sessionAbort = null;
         _readerTask = null;
-        _writerTask = null;
         _disconnect = null;
         _rootCause = null;
         _reader = null;

@@ -10,10 +10,10 @@ namespace Aqmp.Pipelines.Session;
 public sealed record PipeProtocolOptions
 {
     /// <summary>
-    /// Unflushed outbound bytes that make a batch: the write loop flushes whatever senders have
-    /// framed when it wakes, and a sender whose message brings the unflushed bytes to this size
-    /// flushes them itself, so that a fast sender never outruns the pipe's backpressure by more
-    /// than one batch. Default 64 KiB.
+    /// The most outbound bytes framed and not yet flushed: replies the read loop holds back to
+    /// flush together, and a burst sent with <c>SendManyAsync</c>, are flushed on the way when
+    /// they reach this size, so that a batch never outruns the transport's backpressure by more
+    /// than this. Default 64 KiB.
     /// </summary>
     public int OutboundBatchBytes { get; init; } = 64 * 1024;
 

@@ -16,7 +16,7 @@ public enum Runstate
     /// <summary>Connecting, listening, accepting or establishing a session (handshake).</summary>
     Connecting = 1,
 
-    /// <summary>Fully connected; the read and write loops are running.</summary>
+    /// <summary>Fully connected; the read loop is running and messages can be sent.</summary>
     Running = 2,
 
     /// <summary>

@@ -98,15 +98,17 @@ public static class SocketTransport
     }
 
     /// <summary>
-    /// Wraps an existing duplex pipe (in-memory pipes, another framework's connection). Closing
-    /// the connection completes the pipe's reader and writer.
+    /// Wraps an existing duplex pipe (in-memory pipes, another framework's connection). What is
+    /// flushed to the connection's output is copied into the pipe's output by the connection's send
+    /// loop, one flush per batch. Closing the connection completes the pipe's reader and writer.
     /// </summary>
     /// <param name="pipe">The pipe.</param>
+    /// <param name="options">The send buffer's options (<see cref="TransportOptions.SendPipeOptions"/>); <see cref="TransportOptions.Default"/> when null.</param>
     /// <returns>The connection.</returns>
-    public static TransportConnection Open(IDuplexPipe pipe)
+    public static TransportConnection Open(IDuplexPipe pipe, TransportOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(pipe);
-        return new DuplexPipeConnection(pipe);
+        return new DuplexPipeConnection(pipe, options ?? TransportOptions.Default);
     }
 
     private static async ValueTask ConnectSocketAsync(Socket socket, EndPoint endPoint, CancellationToken cancellationToken)

@@ -17,14 +17,14 @@ public class DuplexPipeConnectionTests
     ];
 
     [Test]
-    public void Open_exposes_the_given_pipe_and_has_no_endpoints()
+    public async Task Open_reads_the_given_pipe_itself_writes_through_its_own_send_buffer_and_has_no_endpoints()
     {
         var (local, remote) = DuplexPipePair.Create();
 
-        var connection = SocketTransport.Open(local);
+        await using var connection = SocketTransport.Open(local);
 
         Assert.That(connection.Pipe.Input, Is.SameAs(local.Input));
-        Assert.That(connection.Pipe.Output, Is.SameAs(local.Output));
+        Assert.That(connection.Pipe.Output, Is.Not.SameAs(local.Output), "what is flushed reaches the pipe through the connection's send loop");
         Assert.That(connection.LocalEndPoint, Is.Null);
         Assert.That(connection.RemoteEndPoint, Is.Null);
     }
@@ -43,16 +43,17 @@ public class DuplexPipeConnectionTests
     }
 
     [Test]
-    public async Task WaitUntilSentAsync_completes_at_once_because_a_flushed_pipe_has_nothing_left_to_send()
+    public async Task WaitUntilSentAsync_completes_once_the_send_loop_has_flushed_everything_into_the_pipe()
     {
         var (local, remote) = DuplexPipePair.Create();
         await using var connection = SocketTransport.Open(local);
         await PipeIO.WriteAsync(connection.Pipe.Output, [1, 2, 3]);
 
-        var sent = connection.WaitUntilSentAsync();
+        await connection.WaitUntilSentAsync().AsTask().Bounded();
 
-        Assert.That(sent.IsCompletedSuccessfully, Is.True);
-        Assert.That(await PipeIO.ReadExactlyAsync(remote.Input, 3), Is.EqualTo(new byte[] { 1, 2, 3 }));
+        var read = remote.Input.ReadAsync();
+        Assert.That(read.IsCompleted, Is.True, "the bytes are in the pipe, flushed, when the wait ends");
+        Assert.That((await read).Buffer.ToArray(), Is.EqualTo(new byte[] { 1, 2, 3 }));
     }
 
     [Test]
