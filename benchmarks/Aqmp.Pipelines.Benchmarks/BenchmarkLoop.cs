@@ -16,14 +16,15 @@ internal static class BenchmarkLoop
 {
     /// <summary>
     /// Arguments: <c>Type.Method</c>, then <c>Name=Value</c> for each parameter, and
-    /// optionally <c>--seconds=N</c> (default 10).
+    /// optionally <c>--seconds=N</c> (timed loop, default 10) and <c>--warmup=N</c> (untimed loop
+    /// run first, default 2; 0 for none).
     /// </summary>
     /// <returns>The process exit code.</returns>
     public static async Task<int> RunAsync(string[] args)
     {
         if (args.Length == 0 || args[0].Split('.') is not [var typeName, var methodName])
         {
-            await Console.Error.WriteLineAsync("usage: --loop Type.Method [Name=Value ...] [--seconds=N]");
+            await Console.Error.WriteLineAsync("usage: --loop Type.Method [Name=Value ...] [--seconds=N] [--warmup=N]");
             return 64;
         }
 
@@ -36,12 +37,19 @@ internal static class BenchmarkLoop
         }
 
         var seconds = 10.0;
+        var warmup = 2.0;
         var instance = Activator.CreateInstance(type)!;
         foreach (var argument in args.Skip(1))
         {
             if (argument.StartsWith("--seconds=", StringComparison.Ordinal))
             {
                 seconds = double.Parse(argument["--seconds=".Length..], CultureInfo.InvariantCulture);
+                continue;
+            }
+
+            if (argument.StartsWith("--warmup=", StringComparison.Ordinal))
+            {
+                warmup = double.Parse(argument["--warmup=".Length..], CultureInfo.InvariantCulture);
                 continue;
             }
 
@@ -53,17 +61,33 @@ internal static class BenchmarkLoop
         }
 
         await InvokeAsync(Hook<GlobalSetupAttribute>(type, methodName, a => a.Targets), instance);
+
+        // The cold figure: operations that finished within the first second after set-up (at
+        // least one), whether in the warm-up or, with no warm-up, in the timed loop.
+        var cold = new ColdCounter();
+        var warmupClock = Stopwatch.StartNew();
+        var warmupOperations = 0;
+        while (warmupClock.Elapsed.TotalSeconds < warmup)
+        {
+            await InvokeAsync(method, instance);
+            warmupOperations++;
+            cold.Finished(warmupClock.Elapsed);
+        }
+
         var operations = 0;
         var clock = Stopwatch.StartNew();
+        var sinceSetup = warmupClock.Elapsed;
         while (clock.Elapsed.TotalSeconds < seconds)
         {
             await InvokeAsync(method, instance);
             operations++;
+            cold.Finished(sinceSetup + clock.Elapsed);
         }
 
         var elapsed = clock.Elapsed;
         await InvokeAsync(Hook<GlobalCleanupAttribute>(type, methodName, a => a.Targets), instance);
         Console.WriteLine(FormattableString.Invariant($"{args[0]}: {operations} operations in {elapsed.TotalSeconds:F1} s, {elapsed.TotalMilliseconds / operations:F3} ms each"));
+        Console.WriteLine(FormattableString.Invariant($"  warm-up: {warmupOperations} operations in {sinceSetup.TotalSeconds:F1} s; cold (first second after set-up): {cold.Operations} operations, {cold.MillisecondsEach:F3} ms each"));
         return 0;
     }
 
@@ -74,6 +98,25 @@ internal static class BenchmarkLoop
         var hooks = type.GetMethods().Select(m => (Method: m, Attribute: m.GetCustomAttribute<TAttribute>())).Where(h => h.Attribute is not null).ToList();
         return hooks.FirstOrDefault(h => targets(h.Attribute!).Contains(methodName)).Method
             ?? hooks.FirstOrDefault(h => targets(h.Attribute!).Length == 0).Method;
+    }
+
+    /// <summary>Counts the operations that finish within the first second after set-up (at least the first one).</summary>
+    private sealed class ColdCounter
+    {
+        private TimeSpan _last;
+
+        public int Operations { get; private set; }
+
+        public double MillisecondsEach => Operations == 0 ? double.NaN : _last.TotalMilliseconds / Operations;
+
+        public void Finished(TimeSpan sinceSetup)
+        {
+            if (Operations == 0 || sinceSetup.TotalSeconds <= 1)
+            {
+                Operations++;
+                _last = sinceSetup;
+            }
+        }
     }
 
     private static async Task InvokeAsync(MethodInfo? method, object instance)

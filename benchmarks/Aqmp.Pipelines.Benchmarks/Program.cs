@@ -1,6 +1,7 @@
 // dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --filter '*'
 // One case in a loop, for a profiler (perf record, dotnet-trace):
-// dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --loop EndToEndStreamBenchmarks.RawSend_SessionReceive Transport=Unix LineLength=64 [--seconds=10]
+// dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --loop EndToEndStreamBenchmarks.RawSend_SessionReceive Transport=Unix LineLength=64 [--seconds=10] [--warmup=2]
+// Two builds compared, interleaved (A, B, B, A, ...): benchmarks/ab.sh --help
 using Aqmp.Pipelines.Benchmarks;
 using BenchmarkDotNet.Running;
 
