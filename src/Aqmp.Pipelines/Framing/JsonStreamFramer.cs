@@ -11,8 +11,8 @@ namespace Aqmp.Pipelines.Framing;
 /// An inbound message is a slice of the pipe's memory (no whitespace around it), valid until the
 /// session's <c>OnMessageAsync</c> for it completes: copy it (<c>ToArray()</c>) to keep it.
 /// An outbound message is any <see cref="ReadOnlySequence{T}"/> the caller owns that holds exactly
-/// one JSON value; it is written as it is (not checked), followed by the separator, and must stay
-/// unchanged until the write loop has written it.
+/// one JSON value; it is written as it is (not checked), followed by the separator, and is copied
+/// as it is framed, so it must stay unchanged only until the call that sends it returns.
 /// </remarks>
 public sealed class JsonStreamFramer : JsonStreamFramer<ReadOnlySequence<byte>>
 {

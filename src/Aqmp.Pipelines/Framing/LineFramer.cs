@@ -9,8 +9,8 @@ namespace Aqmp.Pipelines.Framing;
 /// An inbound message is a slice of the pipe's memory (terminator stripped), valid until the
 /// session's <c>OnMessageAsync</c> for it completes: copy it (<c>ToArray()</c>) to keep it.
 /// An outbound message is any <see cref="ReadOnlySequence{T}"/> the caller owns (for a byte
-/// array: <c>new ReadOnlySequence&lt;byte&gt;(bytes)</c>); it must stay unchanged until the
-/// write loop has written it, and must not contain a line feed. Content that ends with a carriage
+/// array: <c>new ReadOnlySequence&lt;byte&gt;(bytes)</c>); it is copied as it is framed, so it must
+/// stay unchanged only until the call that sends it returns, and must not contain a line feed. Content that ends with a carriage
 /// return loses it on the way back (it reads as the CR of a CRLF terminator).
 /// </remarks>
 public sealed class LineFramer : LineFramer<ReadOnlySequence<byte>>

@@ -40,6 +40,7 @@ internal sealed class SendBuffer : PipeWriter
     // The writer's side (one writer at a time).
     private Segment? _tail;
     private long _written;            // bytes advanced so far
+    private long _sentSeen;           // _sent when the writer last read it
 
     // Shared between the writer and the send loop.
     private Segment? _first;
@@ -133,9 +134,14 @@ internal sealed class SendBuffer : PipeWriter
             return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
         }
 
-        return _written - Volatile.Read(ref _sent) < _pauseThreshold
-            ? new ValueTask<FlushResult>(default(FlushResult))
-            : WaitForRoomAsync(cancellationToken);
+        // The send loop's count is read only when the last one read says the buffer may be full:
+        // it only grows, so the distance to an older reading is never an underestimate.
+        if (_written - _sentSeen < _pauseThreshold || _written - (_sentSeen = Volatile.Read(ref _sent)) < _pauseThreshold)
+        {
+            return new ValueTask<FlushResult>(default(FlushResult));
+        }
+
+        return WaitForRoomAsync(cancellationToken);
     }
 
     /// <inheritdoc/>

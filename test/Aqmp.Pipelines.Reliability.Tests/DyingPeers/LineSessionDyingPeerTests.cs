@@ -154,7 +154,7 @@ public sealed class LineSessionDyingPeerTests
                     var prefix = await connection.ReadAtLeastAsync(ReadBeforeDyingMidFlush);
                     AssertInOrderPrefix(prefix);
 
-                    // Dies only once the sender waits: the queue is full and the write loop's flush waits on the peer.
+                    // Dies only once the sender waits: the queue is full and the sender's flush waits on the peer.
                     var stalledAt = await BackpressureStall.UntilStalledAsync(() => Volatile.Read(ref accepted), FlushVolume, TimeSpan.FromMilliseconds(100));
                     Assert.That(stalledAt, Is.LessThan(FlushVolume), "the sender waits on the peer");
                     break;
@@ -174,7 +174,7 @@ public sealed class LineSessionDyingPeerTests
 
             if (stage == RunningStage.MidFlush)
             {
-                // The reset may reach the write loop (a failed send) before the read loop: both are the socket's IOException.
+                // The reset may reach the send loop (a failed send) before the read loop: both are the socket's IOException.
                 AssertMidFlushRootCause(rootCause, death);
                 Assert.That(senderError!.InnerException, Is.SameAs(rootCause), "the stopped sender carries the root cause");
                 Assert.That(Volatile.Read(ref accepted), Is.LessThan(FlushVolume), "the sender was stopped mid-volume");

@@ -106,7 +106,7 @@ public class OutboundWriterSpecs : SessionSpecBase
     [Test]
     public async Task A_framer_that_only_asks_for_room_and_then_throws_refuses_only_its_message_even_when_earlier_messages_are_buffered()
     {
-        // Deterministic through the queue: the write loop frames the queued "small" message into
+        // Deterministic through the queue: the backpressure wait frames the queued "small" message into
         // the buffer, then the sabotaging framer calls GetSpan(64 KiB), which commits "small" to
         // the pipe (none of the sabotaging frame's bytes), and throws.
         var (left, right) = DuplexPipePair.Create(new PipeOptions(pauseWriterThreshold: 16 * 1024, resumeWriterThreshold: 8 * 1024, useSynchronizationContext: false));

@@ -9,7 +9,7 @@ namespace Aqmp.Pipelines.Tests.Session;
 /// Replies sent from <c>OnMessageAsync</c> through its <see cref="MessageContext{TMessage}"/>: the read loop flushes what its handlers sent once it
 /// has handled every frame of a read, or as soon as a handler yields, so a reply never waits for
 /// the handler that sent it to finish, nor for the next read; sends made after a handler yielded,
-/// or on another session, are flushed by their own write loop as any other send.
+/// or on another session, are flushed at once as any other send.
 /// </summary>
 public class ReadLoopReplySpecs
 {

@@ -478,9 +478,9 @@ public class ReentrancyTests : SessionSpecBase
     public async Task A_session_whose_peer_resets_while_the_write_loop_is_busy_still_reaches_Idle_on_DisconnectAsync()
     {
         // Found by the echo test above: the socket transport's own send loop completes the output
-        // writer when the peer resets, while the session's write loop may be writing to it. Whatever
+        // writer when the peer resets, while a sender may be writing to it. Whatever
         // that does to the pipe, the teardown must finish: DisconnectAsync returns (raising the root
-        // cause) and the object is Idle. Short lines keep the write loop framing (GetSpan/Advance)
+        // cause) and the object is Idle. Short lines keep the senders framing (GetSpan/Advance)
         // most of the time; each round takes a few milliseconds, and the race is hit in a few of them.
         var payload = new string('r', 20);
         for (var round = 0; round < 250; round++)
@@ -507,7 +507,7 @@ public class ReentrancyTests : SessionSpecBase
                     }
                 });
 
-                // Read while the flood flows, so that the write loop is framing rather than waiting; then reset.
+                // Read while the flood flows, so that the senders are framing rather than waiting; then reset.
                 var buffer = new byte[64 * 1024];
                 for (long received = 0; received < 256 * 1024;)
                 {

@@ -5,7 +5,7 @@ using Aqmp.Pipelines.Tests.Support;
 namespace Aqmp.Pipelines.Tests.Transports;
 
 /// <summary>
-/// <see cref="AsyncAutoResetSignal"/>, the write loop's wake-up call: a set is remembered until the
+/// <see cref="AsyncAutoResetSignal"/>, a send loop's wake-up call: a set is remembered until the
 /// next wait, several sets before a wait count as one, the waiter resumes on the thread pool (never
 /// inside <see cref="AsyncAutoResetSignal.Set"/>), and no wake-up is ever lost to a race.
 /// </summary>
