@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
@@ -39,8 +40,9 @@ namespace Aqmp.Pipelines.Session;
 /// <typeparam name="TMessage">The protocol's message type.</typeparam>
 internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
 {
-    private readonly Lock _lock = new();
+    private readonly Lock _lock;
     private readonly PipeWriter _output;
+    private readonly SendBuffer? _sendBuffer; // _output, when it is a transport's own send buffer
     private readonly IMessageFramer<TMessage> _framer;
     private readonly Func<TMessage, TMessage> _onOutbound;
     private readonly Action<Exception> _fail;
@@ -69,6 +71,10 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     public OutboundWriter(PipeWriter output, IMessageFramer<TMessage> framer, Func<TMessage, TMessage> onOutbound, Action<Exception> fail, long batchBytes)
     {
         _output = output;
+        _sendBuffer = output as SendBuffer;
+
+        // Framing and publishing under the send buffer's own lock: a flush is then two plain writes.
+        _lock = _sendBuffer?.SyncRoot ?? new Lock();
         _framer = framer;
         _onOutbound = onOutbound;
         _fail = fail;
@@ -302,7 +308,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             Commit();
             _unflushedBytes = 0;
             _unflushedMessages = 0;
-            flush = _output.FlushAsync();
+            flush = _sendBuffer is { } sendBuffer ? sendBuffer.FlushHeld() : _output.FlushAsync();
             if (flush.IsCompletedSuccessfully)
             {
                 ThrowIfTransportClosed(flush.Result);
@@ -537,7 +543,8 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             _frameStart = 0;
         }
 
-        _buffer = default;
+        // A send buffer's memory stays valid past Advance: the next message goes on filling it.
+        _buffer = _sendBuffer is null ? default : _buffer[_buffered..];
         _buffered = 0;
     }
 

@@ -14,11 +14,14 @@ namespace Aqmp.Pipelines.Transports;
 /// </summary>
 /// <remarks>
 /// <para>
-/// A flush only publishes: it makes the bytes written so far visible to the send loop and wakes
-/// the loop if, and only if, it is parked (an atomic flag, no signal per flush), so a flush per
-/// message costs one interlocked operation. It waits only while more than the pause threshold is
-/// flushed and not yet sent (backpressure), until the send loop brings that down to the resume
-/// threshold.
+/// A flush only publishes: under <see cref="SyncRoot"/> it makes the bytes written so far visible
+/// to the send loop and wakes the loop if, and only if, it is parked (a flag, no signal per
+/// flush). The send loop takes that lock only to park, so a writer that already holds it (the
+/// session's outbound writer frames under it) publishes with <see cref="FlushHeld"/> at the cost
+/// of two plain memory writes. A flush waits only while more than the pause threshold is flushed
+/// and not yet sent (backpressure), until the send loop brings that down to the resume threshold.
+/// Memory obtained from <see cref="GetMemory"/> stays valid past an <see cref="Advance"/> until the
+/// next <see cref="GetMemory"/>, so a writer may go on filling it.
 /// </para>
 /// <para>
 /// "Sent" means the socket or stream took the bytes. <see cref="WaitUntilSentAsync"/> waits for
@@ -34,6 +37,7 @@ internal sealed class SendBuffer : PipeWriter
     private readonly long _pauseThreshold;
     private readonly long _resumeThreshold;
     private readonly AsyncAutoResetSignal _wake = new();
+    private readonly Lock _sync = new();
     private readonly Lock _waitersLock = new();
     private readonly FlushWaiter _flushWaiter = new();
 
@@ -44,10 +48,10 @@ internal sealed class SendBuffer : PipeWriter
 
     // Shared between the writer and the send loop.
     private Segment? _first;
-    private long _published;          // bytes flushed so far: what the send loop may take
+    private long _published;          // bytes flushed so far: what the send loop may take (written under _sync)
     private long _sent;               // bytes the send loop has sent so far
-    private int _parked;              // 1 while the send loop waits for bytes
-    private int _completed;           // 1 once the writer completed: the loop drains and ends
+    private bool _parked;             // the send loop waits for bytes (guarded by _sync)
+    private volatile bool _completed; // the writer completed: the loop drains and ends (set under _sync)
     private Exception? _failure;      // why the send loop stopped sending
     private int _hasWaiters;          // 1 while a flush or a WaitUntilSentAsync waits for the send loop
 
@@ -68,6 +72,12 @@ internal sealed class SendBuffer : PipeWriter
         _pauseThreshold = options.PauseWriterThreshold > 0 ? options.PauseWriterThreshold : long.MaxValue;
         _resumeThreshold = Math.Min(options.ResumeWriterThreshold, _pauseThreshold);
     }
+
+    /// <summary>
+    /// The lock under which bytes are published and the send loop parks. A writer holding it
+    /// flushes with <see cref="FlushHeld"/>.
+    /// </summary>
+    public Lock SyncRoot => _sync;
 
     /// <summary>The error that stopped the send loop, or null.</summary>
     public Exception? Failure => Volatile.Read(ref _failure);
@@ -128,8 +138,30 @@ internal sealed class SendBuffer : PipeWriter
             return ValueTask.FromException<FlushResult>(failure);
         }
 
-        Publish();
-        if (Volatile.Read(ref _completed) != 0)
+        lock (_sync)
+        {
+            PublishHeld();
+        }
+
+        return AfterPublish(cancellationToken);
+    }
+
+    /// <summary>As <see cref="FlushAsync"/>, for a writer that holds <see cref="SyncRoot"/>.</summary>
+    /// <returns>As <see cref="FlushAsync"/>.</returns>
+    public ValueTask<FlushResult> FlushHeld()
+    {
+        if (Volatile.Read(ref _failure) is { } failure)
+        {
+            return ValueTask.FromException<FlushResult>(failure);
+        }
+
+        PublishHeld();
+        return AfterPublish(default);
+    }
+
+    private ValueTask<FlushResult> AfterPublish(CancellationToken cancellationToken)
+    {
+        if (_completed)
         {
             return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
         }
@@ -163,9 +195,12 @@ internal sealed class SendBuffer : PipeWriter
     /// </summary>
     public override void Complete(Exception? exception = null)
     {
-        Publish();
-        Interlocked.Exchange(ref _completed, 1);
-        WakeLoop();
+        lock (_sync)
+        {
+            _completed = true;
+            PublishHeld();
+        }
+
         lock (_waitersLock)
         {
             if (_flushWaiting)
@@ -208,17 +243,14 @@ internal sealed class SendBuffer : PipeWriter
         return new ValueTask(sent.Task.WaitAsync(cancellationToken));
     }
 
-    private void Publish()
+    /// <summary>Makes what was written visible to the send loop and wakes it if it is parked. Call under <see cref="SyncRoot"/>.</summary>
+    private void PublishHeld()
     {
-        // A full fence: the send loop parks after writing its flag and before reading this.
-        Interlocked.Exchange(ref _published, _written);
-        WakeLoop();
-    }
-
-    private void WakeLoop()
-    {
-        if (Volatile.Read(ref _parked) != 0 && Interlocked.Exchange(ref _parked, 0) != 0)
+        Volatile.Write(ref _published, _written);
+        if (_parked)
         {
+            // The loop's continuation runs on the thread pool, never inline here.
+            _parked = false;
             _wake.Set();
         }
     }
@@ -292,26 +324,21 @@ internal sealed class SendBuffer : PipeWriter
                 return true;
             }
 
-            if (Volatile.Read(ref _completed) != 0)
+            lock (_sync)
             {
-                if (Volatile.Read(ref _published) > _sent)
+                // Decided under the lock writers publish under: a publication either came first
+                // (seen here) or comes after the flag is set (and wakes the loop).
+                if (_published > _sent)
                 {
                     continue;
                 }
 
-                return false;
-            }
-
-            Interlocked.Exchange(ref _parked, 1);
-            if (Volatile.Read(ref _published) > _sent || Volatile.Read(ref _completed) != 0)
-            {
-                if (Interlocked.Exchange(ref _parked, 0) == 0)
+                if (_completed)
                 {
-                    // A writer took the flag and is setting the signal: consume it.
-                    await _wake.WaitAsync().ConfigureAwait(false);
+                    return false;
                 }
 
-                continue;
+                _parked = true;
             }
 
             await _wake.WaitAsync().ConfigureAwait(false);
