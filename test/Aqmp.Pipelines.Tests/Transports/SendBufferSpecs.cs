@@ -697,7 +697,7 @@ public class SendBufferSpecs
     [TestCase(2)]
     [TestCase(3)]
     [TestCase(4)]
-    public async Task A_writer_thread_and_a_send_loop_racing_with_random_sizes_flushes_and_pauses_deliver_every_byte_once_in_order(int fixedSeed)
+    public async Task A_writer_thread_and_a_send_loop_racing_with_random_sizes_flushes_pauses_and_waits_until_sent_deliver_every_byte_once_in_order(int fixedSeed)
     {
         const int Total = 256 * 1024;
         var seed = int.TryParse(Environment.GetEnvironmentVariable(FuzzSeedVariable), out var replayed) ? replayed : fixedSeed;
@@ -711,6 +711,7 @@ public class SendBufferSpecs
 
         var received = 0L;
         var mismatchAt = -1L;
+        var sentTooEarlyAt = -1L;
         var loop = Task.Run(async () =>
         {
             var chunks = new List<ArraySegment<byte>>();
@@ -761,6 +762,7 @@ public class SendBufferSpecs
                 var written = 0L;
                 var flushes = 0;
                 var waits = 0;
+                var sentWaits = 0;
                 while (written < Total)
                 {
                     var size = (int)Math.Min(Total - written, 1 + writerRandom.Next(3 * SegmentSize));
@@ -780,6 +782,15 @@ public class SendBufferSpecs
                         }
 
                         await flush.ConfigureAwait(false);
+                        if (writerRandom.Next(20) == 0)
+                        {
+                            await buffer.WaitUntilSentAsync(CancellationToken.None).ConfigureAwait(false);
+                            sentWaits++;
+                            if (Volatile.Read(ref received) < written)
+                            {
+                                sentTooEarlyAt = written;
+                            }
+                        }
                     }
 
                     if (writerRandom.Next(50) == 0)
@@ -789,16 +800,17 @@ public class SendBufferSpecs
                 }
 
                 buffer.Complete();
-                return (flushes, waits);
+                return (flushes, waits, sentWaits);
             },
             CancellationToken.None,
             TaskCreationOptions.LongRunning,
             TaskScheduler.Default).Unwrap();
 
-        var (flushes, waits) = await writer.Bounded();
+        var (flushes, waits, sentWaits) = await writer.Bounded();
         await loop.Bounded();
 
-        TestContext.Progress.WriteLine($"{TestContext.CurrentContext.Test.Name}: {flushes} flushes, {waits} waited for room");
+        TestContext.Progress.WriteLine($"{TestContext.CurrentContext.Test.Name}: {flushes} flushes, {waits} waited for room, {sentWaits} waits until sent");
+        Assert.That(sentTooEarlyAt, Is.EqualTo(-1), $"a wait until sent completed before the loop had advanced past its target; {replay}");
         Assert.That(mismatchAt, Is.EqualTo(-1), $"the first wrong byte; {replay}");
         Assert.That(received, Is.EqualTo(Total), replay);
         Assert.That(buffer.Unsent, Is.Zero, replay);
