@@ -10,11 +10,13 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
-/// A QMP server that behaves like QEMU's monitor without a guest: it greets, negotiates
-/// capabilities, and answers <c>query-version</c>, <c>query-status</c>, <c>query-commands</c>,
-/// <c>stop</c>/<c>cont</c> (emitting <c>STOP</c>/<c>RESUME</c>), <c>quit</c> (emitting
-/// <c>SHUTDOWN</c>, then closing), and unknown commands with <c>CommandNotFound</c>. Register
-/// more with <see cref="Handle"/>. For tests, for trying tools without QEMU, and as the
+/// A QMP server that behaves like QEMU 7.2's monitor of <c>qemu-system-x86_64 -M none</c>: it
+/// greets, negotiates capabilities, and answers <c>query-status</c>, <c>stop</c>/<c>cont</c>
+/// (emitting <c>STOP</c>/<c>RESUME</c>), <c>system_reset</c> (<c>RESET</c>), <c>system_powerdown</c>
+/// (<c>POWERDOWN</c>), <c>quit</c> (emitting <c>SHUTDOWN</c>, then closing), <c>query-version</c>,
+/// <c>query-name</c>, <c>query-uuid</c>, <c>query-kvm</c>, <c>query-yank</c> and
+/// <c>query-commands</c>, and unknown commands with <c>CommandNotFound</c>. Register more with
+/// <see cref="Handle"/>. For tests, for trying tools without QEMU, and as the
 /// <c>aqmp</c> tool's default peer.
 /// </summary>
 /// <remarks>
@@ -35,12 +37,12 @@ public sealed class QmpSimulator : IAsyncDisposable
     private readonly QmpSimulatorOptions _options;
     private readonly ILoggerFactory? _loggerFactory;
     private readonly ConcurrentDictionary<string, QmpCommandHandler> _handlers = new(StringComparer.Ordinal);
+    private readonly SimulatedMachine _machine = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource<QmpSimulatorStopReason> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private SocketListener? _listener;
     private QmpServerSession? _current;
     private int _sessionsServed;
-    private volatile bool _running = true;
     private volatile bool _quitRequested;
 
     /// <summary>Creates a simulator with the built-in commands; it serves nothing until started.</summary>
@@ -50,14 +52,14 @@ public sealed class QmpSimulator : IAsyncDisposable
     {
         _options = options ?? QmpSimulatorOptions.Default;
         _loggerFactory = loggerFactory;
-        RegisterBuiltInCommands();
+        SimulatorCommands.Register(this, _machine, _options.Version, () => _quitRequested = true);
     }
 
     /// <summary>The address the simulator listens on, once started.</summary>
     public EndPoint? LocalEndPoint => _listener?.LocalEndPoint;
 
-    /// <summary>Whether the simulated machine runs (<c>cont</c>) or is paused (<c>stop</c>).</summary>
-    public bool IsRunning => _running;
+    /// <summary>Whether the simulated machine runs (<c>cont</c>) or not (<c>stop</c>, or <c>system_reset</c> while stopped).</summary>
+    public bool IsRunning => _machine.IsRunning;
 
     /// <summary>How many client sessions have been served (negotiated or not).</summary>
     public int SessionsServed => Volatile.Read(ref _sessionsServed);
@@ -250,64 +252,5 @@ public sealed class QmpSimulator : IAsyncDisposable
         {
             // A client that vanished is the simulator's normal business.
         }
-    }
-
-    private void RegisterBuiltInCommands()
-    {
-        Handle("query-version", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(_options.Version.WriteTo)));
-
-        Handle("query-status", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
-        {
-            writer.WriteStartObject();
-            writer.WriteString("status", _running ? "running" : "paused");
-            writer.WriteBoolean("singlestep", false);
-            writer.WriteBoolean("running", _running);
-            writer.WriteEndObject();
-        })));
-
-        Handle("query-commands", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
-        {
-            writer.WriteStartArray();
-            foreach (var command in Commands)
-            {
-                writer.WriteStartObject();
-                writer.WriteString("name", command);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndArray();
-        })));
-
-        Handle("stop", async (context, token) =>
-        {
-            if (_running)
-            {
-                _running = false;
-                await context.EmitEventAsync("STOP", cancellationToken: token).ConfigureAwait(false);
-            }
-
-            return null;
-        });
-
-        Handle("cont", async (context, token) =>
-        {
-            if (!_running)
-            {
-                _running = true;
-                await context.EmitEventAsync("RESUME", cancellationToken: token).ConfigureAwait(false);
-            }
-
-            return null;
-        });
-
-        Handle("quit", async (context, token) =>
-        {
-            var data = QmpJson.Parse("""{"guest":false,"reason":"host-qmp-quit"}""");
-            await context.EmitEventAsync("SHUTDOWN", data, token).ConfigureAwait(false);
-
-            // The session closes itself once the reply is sent; the simulator stops after it.
-            _quitRequested = true;
-            return null;
-        });
     }
 }

@@ -88,6 +88,10 @@ public sealed partial class SimulatorDifferentialTests
         ("With oob enabled, exec-oob of a command that does not support it is refused", ["""{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}""", """{"exec-oob":"query-status"}"""]),
         ("Commands after negotiation: unknown, stop with its event, a second negotiation, an array id", [Negotiate, """{"execute":"nope"}{"execute":"stop"}{"execute":"qmp_capabilities"}{"execute":"query-status","id":[1,"a"]}{"execute":"cont"}"""]),
         ("Quit emits SHUTDOWN, answers and closes", [Negotiate, """{"execute":"quit"}"""]),
+        ("The machine's queries answer as qemu-system-x86_64 -M none", [Negotiate, """{"execute":"query-status"}{"execute":"query-version"}{"execute":"query-name"}{"execute":"query-uuid"}{"execute":"query-kvm"}{"execute":"query-yank"}"""]),
+        ("system_reset emits RESET before its reply and the machine keeps running", [Negotiate, """{"execute":"system_reset","id":1}{"execute":"query-status","id":2}"""]),
+        ("system_reset while stopped leaves prelaunch, which stop keeps and cont leaves", [Negotiate, """{"execute":"stop"}{"execute":"system_reset"}{"execute":"stop"}{"execute":"query-status"}{"execute":"cont"}{"execute":"query-status"}"""]),
+        ("system_powerdown emits POWERDOWN before its reply and the machine keeps running", [Negotiate, """{"execute":"system_powerdown"}{"execute":"query-status"}"""]),
     ];
 
     private static readonly (string Name, byte[][] Writes)[] ByteScripts =
