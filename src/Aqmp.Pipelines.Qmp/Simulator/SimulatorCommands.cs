@@ -9,8 +9,8 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 /// on a real change), <c>system_reset</c> (<c>RESET</c>; a machine not running is left in
 /// <c>prelaunch</c>), <c>system_powerdown</c> (<c>POWERDOWN</c>), <c>quit</c> (<c>SHUTDOWN</c>),
 /// <c>query-version</c>, <c>query-name</c> (no name), <c>query-uuid</c> (all zeros),
-/// <c>query-kvm</c> (present, not enabled), <c>query-yank</c> (the monitor's chardev) and
-/// <c>query-commands</c>.
+/// <c>query-kvm</c> (present, not enabled), <c>query-yank</c> (the monitor's chardev),
+/// <c>query-commands</c> (in QEMU's order) and <c>query-qmp-schema</c>.
 /// </summary>
 internal static class SimulatorCommands
 {
@@ -33,6 +33,7 @@ internal static class SimulatorCommands
         simulator.Handle("query-uuid", (_, _) => Value(Uuid.Value));
         simulator.Handle("query-kvm", (_, _) => Value(Kvm.Value));
         simulator.Handle("query-yank", (_, _) => Value(Yank.Value));
+        simulator.Handle("query-qmp-schema", (_, _) => Value(QemuSchema.Qemu72.Entities));
 
         simulator.Handle("query-status", (_, _) => Value(QmpJson.Write(writer =>
         {
@@ -46,7 +47,7 @@ internal static class SimulatorCommands
         simulator.Handle("query-commands", (context, _) => Value(QmpJson.Write(writer =>
         {
             writer.WriteStartArray();
-            foreach (var command in context.Simulator.Commands)
+            foreach (var command in context.Simulator.CommandsAsListed())
             {
                 writer.WriteStartObject();
                 writer.WriteString("name", command);
