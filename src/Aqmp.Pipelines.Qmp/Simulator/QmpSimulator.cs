@@ -16,8 +16,9 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 /// texts, and models <c>query-status</c>, <c>stop</c>/<c>cont</c> (emitting <c>STOP</c>/<c>RESUME</c>),
 /// <c>system_reset</c> (<c>RESET</c>), <c>system_powerdown</c> (<c>POWERDOWN</c>), <c>quit</c>
 /// (emitting <c>SHUTDOWN</c>, then closing), <c>query-version</c>, <c>query-name</c>,
-/// <c>query-uuid</c>, <c>query-kvm</c>, <c>query-yank</c>, <c>query-commands</c> and
-/// <c>query-qmp-schema</c>.
+/// <c>query-uuid</c>, <c>query-kvm</c>, <c>query-yank</c>, <c>query-commands</c>,
+/// <c>query-qmp-schema</c> and <c>human-monitor-command</c> (<c>help</c>, <c>info</c>,
+/// <c>info status</c>/<c>version</c>/<c>kvm</c>/<c>name</c>/<c>uuid</c>, <c>stop</c>, <c>cont</c>).
 /// A schema command it does not model, given valid arguments, gets the <c>GenericError</c>
 /// "The command NAME is not simulated by the Aqmp.Pipelines QMP simulator"; a command outside
 /// the schema gets QEMU's <c>CommandNotFound</c>. Register or replace commands with

@@ -10,7 +10,7 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 /// <c>prelaunch</c>), <c>system_powerdown</c> (<c>POWERDOWN</c>), <c>quit</c> (<c>SHUTDOWN</c>),
 /// <c>query-version</c>, <c>query-name</c> (no name), <c>query-uuid</c> (all zeros),
 /// <c>query-kvm</c> (present, not enabled), <c>query-yank</c> (the monitor's chardev),
-/// <c>query-commands</c> (in QEMU's order) and <c>query-qmp-schema</c>.
+/// <c>query-commands</c>, <c>query-qmp-schema</c> and <c>human-monitor-command</c>.
 /// </summary>
 internal static class SimulatorCommands
 {
@@ -28,6 +28,8 @@ internal static class SimulatorCommands
     /// <param name="quitRequested">Called when <c>quit</c> runs.</param>
     public static void Register(QmpSimulator simulator, SimulatedMachine machine, QmpVersion version, Action quitRequested)
     {
+        var monitor = new HumanMonitor(machine, version);
+
         simulator.Handle("query-version", (_, _) => Value(QmpJson.Write(version.WriteTo)));
         simulator.Handle("query-name", (_, _) => Value(NoName.Value));
         simulator.Handle("query-uuid", (_, _) => Value(Uuid.Value));
@@ -98,6 +100,21 @@ internal static class SimulatorCommands
             // The session closes itself once the reply is sent; the simulator stops after it.
             quitRequested();
             return null;
+        });
+
+        simulator.Handle("human-monitor-command", async (context, token) =>
+        {
+            var arguments = context.Arguments!.Value;
+            if (arguments.TryGetProperty("cpu-index", out _))
+            {
+                // -M none has no CPU to select.
+                throw new QmpCommandError("GenericError", "Parameter 'cpu-index' expects a CPU number");
+            }
+
+            var output = await monitor.RunAsync(
+                arguments.GetProperty("command-line").GetString()!,
+                name => context.EmitEventAsync(name, cancellationToken: token)).ConfigureAwait(false);
+            return QmpJson.String(output);
         });
     }
 

@@ -79,6 +79,20 @@ public class QmpSimulatorSchemaTests
     }
 
     [Test]
+    public async Task Handle_overrides_a_built_in_command_which_keeps_its_argument_checking()
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        fixture.Simulator.Handle("human-monitor-command", (context, _) => ValueTask.FromResult<JsonElement?>(QmpJson.String("mine: " + context.Arguments!.Value.GetProperty("command-line").GetString())));
+        await using var client = await fixture.ConnectAsync();
+
+        var output = await client.ExecuteAsync("human-monitor-command", QmpJson.Parse("""{"command-line":"info block"}""")).Bounded();
+        var error = await ExecuteFailingAsync(client, "human-monitor-command", """{"command-line":5}""");
+
+        Assert.That(output.GetString(), Is.EqualTo("mine: info block"));
+        Assert.That(error.Description, Is.EqualTo("Invalid parameter type for 'command-line', expected: string"));
+    }
+
+    [Test]
     public async Task A_registered_command_outside_the_schema_gets_whatever_arguments_were_sent()
     {
         await using var fixture = await SimulatorFixture.StartAsync();
@@ -133,6 +147,20 @@ public class QmpSimulatorSchemaTests
 
         Assert.That(instances.ReturnValue!.Value[0].GetProperty("id").GetString(), Is.EqualTo("compat_monitor0"));
         Assert.That(refused.ErrorDescription, Is.EqualTo("The command x-fast does not support OOB"));
+    }
+
+    [TestCase("info block", "The human monitor command info block is not simulated by the Aqmp.Pipelines QMP simulator")]
+    [TestCase("balloon 1", "The human monitor command balloon is not simulated by the Aqmp.Pipelines QMP simulator")]
+    [TestCase("q", "The human monitor command quit|q is not simulated by the Aqmp.Pipelines QMP simulator")]
+    public async Task A_human_monitor_command_QEMU_has_but_the_simulator_does_not_model_gets_its_GenericError(string commandLine, string description)
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using var client = await fixture.ConnectAsync();
+
+        var error = await ExecuteFailingAsync(client, "human-monitor-command", $$"""{"command-line":"{{commandLine}}"}""");
+
+        Assert.That(error.ErrorClass, Is.EqualTo("GenericError"));
+        Assert.That(error.Description, Is.EqualTo(description));
     }
 
     private static async Task<QmpExecuteException> ExecuteFailingAsync(QmpClient client, string command, string? arguments)
