@@ -55,21 +55,23 @@ internal static class QemuArgumentCheck
         }
 
         var type = schema.Type(typeName);
-        switch (type.GetProperty("meta-type").GetString())
+        var metaType = type.GetProperty("meta-type");
+        if (metaType.ValueEquals("object"))
         {
-            case "builtin":
-                return CheckScalar(type.GetProperty("json-type").GetString()!, value, path);
-            case "enum":
-                return CheckEnum(type, value, name, path);
-            case "alternate":
-                return CheckAlternate(schema, typeName, type, value, name, path);
-            case "object":
-                return value.ValueKind == JsonValueKind.Object
-                    ? CheckObject(schema, type, value, path)
-                    : WrongType(path, "object");
-            default:
-                return null;
+            return value.ValueKind == JsonValueKind.Object ? CheckObject(schema, type, value, path) : WrongType(path, "object");
         }
+
+        if (metaType.ValueEquals("builtin"))
+        {
+            return CheckScalar(type.GetProperty("json-type").GetString()!, value, path);
+        }
+
+        if (metaType.ValueEquals("enum"))
+        {
+            return CheckEnum(type, value, name, path);
+        }
+
+        return metaType.ValueEquals("alternate") ? CheckAlternate(schema, typeName, type, value, name, path) : null;
     }
 
     private static string? CheckScalar(string jsonType, JsonElement value, string path) => jsonType switch
@@ -164,15 +166,17 @@ internal static class QemuArgumentCheck
 
     private static string? CheckObject(QemuSchema schema, JsonElement type, JsonElement value, string path)
     {
-        var visited = new HashSet<string>(StringComparer.Ordinal);
-        var refusal = CheckMembers(schema, type, value, path, visited);
+        var visited = 0;
+        var refusal = CheckMembers(schema, type, value, path, ref visited);
+        JsonElement? variant = null;
         if (refusal is null && type.TryGetProperty("tag", out var tag) && value.TryGetProperty(tag.GetString()!, out var tagValue))
         {
-            foreach (var variant in type.GetProperty("variants").EnumerateArray())
+            foreach (var candidate in type.GetProperty("variants").EnumerateArray())
             {
-                if (variant.GetProperty("case").ValueEquals(tagValue.GetString()))
+                if (candidate.GetProperty("case").ValueEquals(tagValue.GetString()))
                 {
-                    refusal = CheckMembers(schema, schema.Type(variant.GetProperty("type").GetString()!), value, path, visited);
+                    variant = schema.Type(candidate.GetProperty("type").GetString()!);
+                    refusal = CheckMembers(schema, variant.Value, value, path, ref visited);
                     break;
                 }
             }
@@ -183,9 +187,21 @@ internal static class QemuArgumentCheck
             return refusal;
         }
 
+        // Every member checked was given once, so a count that falls short means one was not checked.
+        var given = 0;
         foreach (var member in value.EnumerateObject())
         {
-            if (!visited.Contains(member.Name))
+            given++;
+        }
+
+        if (given == visited)
+        {
+            return null;
+        }
+
+        foreach (var member in value.EnumerateObject())
+        {
+            if (!HasMember(type, member.Name) && !(variant is { } variantType && HasMember(variantType, member.Name)))
             {
                 return $"Parameter '{Join(path, member.Name)}' is unexpected";
             }
@@ -194,7 +210,7 @@ internal static class QemuArgumentCheck
         return null;
     }
 
-    private static string? CheckMembers(QemuSchema schema, JsonElement type, JsonElement value, string path, HashSet<string> visited)
+    private static string? CheckMembers(QemuSchema schema, JsonElement type, JsonElement value, string path, ref int visited)
     {
         foreach (var member in type.GetProperty("members").EnumerateArray())
         {
@@ -209,7 +225,7 @@ internal static class QemuArgumentCheck
                 continue;
             }
 
-            visited.Add(name);
+            visited++;
             var refusal = Check(schema, member.GetProperty("type").GetString()!, given, name, Join(path, name));
             if (refusal is not null)
             {
@@ -218,6 +234,19 @@ internal static class QemuArgumentCheck
         }
 
         return null;
+    }
+
+    private static bool HasMember(JsonElement type, string name)
+    {
+        foreach (var member in type.GetProperty("members").EnumerateArray())
+        {
+            if (member.GetProperty("name").ValueEquals(name))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool IsInteger(JsonElement value)

@@ -7,7 +7,8 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
 /// The server side of one simulated QMP connection: greets, negotiates, then answers each command
-/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band). Input
+/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band; an
+/// <c>exec-oob</c> command the schema allows runs in its turn too, it does not overtake). Input
 /// is read as QEMU reads it (<see cref="QemuInputFramer"/>): whatever is not a command (malformed
 /// JSON, a stray byte, a value that is not a command) is answered with QEMU's error reply for it
 /// and the session goes on.
