@@ -9,7 +9,8 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 /// Writes JSON as QEMU 7.2's monitor does (<c>qobject_to_json</c>): <c>": "</c> after a key,
 /// <c>", "</c> between members and items, object members in <c>QDict</c> order, every character
 /// outside printable ASCII escaped as <c>\uXXXX</c> in upper-case hex (<c>\b \f \n \r \t</c> by name),
-/// <c>/</c> not escaped, numbers as they are held.
+/// <c>/</c> not escaped, integers as they are held, doubles (a number with a point or an exponent)
+/// as C's <c>%.17g</c>.
 /// </summary>
 internal static class QemuJsonWriter
 {
@@ -66,7 +67,8 @@ internal static class QemuJsonWriter
                 AppendString(text, value.GetString()!);
                 break;
             case JsonValueKind.Number:
-                text.Append(value.GetRawText());
+                var number = value.GetRawText();
+                text.Append(QemuNumber.IsDouble(number) ? QemuNumber.FormatG17(value.GetDouble()) : number);
                 break;
             case JsonValueKind.True:
                 text.Append("true");

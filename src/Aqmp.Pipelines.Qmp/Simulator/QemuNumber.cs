@@ -5,14 +5,19 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
 /// Numbers as QEMU 7.2 reads and prints them: an integer token is a signed 64-bit integer if it
-/// fits, else an unsigned one, else a double; a double prints as C's <c>%.17g</c>.
+/// fits, else an unsigned one, else a double; a double prints as C's <c>%.17g</c>. A double read
+/// is held as text that still reads as a double (<c>1000.0</c> for <c>1e3</c>), so that argument
+/// checks can tell it from an integer as QEMU does; <see cref="QemuJsonWriter"/> prints it as QEMU.
 /// </summary>
 internal static class QemuNumber
 {
-    /// <summary>The text QEMU prints for a number token it has read.</summary>
+    /// <summary>The number QEMU holds for a number token it has read, as JSON text.</summary>
     /// <param name="token">The token's text.</param>
     /// <param name="isInteger">Whether the lexer made it an integer token.</param>
-    /// <returns>The printed number (<c>inf</c> or <c>-inf</c> for a double out of range, as QEMU prints it).</returns>
+    /// <returns>
+    /// An integer's digits, or a double as <c>%.17g</c> prints it with <c>.0</c> added where that has
+    /// neither a point nor an exponent (<c>inf</c> or <c>-inf</c> for a double out of range, as QEMU prints it).
+    /// </returns>
     public static string Normalize(string token, bool isInteger)
     {
         if (isInteger)
@@ -28,8 +33,14 @@ internal static class QemuNumber
             }
         }
 
-        return FormatG17(double.Parse(token, NumberStyles.Float, CultureInfo.InvariantCulture));
+        var text = FormatG17(double.Parse(token, NumberStyles.Float, CultureInfo.InvariantCulture));
+        return text.AsSpan().ContainsAny('.', 'e', 'n') ? text : text + ".0";
     }
+
+    /// <summary>Whether JSON number text is a double (has a point or an exponent), not an integer.</summary>
+    /// <param name="text">The number's text.</param>
+    /// <returns>True for a double.</returns>
+    public static bool IsDouble(ReadOnlySpan<char> text) => text.ContainsAny('.', 'e', 'E');
 
     /// <summary>Formats a double as C's <c>printf("%.17g")</c>.</summary>
     /// <param name="value">The value.</param>

@@ -7,7 +7,8 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
 /// The server side of one simulated QMP connection: greets, negotiates, then answers each command
-/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band). Input
+/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band; an
+/// <c>exec-oob</c> command the schema allows runs in its turn too, it does not overtake). Input
 /// is read as QEMU reads it (<see cref="QemuInputFramer"/>): whatever is not a command (malformed
 /// JSON, a stray byte, a value that is not a command) is answered with QEMU's error reply for it
 /// and the session goes on.
@@ -66,16 +67,20 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
             return;
         }
 
-        if (name == CapabilitiesCommand)
+        if (message.IsOutOfBand && !QmpSimulator.AllowsOutOfBand(name))
         {
-            await context.SendAsync(QmpMessage.Error("CommandNotFound", "Capabilities negotiation is already complete, command ignored", message.Id), cancellationToken).ConfigureAwait(false);
+            var known = _simulator.Knows(name);
+            await context.SendAsync(QmpMessage.Error(known ? "GenericError" : "CommandNotFound", known ? $"The command {name} does not support OOB" : $"The command {name} has not been found", message.Id), cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        if (message.IsOutOfBand)
+        if (name == CapabilitiesCommand)
         {
-            var known = _simulator.Commands.Contains(name);
-            await context.SendAsync(QmpMessage.Error(known ? "GenericError" : "CommandNotFound", known ? $"The command {name} does not support OOB" : $"The command {name} has not been found", message.Id), cancellationToken).ConfigureAwait(false);
+            // QEMU checks the arguments before it finds negotiation already done.
+            var refusal = QmpSimulator.ArgumentRefusal(message);
+            await context.SendAsync(refusal is null
+                ? QmpMessage.Error("CommandNotFound", "Capabilities negotiation is already complete, command ignored", message.Id)
+                : QmpMessage.Error("GenericError", refusal, message.Id), cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -102,40 +107,15 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
             return QmpMessage.Error("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'", command.Id);
         }
 
-        if (command.Arguments is { } arguments && arguments.TryGetProperty("enable", out var enable))
+        if (QmpSimulator.ArgumentRefusal(command) is { } refusal)
         {
-            if (enable.ValueKind != JsonValueKind.Array)
-            {
-                return QmpMessage.Error("GenericError", "Invalid parameter type for 'enable', expected: array", command.Id);
-            }
-
-            var index = 0;
-            foreach (var capability in enable.EnumerateArray())
-            {
-                if (capability.ValueKind != JsonValueKind.String)
-                {
-                    return QmpMessage.Error("GenericError", $"Invalid parameter type for 'enable[{index}]', expected: string", command.Id);
-                }
-
-                var requested = capability.GetString()!;
-                if (requested != QmpCapabilities.OutOfBand)
-                {
-                    // QEMU 7.2 knows only oob; its visitor names a list element 'null'.
-                    return QmpMessage.Error("GenericError", $"Parameter 'null' does not accept value '{requested}'", command.Id);
-                }
-
-                if (!_options.Capabilities.Contains(requested))
-                {
-                    return QmpMessage.Error("GenericError", $"Capability {requested} not available", command.Id);
-                }
-
-                index++;
-            }
+            return QmpMessage.Error("GenericError", refusal, command.Id);
         }
 
-        if (command.Arguments is { } given && given.EnumerateObject().Select(m => m.Name).FirstOrDefault(n => n != "enable") is { } unexpected)
+        if (command.Arguments is { } arguments && arguments.TryGetProperty("enable", out var enable)
+            && enable.EnumerateArray().Select(c => c.GetString()!).FirstOrDefault(c => !_options.Capabilities.Contains(c)) is { } unavailable)
         {
-            return QmpMessage.Error("GenericError", $"Parameter '{unexpected}' is unexpected", command.Id);
+            return QmpMessage.Error("GenericError", $"Capability {unavailable} not available", command.Id);
         }
 
         _negotiated = true;

@@ -10,12 +10,20 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
-/// A QMP server that behaves like QEMU's monitor without a guest: it greets, negotiates
-/// capabilities, and answers <c>query-version</c>, <c>query-status</c>, <c>query-commands</c>,
-/// <c>stop</c>/<c>cont</c> (emitting <c>STOP</c>/<c>RESUME</c>), <c>quit</c> (emitting
-/// <c>SHUTDOWN</c>, then closing), and unknown commands with <c>CommandNotFound</c>. Register
-/// more with <see cref="Handle"/>. For tests, for trying tools without QEMU, and as the
-/// <c>aqmp</c> tool's default peer.
+/// A QMP server that behaves like QEMU 7.2's monitor of <c>qemu-system-x86_64 -M none</c>: it
+/// greets, negotiates capabilities, and knows every command of QEMU 7.2's QAPI schema (shipped
+/// with this package). It checks each command's arguments against the schema with QEMU's error
+/// texts, and models <c>query-status</c>, <c>stop</c>/<c>cont</c> (emitting <c>STOP</c>/<c>RESUME</c>),
+/// <c>system_reset</c> (<c>RESET</c>), <c>system_powerdown</c> (<c>POWERDOWN</c>), <c>quit</c>
+/// (emitting <c>SHUTDOWN</c>, then closing), <c>query-version</c>, <c>query-name</c>,
+/// <c>query-uuid</c>, <c>query-kvm</c>, <c>query-yank</c>, <c>query-commands</c>,
+/// <c>query-qmp-schema</c> and <c>human-monitor-command</c> (<c>help</c>, <c>info</c>,
+/// <c>info status</c>/<c>version</c>/<c>kvm</c>/<c>name</c>/<c>uuid</c>, <c>stop</c>, <c>cont</c>).
+/// A schema command it does not model, given valid arguments, gets the <c>GenericError</c>
+/// "The command NAME is not simulated by the Aqmp.Pipelines QMP simulator"; a command outside
+/// the schema gets QEMU's <c>CommandNotFound</c>. Register or replace commands with
+/// <see cref="Handle"/>. For tests, for trying tools without QEMU, and as the <c>aqmp</c> tool's
+/// default peer.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -35,12 +43,12 @@ public sealed class QmpSimulator : IAsyncDisposable
     private readonly QmpSimulatorOptions _options;
     private readonly ILoggerFactory? _loggerFactory;
     private readonly ConcurrentDictionary<string, QmpCommandHandler> _handlers = new(StringComparer.Ordinal);
+    private readonly SimulatedMachine _machine = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource<QmpSimulatorStopReason> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private SocketListener? _listener;
     private QmpServerSession? _current;
     private int _sessionsServed;
-    private volatile bool _running = true;
     private volatile bool _quitRequested;
 
     /// <summary>Creates a simulator with the built-in commands; it serves nothing until started.</summary>
@@ -50,20 +58,23 @@ public sealed class QmpSimulator : IAsyncDisposable
     {
         _options = options ?? QmpSimulatorOptions.Default;
         _loggerFactory = loggerFactory;
-        RegisterBuiltInCommands();
+        SimulatorCommands.Register(this, _machine, _options.Version, () => _quitRequested = true);
     }
 
     /// <summary>The address the simulator listens on, once started.</summary>
     public EndPoint? LocalEndPoint => _listener?.LocalEndPoint;
 
-    /// <summary>Whether the simulated machine runs (<c>cont</c>) or is paused (<c>stop</c>).</summary>
-    public bool IsRunning => _running;
+    /// <summary>Whether the simulated machine runs (<c>cont</c>) or not (<c>stop</c>, or <c>system_reset</c> while stopped).</summary>
+    public bool IsRunning => _machine.IsRunning;
 
     /// <summary>How many client sessions have been served (negotiated or not).</summary>
     public int SessionsServed => Volatile.Read(ref _sessionsServed);
 
-    /// <summary>The names of the commands the simulator answers, <c>qmp_capabilities</c> included.</summary>
-    public IReadOnlyCollection<string> Commands => [.. _handlers.Keys.Append("qmp_capabilities").Order(StringComparer.Ordinal)];
+    /// <summary>
+    /// The names of the commands the simulator knows, in ordinal order: every command of QEMU
+    /// 7.2's schema (<c>qmp_capabilities</c> included, modelled or not) and every registered one.
+    /// </summary>
+    public IReadOnlyCollection<string> Commands => [.. CommandsAsListed().Order(StringComparer.Ordinal)];
 
     /// <summary>
     /// Completes when the simulator has stopped, with why: <see cref="QmpSimulatorStopReason.Quit"/>
@@ -74,7 +85,12 @@ public sealed class QmpSimulator : IAsyncDisposable
     /// </summary>
     public Task<QmpSimulatorStopReason> Completion => _completion.Task;
 
-    /// <summary>Registers (or replaces) the handler of a command.</summary>
+    /// <summary>
+    /// Registers (or replaces) the handler of a command, built-in ones included. When the command is
+    /// in QEMU 7.2's schema, its arguments are checked against the schema before the handler runs,
+    /// and invalid ones get QEMU's <c>GenericError</c> without running it; other commands reach
+    /// their handler with whatever arguments were sent.
+    /// </summary>
     /// <param name="command">The command name.</param>
     /// <param name="handler">Runs the command.</param>
     public void Handle(string command, QmpCommandHandler handler)
@@ -166,18 +182,57 @@ public sealed class QmpSimulator : IAsyncDisposable
         _stop.Dispose();
     }
 
-    /// <summary>Runs a command through its handler and builds the reply (called by the server session's read loop).</summary>
+    /// <summary>Whether a command is known: in QEMU 7.2's schema, or registered.</summary>
+    internal bool Knows(string command) => QemuSchema.Qemu72.Command(command) is not null || _handlers.ContainsKey(command);
+
+    /// <summary>Whether the schema lets <c>exec-oob</c> run a command (its <c>allow-oob</c> flag).</summary>
+    internal static bool AllowsOutOfBand(string command) => QemuSchema.Qemu72.Command(command) is { AllowsOutOfBand: true };
+
+    /// <summary>
+    /// The known commands in the order <c>query-commands</c> lists them: registered commands
+    /// outside the schema first (in ordinal order), then the schema's in QEMU's order.
+    /// </summary>
+    internal IEnumerable<string> CommandsAsListed()
+    {
+        var schema = QemuSchema.Qemu72;
+        return _handlers.Keys.Where(name => schema.Command(name) is null).Order(StringComparer.Ordinal).Concat(schema.CommandsAsListed);
+    }
+
+    /// <summary>QEMU's refusal of a schema command's arguments, or null when they are valid or the command is not in the schema.</summary>
+    internal static string? ArgumentRefusal(QmpMessage command)
+    {
+        var schema = QemuSchema.Qemu72;
+        return schema.Command(command.CommandName!) is { } known ? QemuArgumentCheck.Refusal(schema, known.ArgumentType, command.Arguments) : null;
+    }
+
+    /// <summary>
+    /// Runs a command and builds the reply (called by the server session's read loop): an unknown
+    /// command gets <c>CommandNotFound</c>, invalid arguments QEMU's refusal, a schema command without
+    /// a handler <see cref="QmpCommandError.NotSimulated"/>; otherwise the handler answers.
+    /// </summary>
     internal async ValueTask<QmpMessage> RunCommandAsync(QmpMessage command, Func<QmpMessage, CancellationToken, ValueTask> emit, CancellationToken cancellationToken)
     {
         var name = command.CommandName!;
-        if (!_handlers.TryGetValue(name, out var handler))
+        var handled = _handlers.TryGetValue(name, out var handler);
+        if (!handled && QemuSchema.Qemu72.Command(name) is null)
         {
             return QmpMessage.Error("CommandNotFound", $"The command {name} has not been found", command.Id);
         }
 
+        if (ArgumentRefusal(command) is { } refusal)
+        {
+            return QmpMessage.Error("GenericError", refusal, command.Id);
+        }
+
+        if (!handled)
+        {
+            var notSimulated = QmpCommandError.NotSimulated("command " + name);
+            return QmpMessage.Error(notSimulated.ErrorClass, notSimulated.Description, command.Id);
+        }
+
         try
         {
-            var value = await handler(new QmpCommandContext(this, command, emit), cancellationToken).ConfigureAwait(false);
+            var value = await handler!(new QmpCommandContext(this, command, emit), cancellationToken).ConfigureAwait(false);
             return QmpMessage.Return(value, command.Id);
         }
         catch (QmpCommandError error)
@@ -250,64 +305,5 @@ public sealed class QmpSimulator : IAsyncDisposable
         {
             // A client that vanished is the simulator's normal business.
         }
-    }
-
-    private void RegisterBuiltInCommands()
-    {
-        Handle("query-version", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(_options.Version.WriteTo)));
-
-        Handle("query-status", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
-        {
-            writer.WriteStartObject();
-            writer.WriteString("status", _running ? "running" : "paused");
-            writer.WriteBoolean("singlestep", false);
-            writer.WriteBoolean("running", _running);
-            writer.WriteEndObject();
-        })));
-
-        Handle("query-commands", (_, _) => ValueTask.FromResult<JsonElement?>(QmpJson.Write(writer =>
-        {
-            writer.WriteStartArray();
-            foreach (var command in Commands)
-            {
-                writer.WriteStartObject();
-                writer.WriteString("name", command);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndArray();
-        })));
-
-        Handle("stop", async (context, token) =>
-        {
-            if (_running)
-            {
-                _running = false;
-                await context.EmitEventAsync("STOP", cancellationToken: token).ConfigureAwait(false);
-            }
-
-            return null;
-        });
-
-        Handle("cont", async (context, token) =>
-        {
-            if (!_running)
-            {
-                _running = true;
-                await context.EmitEventAsync("RESUME", cancellationToken: token).ConfigureAwait(false);
-            }
-
-            return null;
-        });
-
-        Handle("quit", async (context, token) =>
-        {
-            var data = QmpJson.Parse("""{"guest":false,"reason":"host-qmp-quit"}""");
-            await context.EmitEventAsync("SHUTDOWN", data, token).ConfigureAwait(false);
-
-            // The session closes itself once the reply is sent; the simulator stops after it.
-            _quitRequested = true;
-            return null;
-        });
     }
 }

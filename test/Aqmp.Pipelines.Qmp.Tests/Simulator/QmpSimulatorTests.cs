@@ -379,6 +379,23 @@ public class QmpSimulatorTests
     // ---------------------------------------------------------------- user commands
 
     [Test]
+    public async Task System_reset_while_stopped_leaves_the_machine_not_running_until_cont()
+    {
+        await using var fixture = await SimulatorFixture.StartAsync();
+        await using var client = await fixture.ConnectAsync();
+
+        await client.ExecuteAsync("stop").Bounded();
+        await client.ExecuteAsync("system_reset").Bounded();
+        var afterReset = await client.ExecuteAsync("query-status").Bounded();
+        var wasRunning = fixture.Simulator.IsRunning;
+        await client.ExecuteAsync("cont").Bounded();
+
+        Assert.That(afterReset.GetProperty("status").GetString(), Is.EqualTo("prelaunch"));
+        Assert.That(wasRunning, Is.False);
+        Assert.That(fixture.Simulator.IsRunning, Is.True);
+    }
+
+    [Test]
     public async Task A_registered_handler_receives_the_arguments_and_its_value_is_returned()
     {
         await using var fixture = await SimulatorFixture.StartAsync();
