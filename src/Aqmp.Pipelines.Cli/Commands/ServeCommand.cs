@@ -12,8 +12,11 @@ internal static class ServeCommand
         usage: {Usage}
 
         Runs the built-in QMP simulator on ADDRESS (unix:PATH, a path containing '/', HOST:PORT)
-        until Ctrl-C or until a client sends 'quit'. It answers query-version, query-status,
-        query-commands, stop, cont and quit like QEMU, and unknown commands with CommandNotFound.
+        until Ctrl-C or until a client sends 'quit'. It knows every command of QEMU 7.2's schema and
+        checks arguments as QEMU does; it runs qmp_capabilities, query-status, stop, cont,
+        system_reset, system_powerdown, quit, query-version, query-name, query-uuid, query-kvm,
+        query-commands, query-qmp-schema and human-monitor-command (info, help) like QEMU's
+        '-M none' machine, and answers the schema's other commands with a GenericError.
         Passing accept errors (out of descriptors, a client that gave up) are retried. It exits 0
         when stopped; 2 when it cannot listen on ADDRESS or stops accepting clients for another reason.
         """;

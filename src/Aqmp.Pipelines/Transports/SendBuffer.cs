@@ -61,6 +61,7 @@ internal sealed class SendBuffer : PipeWriter
 
     // Guarded by _waitersLock.
     private bool _flushWaiting;
+    private volatile bool _cancelNextFlush; // CancelPendingFlush came while no flush waited
     private List<(long Target, TaskCompletionSource Sent)>? _sentWaiters;
 
     /// <summary>Creates an empty buffer.</summary>
@@ -166,6 +167,11 @@ internal sealed class SendBuffer : PipeWriter
             return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
         }
 
+        if (_cancelNextFlush && TakeCancellation())
+        {
+            return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: false));
+        }
+
         // The send loop's count is read only when the last one read says the buffer may be full:
         // it only grows, so the distance to an older reading is never an underestimate.
         if (_written - _sentSeen < _pauseThreshold || _written - (_sentSeen = Volatile.Read(ref _sent)) < _pauseThreshold)
@@ -177,6 +183,10 @@ internal sealed class SendBuffer : PipeWriter
     }
 
     /// <inheritdoc/>
+    /// <summary>
+    /// Cancels the flush that waits for room, or, when none waits, the next flush (as a pipe's
+    /// writer does): it returns <see cref="FlushResult.IsCanceled"/> (what it published stays published).
+    /// </summary>
     public override void CancelPendingFlush()
     {
         lock (_waitersLock)
@@ -185,6 +195,10 @@ internal sealed class SendBuffer : PipeWriter
             {
                 _flushWaiting = false;
                 _flushWaiter.Complete(new FlushResult(isCanceled: true, isCompleted: false));
+            }
+            else
+            {
+                _cancelNextFlush = true;
             }
         }
     }
@@ -240,13 +254,35 @@ internal sealed class SendBuffer : PipeWriter
 
         // The loop may have sent it between the check and the registration.
         AfterSent();
-        return new ValueTask(sent.Task.WaitAsync(cancellationToken));
+        if (!sent.Task.IsCompleted && cancellationToken.CanBeCanceled)
+        {
+            // A cancellation ends the waiter itself, at once: a later failure of the loop then finds
+            // it completed and leaves no exception unobserved.
+            var registration = cancellationToken.UnsafeRegister(static (state, token) => ((TaskCompletionSource)state!).TrySetCanceled(token), sent);
+            sent.Task.ContinueWith(static (_, state) => ((IDisposable)state!).Dispose(), registration, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
+        return new ValueTask(sent.Task);
+    }
+
+    private bool TakeCancellation()
+    {
+        lock (_waitersLock)
+        {
+            var cancel = _cancelNextFlush;
+            _cancelNextFlush = false;
+            return cancel;
+        }
     }
 
     /// <summary>Makes what was written visible to the send loop and wakes it if it is parked. Call under <see cref="SyncRoot"/>.</summary>
     private void PublishHeld()
     {
-        Volatile.Write(ref _published, _written);
+        if (_written > _published)
+        {
+            Volatile.Write(ref _published, _written);
+        }
+
         if (_parked)
         {
             // The loop's continuation runs on the thread pool, never inline here.
@@ -450,7 +486,11 @@ internal sealed class SendBuffer : PipeWriter
                 for (var i = waiters.Count - 1; i >= 0; i--)
                 {
                     var (target, done) = waiters[i];
-                    if (sent >= target)
+                    if (done.Task.IsCompleted)
+                    {
+                        waiters.RemoveAt(i); // cancelled
+                    }
+                    else if (sent >= target)
                     {
                         done.TrySetResult();
                         waiters.RemoveAt(i);
@@ -477,6 +517,7 @@ internal sealed class SendBuffer : PipeWriter
     private sealed class Segment
     {
         private readonly IMemoryOwner<byte>? _owner;
+        private readonly bool _ownAllocation;
 
         public Segment(IMemoryOwner<byte> owner)
         {
@@ -484,9 +525,11 @@ internal sealed class SendBuffer : PipeWriter
             Memory = owner.Memory;
             if (!MemoryMarshal.TryGetArray<byte>(Memory, out var array))
             {
+                // The send loop needs arrays: a block of its own, left to the collector when done.
                 array = new ArraySegment<byte>(new byte[Memory.Length]);
                 _owner.Dispose();
                 _owner = null;
+                _ownAllocation = true;
                 Memory = array;
             }
 
@@ -518,7 +561,7 @@ internal sealed class SendBuffer : PipeWriter
             {
                 _owner.Dispose();
             }
-            else
+            else if (!_ownAllocation)
             {
                 ArrayPool<byte>.Shared.Return(Array);
             }

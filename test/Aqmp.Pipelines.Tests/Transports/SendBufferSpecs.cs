@@ -289,10 +289,6 @@ public class SendBufferSpecs
     }
 
     [Test]
-    [Ignore("BUG: SendBuffer.cs Segment(IMemoryOwner) (lines 448-462) copies a pool's non-array memory into a fresh byte[] and drops the owner; "
-        + "Segment.Release (lines 482-492) then 'returns' that array to ArrayPool<byte>.Shared, which throws ArgumentException "
-        + "(\"The buffer is not associated with this pool\") unless its length happens to be a bucket size, so AdvanceSent throws and the send loop fails. "
-        + "Fix: remember that the array was allocated (e.g. a bool) and let Release drop it instead of returning it to the shared pool.")]
     public void A_pool_whose_memory_is_not_an_array_still_works_and_freeing_its_segments_does_not_throw()
     {
         using var pool = new NativeBlockPool(300);
@@ -379,11 +375,6 @@ public class SendBufferSpecs
     }
 
     [Test]
-    [Ignore("BUG: SendBuffer.cs CancelPendingFlush (lines 142-152) does nothing when no flush waits, but its inherited contract (PipeWriter, and Pipe's "
-        + "writer) is that it then cancels the next FlushAsync. PipeProtocol.Disconnect.cs:272 registers CancelPendingFlush on the drain-abort token "
-        + "around 'await outbound.WhenFlushedAsync()': if the abort fires while the session's writer is between writing and FlushAsync, the cancel is "
-        + "lost, the flush then waits for a peer that does not read, and the disconnect hangs. Fix: remember a cancel that found no waiting flush "
-        + "(a flag under _waitersLock) and have the next FlushAsync (or at least the next WaitForRoomAsync) consume it and return IsCanceled.")]
     public async Task A_CancelPendingFlush_while_no_flush_waits_cancels_the_next_flush_as_a_pipe_writer_does()
     {
         var buffer = NewBuffer(pause: Pause, resume: Resume);
@@ -641,11 +632,6 @@ public class SendBufferSpecs
     }
 
     [Test]
-    [Ignore("BUG: SendBuffer.cs WaitUntilSentAsync (line 202) returns sent.Task.WaitAsync(token); when the token cancels, WaitAsync stops observing "
-        + "the TaskCompletionSource, which stays in _sentWaiters. A later Fail (AfterSent, line 427) faults it with TrySetException and nobody ever "
-        + "observes it, so TaskScheduler.UnobservedTaskException fires (and this assembly's FailOnUnobservedTaskExceptions fails whichever test runs then). "
-        + "The cancelled waiter also stays in the list until the loop sends past its target or fails. Fix: register the token yourself and, on cancellation, "
-        + "remove the entry under _waitersLock and TrySetCanceled it (or mark the TCS task observed, e.g. _ = tcs.Task.Exception in a continuation).")]
     public void A_cancelled_WaitUntilSentAsync_leaves_no_unobserved_exception_behind_when_the_loop_later_fails()
     {
         var unobserved = new List<Exception>();
