@@ -24,7 +24,9 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
 {
     private Exception? _readError;
     private Exception? _writeError;
-    private int _writesInFlight;
+    private readonly Lock _settleLock = new();
+    private int _writesInFlight;              // guarded by _settleLock
+    private TaskCompletionSource? _settled;   // a read's wait for the writes in flight to end; guarded by _settleLock
 
     /// <summary>
     /// The connection failure behind the end of the stream: the error that ended reading (reported
@@ -107,7 +109,13 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
         => inner.WriteAsync(buffer, cancellationToken);
 
     /// <summary>The send loop starts a write to the inner stream or socket.</summary>
-    public void WriteStarted() => Interlocked.Increment(ref _writesInFlight);
+    public void WriteStarted()
+    {
+        lock (_settleLock)
+        {
+            _writesInFlight++;
+        }
+    }
 
     /// <summary>The send loop's write ended, failed with <paramref name="error"/> when not null.</summary>
     public void WriteEnded(Exception? error)
@@ -117,7 +125,18 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
             Interlocked.CompareExchange(ref _writeError, error, null);
         }
 
-        Interlocked.Decrement(ref _writesInFlight);
+        TaskCompletionSource? settled = null;
+        lock (_settleLock)
+        {
+            _writesInFlight--;
+            if (!IsWriteInFlight)
+            {
+                settled = _settled;
+                _settled = null;
+            }
+        }
+
+        settled?.TrySetResult();
     }
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
@@ -168,6 +187,9 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
     /// <summary>Whether a write is waiting in the operating system and has not failed (yet).</summary>
     private bool IsWriteInFlight => Volatile.Read(ref _writesInFlight) > 0 && Volatile.Read(ref _writeError) is null;
 
+    /// <summary>How long a read that found the end waits for a write in flight to settle.</summary>
+    private static readonly TimeSpan SettleLimit = TimeSpan.FromMilliseconds(100);
+
     /// <summary>
     /// Reports the end of the stream once a write still waiting has settled (briefly: at most
     /// about 100 ms). A reset goes to one call only; when a blocked send takes it, the read sees a
@@ -175,9 +197,24 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
     /// </summary>
     private async ValueTask<int> SettleThenEndAsync()
     {
-        for (var wait = 0; wait < 20 && IsWriteInFlight; wait++)
+        Task settled;
+        lock (_settleLock)
         {
-            await Task.Delay(5).ConfigureAwait(false);
+            if (!IsWriteInFlight)
+            {
+                return 0;
+            }
+
+            settled = (_settled ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+
+        try
+        {
+            await settled.WaitAsync(SettleLimit).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The write is still blocked: report the end anyway.
         }
 
         return 0;

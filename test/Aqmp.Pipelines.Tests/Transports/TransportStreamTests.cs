@@ -56,6 +56,23 @@ public class TransportStreamTests
     }
 
     [Test]
+    public async Task A_real_read_that_returns_0_while_a_write_is_blocked_reports_the_end_once_that_write_fails_with_the_writes_error_recorded()
+    {
+        var inner = new BlockedWriterStream(completesAtOnce: true);
+        var stream = new TransportStream(inner);
+        stream.WriteStarted();
+
+        var read = stream.ReadAsync(new byte[16]);
+        inner.CompleteRead(0);
+        Assert.That(read.IsCompleted, Is.False, "the end waits for the write in flight");
+        var reset = new IOException("Connection reset by peer");
+        stream.WriteEnded(reset);
+
+        Assert.That(await read.AsTask().Bounded(), Is.Zero);
+        Assert.That(stream.ConnectionError, Is.SameAs(reset), "the send's error is what ended the connection");
+    }
+
+    [Test]
     public async Task A_read_takes_at_most_the_maximum_read_size_whatever_the_buffer_it_is_given()
     {
         var inner = new MemoryStream(new byte[1000]);
