@@ -44,7 +44,7 @@ internal static class AqmpTool
                 case "events":
                     return await WithHelpAsync(CliArguments.Parse(rest, "name", "count"), EventsCommand.Help, output, a => EventsCommand.RunAsync(a, output, interrupted.Token)).ConfigureAwait(false);
                 case "serve":
-                    return await WithHelpAsync(CliArguments.Parse(rest), ServeCommand.Help, output, a => ServeCommand.RunAsync(a, output, error, interrupted.Token)).ConfigureAwait(false);
+                    return await WithHelpAsync(CliArguments.Parse(rest, ServeCommand.NegotiationTimeoutOption), ServeCommand.Help, output, a => ServeCommand.RunAsync(a, output, error, interrupted.Token)).ConfigureAwait(false);
                 default:
                     throw new UsageException($"unknown command '{verb}'");
             }

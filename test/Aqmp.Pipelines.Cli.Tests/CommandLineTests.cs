@@ -31,8 +31,8 @@ public sealed class CommandLineTests
         yield return Case("'--count' needs a positive whole number, not '0'", "events", "unix:/tmp/x.sock", "--count", "0");
         yield return Case("'--count' needs a positive whole number, not 'many'", "events", "unix:/tmp/x.sock", "--count", "many");
         yield return Case("option '--name' needs a value", "events", "unix:/tmp/x.sock", "--name");
-        yield return Case("usage: aqmp serve ADDRESS", "serve");
-        yield return Case("usage: aqmp serve ADDRESS", "serve", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
+        yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "serve");
+        yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "serve", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
         yield return Case("usage: aqmp shell [ADDRESS]", "shell", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
     }
 
@@ -54,7 +54,7 @@ public sealed class CommandLineTests
     [TestCase("shell", "usage: aqmp shell [ADDRESS]", "built-in QMP simulator")]
     [TestCase("execute", "usage: aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]", "exits 1")]
     [TestCase("events", "usage: aqmp events ADDRESS [--name NAME]... [--count N]", "--count")]
-    [TestCase("serve", "usage: aqmp serve ADDRESS", "quit")]
+    [TestCase("serve", "usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "quit")]
     public async Task Subcommand_help_prints_its_usage_and_exits_0(string subcommand, string usage, string detail)
     {
         foreach (var help in (string[])["--help", "-h"])

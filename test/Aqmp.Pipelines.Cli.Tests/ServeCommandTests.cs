@@ -60,6 +60,34 @@ public sealed class ServeCommandTests
         ToolAssert.Success(result);
     }
 
+    [Test]
+    public async Task Serve_disconnects_a_client_that_does_not_negotiate_within_the_negotiation_timeout_and_serves_the_next()
+    {
+        await using var serve = await StartServeAsync("--negotiation-timeout", "1");
+        using var idle = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        await idle.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(_path)).Bounded();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var buffer = new byte[4096];
+        while (await idle.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None).Bounded() > 0)
+        {
+            // The greeting, then nothing until the simulator closes the connection.
+        }
+
+        Assert.That(clock.Elapsed, Is.GreaterThan(TimeSpan.FromSeconds(0.9)), "the idle client is disconnected after the timeout, not before");
+        var status = await AqmpProcess.RunAsync("execute", Address, "query-status");
+        ToolAssert.Success(status);
+    }
+
+    [Test]
+    public async Task Serve_with_a_negotiation_timeout_that_is_not_a_positive_number_is_a_usage_error()
+    {
+        var result = await AqmpProcess.RunAsync("serve", "--negotiation-timeout", "0", Address);
+
+        Assert.That(result.ExitCode, Is.EqualTo(64), result.ToString());
+        Assert.That(result.Stderr, Does.Contain("--negotiation-timeout"), result.ToString());
+    }
+
     [TestCase("TERM")]
     [TestCase("INT")]
     public async Task Serve_stops_with_exit_0_on_a_signal_and_removes_its_socket(string signal)
@@ -114,9 +142,9 @@ public sealed class ServeCommandTests
         Assert.That(error.ToString(), Is.Empty);
     }
 
-    private async Task<AqmpProcess> StartServeAsync()
+    private async Task<AqmpProcess> StartServeAsync(params string[] options)
     {
-        var serve = AqmpProcess.Start("serve", Address);
+        var serve = AqmpProcess.Start(["serve", .. options, Address]);
         serve.CloseInput();
         try
         {

@@ -6,7 +6,10 @@ namespace Aqmp.Pipelines.Cli.Commands;
 /// <summary><c>aqmp serve ADDRESS</c>: runs the QMP simulator until interrupted or told to quit.</summary>
 internal static class ServeCommand
 {
-    public const string Usage = "aqmp serve ADDRESS";
+    public const string Usage = "aqmp serve [--negotiation-timeout SECONDS] ADDRESS";
+
+    /// <summary>The option that bounds how long a client may take to negotiate.</summary>
+    public const string NegotiationTimeoutOption = "negotiation-timeout";
 
     public const string Help = $"""
         usage: {Usage}
@@ -17,6 +20,13 @@ internal static class ServeCommand
         system_reset, system_powerdown, quit, query-version, query-name, query-uuid, query-kvm,
         query-commands, query-qmp-schema and human-monitor-command (info, help) like QEMU's
         '-M none' machine, and answers the schema's other commands with a GenericError.
+        Like QEMU's monitor it serves one client at a time; once a client has negotiated oob,
+        exec-oob commands overtake its in-band ones.
+
+          --negotiation-timeout SECONDS  disconnect a client that has not sent qmp_capabilities
+                                         within SECONDS of connecting, so that the next one is
+                                         served (default 5)
+
         Passing accept errors (out of descriptors, a client that gave up) are retried. It exits 0
         when stopped; 2 when it cannot listen on ADDRESS or stops accepting clients for another reason.
         """;
@@ -24,7 +34,13 @@ internal static class ServeCommand
     public static async Task<int> RunAsync(CliArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         args.ExpectPositional(1, 1, Usage);
-        await using var simulator = new QmpSimulator();
+        var options = QmpSimulatorOptions.Default;
+        if (args.PositiveInteger(NegotiationTimeoutOption) is { } seconds)
+        {
+            options = options with { NegotiationTimeout = TimeSpan.FromSeconds(seconds) };
+        }
+
+        await using var simulator = new QmpSimulator(options);
         var endPoint = await simulator.StartAsync(args.Positional[0], cancellationToken).ConfigureAwait(false);
         await output.WriteLineAsync($"serving the QMP simulator on {AddressParser.Format(endPoint)} (Ctrl-C to stop)").ConfigureAwait(false);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);

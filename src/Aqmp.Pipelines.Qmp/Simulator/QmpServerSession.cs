@@ -1,4 +1,5 @@
-using System.Text.Json;
+using System.Runtime.ExceptionServices;
+using System.Threading.Channels;
 using Aqmp.Pipelines.Qmp.Messages;
 using Aqmp.Pipelines.Session;
 using Microsoft.Extensions.Logging;
@@ -7,11 +8,15 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 
 /// <summary>
 /// The server side of one simulated QMP connection: greets, negotiates, then answers each command
-/// in order through the simulator's handlers (as QEMU's monitor does without out-of-band; an
-/// <c>exec-oob</c> command the schema allows runs in its turn too, it does not overtake). Input
-/// is read as QEMU reads it (<see cref="QemuInputFramer"/>): whatever is not a command (malformed
-/// JSON, a stray byte, a value that is not a command) is answered with QEMU's error reply for it
-/// and the session goes on.
+/// through the simulator's handlers, scheduled as QEMU's monitor schedules them. Without
+/// out-of-band, one at a time on the read loop: nothing more is read until a command is answered.
+/// Once <c>oob</c> is negotiated, in-band input (commands and the errors for malformed input) is
+/// queued, at most <see cref="InBandQueueLength"/> deep (the read loop waits while the queue is
+/// full, as QEMU stops reading), and answered in order by a worker off the read loop, while an
+/// <c>exec-oob</c> command runs on the read loop at once and so overtakes in-band commands still
+/// queued or running. Input is read as QEMU reads it (<see cref="QemuInputFramer"/>): whatever
+/// is not a command (malformed JSON, a stray byte, a value that is not a command) is answered
+/// with QEMU's error reply for it and the session goes on.
 /// </summary>
 internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
 {
@@ -22,7 +27,18 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
     private readonly QmpSimulatorOptions _options;
     private readonly QemuInputFramer _framer;
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _negotiatedOnce = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _over = new();
+    private Channel<QmpMessage>? _inBand;
+    private Task _inBandWorker = Task.CompletedTask;
+    private Exception? _inBandFault;
     private bool _negotiated;
+
+    /// <summary>How many in-band requests wait at most, once oob is negotiated (QEMU's <c>QMP_REQ_QUEUE_LEN_MAX</c>).</summary>
+    public const int InBandQueueLength = 8;
+
+    /// <summary>How long the end of a session waits for an in-band handler that ignores its cancellation.</summary>
+    private static readonly TimeSpan InBandStopGrace = TimeSpan.FromSeconds(2);
 
     public QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, ILoggerFactory? loggerFactory)
         : this(simulator, options, new QemuInputFramer(options.MaximumMessageLength), loggerFactory)
@@ -40,6 +56,9 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
     /// <summary>Completes when the session has ended (after it reached Running).</summary>
     public Task Ended => _ended.Task;
 
+    /// <summary>Completes when the client has negotiated capabilities.</summary>
+    public Task Negotiated => _negotiatedOnce.Task;
+
     /// <summary>Sends an event to this client.</summary>
     public ValueTask EmitAsync(QmpMessage message, CancellationToken cancellationToken) => SendAsync(message, cancellationToken);
 
@@ -47,6 +66,74 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
         => handshake.SendAsync(QmpMessage.Greeting(_options.Version, _options.Capabilities), cancellationToken).AsTask();
 
     protected override async ValueTask OnMessageAsync(QmpMessage message, MessageContext<QmpMessage> context, CancellationToken cancellationToken)
+    {
+        if (_inBand is { } queue && !message.IsOutOfBand)
+        {
+            // As QEMU stops reading once its queue is full, the read loop does not return until
+            // the queue has room again. A closed queue means the worker ended the session (quit).
+            if (queue.Writer.TryWrite(message))
+            {
+                await queue.Writer.WaitToWriteAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        await AnswerAsync(message, context, cancellationToken).ConfigureAwait(false);
+        if (_negotiated && _framer.AllowOutOfBand && _inBand is null)
+        {
+            _inBand = Channel.CreateBounded<QmpMessage>(new BoundedChannelOptions(InBandQueueLength) { SingleReader = true, SingleWriter = true });
+            _inBandWorker = AnswerInBandAsync(_inBand.Reader, context, _over.Token);
+        }
+    }
+
+    protected override async ValueTask OnSessionEndedAsync(Exception? rootCause)
+    {
+        // Queued in-band commands are dropped with the connection, as QEMU drops them; the one
+        // running is cancelled, and waited for a bounded time (a handler may ignore its token).
+        _inBand?.Writer.TryComplete();
+        await _over.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAny(_inBandWorker, Task.Delay(InBandStopGrace, CancellationToken.None)).ConfigureAwait(false);
+        _ended.TrySetResult();
+        if (_inBandFault is { } fault)
+        {
+            ExceptionDispatchInfo.Throw(fault);
+        }
+    }
+
+    /// <summary>Answers queued in-band input in order until the session is over.</summary>
+    private async Task AnswerInBandAsync(ChannelReader<QmpMessage> queue, MessageContext<QmpMessage> context, CancellationToken over)
+    {
+        await Task.Yield();
+        try
+        {
+            await foreach (var message in queue.ReadAllAsync(over).ConfigureAwait(false))
+            {
+                await AnswerAsync(message, context, over).ConfigureAwait(false);
+                if (context.IsEndRequested)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or Session.StateException)
+        {
+            // The session is over: what is left is dropped with the connection.
+        }
+        catch (Exception ex)
+        {
+            // A reply could not be sent (the framer refused it): the session ends with that error.
+            _inBandFault = ex;
+            context.EndSession();
+        }
+        finally
+        {
+            _inBand!.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>Answers one request: the error for input that is not a command, negotiation, or the command's reply.</summary>
+    private async ValueTask AnswerAsync(QmpMessage message, MessageContext<QmpMessage> context, CancellationToken cancellationToken)
     {
         if (message.IsRefusal)
         {
@@ -94,12 +181,6 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
         }
     }
 
-    protected override ValueTask OnSessionEndedAsync(Exception? rootCause)
-    {
-        _ended.TrySetResult();
-        return ValueTask.CompletedTask;
-    }
-
     private QmpMessage Negotiate(QmpMessage command)
     {
         if (command.CommandName != CapabilitiesCommand)
@@ -119,6 +200,7 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
         }
 
         _negotiated = true;
+        _negotiatedOnce.TrySetResult();
         _framer.AllowOutOfBand = command.Arguments is { } chosen && chosen.TryGetProperty("enable", out var list)
             && list.EnumerateArray().Any(c => c.GetString() == QmpCapabilities.OutOfBand);
         return QmpMessage.Return(null, command.Id);

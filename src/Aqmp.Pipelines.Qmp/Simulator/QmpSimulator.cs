@@ -28,7 +28,11 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 /// <remarks>
 /// <para>
 /// Like QEMU, it serves one client at a time: further clients wait in the listen backlog until
-/// the current one disconnects. Commands of one client run in order, one at a time.
+/// the current one disconnects, or until it is disconnected for not negotiating within
+/// <see cref="QmpSimulatorOptions.NegotiationTimeout"/>. Commands of one client run in order, one
+/// at a time; once the client negotiated <c>oob</c>, an <c>exec-oob</c> command runs at once,
+/// beside the in-band command running then (at most eight in-band requests wait; reading stops
+/// while that many do, as in QEMU).
 /// </para>
 /// <para>
 /// Once started, it keeps accepting until <c>quit</c> (with <see cref="QmpSimulatorOptions.StopOnQuit"/>),
@@ -42,6 +46,7 @@ public sealed class QmpSimulator : IAsyncDisposable
 {
     private readonly QmpSimulatorOptions _options;
     private readonly ILoggerFactory? _loggerFactory;
+    private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, QmpCommandHandler> _handlers = new(StringComparer.Ordinal);
     private readonly SimulatedMachine _machine = new();
     private readonly CancellationTokenSource _stop = new();
@@ -54,10 +59,17 @@ public sealed class QmpSimulator : IAsyncDisposable
     /// <summary>Creates a simulator with the built-in commands; it serves nothing until started.</summary>
     /// <param name="options">Settings; <see cref="QmpSimulatorOptions.Default"/> when null.</param>
     /// <param name="loggerFactory">Where the sessions log; nothing is logged when null.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="QmpSimulatorOptions.NegotiationTimeout"/> is zero or negative (and not infinite).</exception>
     public QmpSimulator(QmpSimulatorOptions? options = null, ILoggerFactory? loggerFactory = null)
     {
         _options = options ?? QmpSimulatorOptions.Default;
+        if (_options.NegotiationTimeout != Timeout.InfiniteTimeSpan)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_options.NegotiationTimeout, TimeSpan.Zero, "options.NegotiationTimeout");
+        }
+
         _loggerFactory = loggerFactory;
+        _logger = loggerFactory?.CreateLogger<QmpSimulator>() ?? (ILogger)NullLogger.Instance;
         SimulatorCommands.Register(this, _machine, _options.Version, () => _quitRequested = true);
     }
 
@@ -89,7 +101,9 @@ public sealed class QmpSimulator : IAsyncDisposable
     /// Registers (or replaces) the handler of a command, built-in ones included. When the command is
     /// in QEMU 7.2's schema, its arguments are checked against the schema before the handler runs,
     /// and invalid ones get QEMU's <c>GenericError</c> without running it; other commands reach
-    /// their handler with whatever arguments were sent.
+    /// their handler with whatever arguments were sent. A handler runs alone among the client's
+    /// in-band commands; the handler of a command the schema allows out of band, run with
+    /// <c>exec-oob</c>, may run while an in-band handler does.
     /// </summary>
     /// <param name="command">The command name.</param>
     /// <param name="handler">Runs the command.</param>
@@ -247,7 +261,7 @@ public sealed class QmpSimulator : IAsyncDisposable
 
     private async Task RunAcceptLoopAsync()
     {
-        var logger = _loggerFactory?.CreateLogger<QmpSimulator>() ?? (ILogger)NullLogger.Instance;
+        var logger = _logger;
         try
         {
             var transportOptions = _options.Session.ToTransportOptions(_options.Session.CreateSegmentPool());
@@ -282,6 +296,12 @@ public sealed class QmpSimulator : IAsyncDisposable
         try
         {
             await session.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+            if (!await NegotiatesInTimeAsync(session, cancellationToken).ConfigureAwait(false))
+            {
+                QmpSimulatorLog.ClientDidNotNegotiate(_logger, _options.NegotiationTimeout.TotalSeconds);
+                await session.DisconnectAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             await session.Ended.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or Session.ConnectException)
@@ -293,6 +313,23 @@ public sealed class QmpSimulator : IAsyncDisposable
             Interlocked.CompareExchange(ref _current, null, session);
             await EndQuietlyAsync(session).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Whether the client negotiated (or left) within <see cref="QmpSimulatorOptions.NegotiationTimeout"/>.</summary>
+    private async Task<bool> NegotiatesInTimeAsync(QmpServerSession session, CancellationToken cancellationToken)
+    {
+        var limit = _options.NegotiationTimeout;
+        if (limit == Timeout.InfiniteTimeSpan)
+        {
+            return true;
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var expired = Task.Delay(limit, deadline.Token);
+        var first = await Task.WhenAny(session.Negotiated, session.Ended, expired).ConfigureAwait(false);
+        await deadline.CancelAsync().ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        return first != expired;
     }
 
     private static async Task EndQuietlyAsync(QmpServerSession session)

@@ -18,6 +18,15 @@ public sealed record QmpSimulatorOptions
     /// <summary>The largest accepted message in bytes. Default 10 MiB.</summary>
     public int MaximumMessageLength { get; init; } = QmpFramer.DefaultMaximumMessageLength;
 
+    /// <summary>
+    /// How long a client may take, from its connection being accepted, to negotiate capabilities
+    /// (<c>qmp_capabilities</c>): one that has not by then is disconnected, so that an idle or slow
+    /// peer cannot hold the simulator (which, like QEMU's monitor, serves one client at a time) for
+    /// ever, and the next client is served. A client that negotiated keeps the monitor as long as it
+    /// likes. Default 5 seconds; <see cref="Timeout.InfiniteTimeSpan"/> waits for ever, as QEMU does.
+    /// </summary>
+    public TimeSpan NegotiationTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The sessions' buffering and shutdown settings.</summary>
     public PipeProtocolOptions Session { get; init; } = PipeProtocolOptions.Default;
 

@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Aqmp.Pipelines.Qmp.Messages;
 using Aqmp.Pipelines.Qmp.Simulator;
 using Aqmp.Pipelines.Qmp.Tests.Support;
+using Aqmp.Pipelines.Session;
 using Aqmp.Pipelines.Testing;
 
 namespace Aqmp.Pipelines.Qmp.Tests.Integration;
@@ -13,7 +14,8 @@ namespace Aqmp.Pipelines.Qmp.Tests.Integration;
 /// Unix socket to a fresh QEMU and to a fresh simulator, and what each answers (greeting included)
 /// and whether it closed the connection must be the same, once event timestamps are set aside.
 /// The simulator announces the QEMU's own version and package. After each script the simulator
-/// must serve the next client. Skipped when QEMU is not on PATH, unless <c>AQMP_REQUIRE_QEMU=1</c>.
+/// must serve the next client, and once both clients have gone, hold no more descriptors and
+/// retain no more memory than before the script. Skipped when QEMU is not on PATH, unless <c>AQMP_REQUIRE_QEMU=1</c>.
 /// </summary>
 [TestFixture]
 [Category("Qemu")]
@@ -95,6 +97,10 @@ public sealed partial class SimulatorDifferentialTests
         ("query-commands lists every command of the schema in QEMU's order", [Negotiate, """{"execute":"query-commands"}"""]),
         ("query-qmp-schema returns QEMU's whole schema", [Negotiate, """{"execute":"query-qmp-schema","id":"s"}"""]),
         ("With oob enabled, exec-oob runs a command the schema allows out of band and checks its arguments", ["""{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}""", """{"exec-oob":"query-yank","id":1}{"exec-oob":"query-yank","arguments":{"a":1}}{"exec-oob":"nope"}"""]),
+        ("With oob enabled, in-band commands and input errors are answered in the order they arrived", ["""{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}""", """{"execute":"query-status","id":1}{"execute": }{"execute":"nope","id":3}{"execute":"stop","id":4}{"execute":"query-status","id":5}{"execute":"cont","id":6}{"execute":"human-monitor-command","arguments":{"command-line":"info status"},"id":7}"""]),
+        ("With oob enabled, exec-oob without an id is answered", ["""{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}""", """{"exec-oob":"query-yank"}"""]),
+        ("With oob enabled, quit emits SHUTDOWN, answers and closes", ["""{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}""", """{"execute":"quit","id":"q"}"""]),
+        ("Without oob, exec-oob after negotiation is unexpected", [Negotiate, """{"exec-oob":"query-yank","id":1}{"execute":"query-status","id":2}"""]),
         ("qmp_capabilities after negotiation checks its arguments before refusing", [Negotiate, """{"execute":"qmp_capabilities","arguments":{"x":1}}{"execute":"qmp_capabilities","arguments":{"enable":["x"]}}{"execute":"qmp_capabilities","arguments":{"enable":"oob"}}"""]),
         ("An unexpected argument to a simulated command is refused and the command does not run", [Negotiate, """{"execute":"stop","arguments":{"x":1}}{"execute":"query-status","arguments":{"foo":1}}{"execute":"system_reset","arguments":{"a":null}}{"execute":"query-status"}"""]),
         ("Arguments of quit are checked before it quits", [Negotiate, """{"execute":"quit","arguments":{"a":1}}{"execute":"query-kvm","arguments":{"a":1}}"""]),
@@ -133,6 +139,21 @@ public sealed partial class SimulatorDifferentialTests
         => TextScripts.Select(s => (s.Name, Writes: s.Writes.Select(Bytes).ToArray()))
             .Concat(ByteScripts)
             .Select(s => new TestCaseData((object)s.Writes).SetName(s.Name.Replace(' ', '_').Replace(",", "", StringComparison.Ordinal)));
+
+    /// <summary>
+    /// Serves one client every kind of large reply once, so that what the process keeps after
+    /// first use (the runtime's socket engine, the shared array pool's buckets) is in place before
+    /// the first script's baseline: the bounds below are about what each client leaves behind.
+    /// </summary>
+    [OneTimeSetUp]
+    public async Task WarmUpAsync()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"aqmp-sim-{Guid.NewGuid():N}.sock");
+        await using var simulator = new QmpSimulator();
+        await simulator.StartAsync("unix:" + path);
+        await RunAsync(path, [Bytes(Negotiate + """{"execute":"query-qmp-schema"}{"execute":"query-commands"}{"execute":"human-monitor-command","arguments":{"command-line":"help"}}""")]);
+        await simulator.StopAsync();
+    }
 
     [SetUp]
     public async Task StartAsync()
@@ -173,6 +194,9 @@ public sealed partial class SimulatorDifferentialTests
         _simulatorPath = Path.Combine(Path.GetTempPath(), $"aqmp-sim-{Guid.NewGuid():N}.sock");
         _simulator = new QmpSimulator(new QmpSimulatorOptions { Version = greeting.Version, StopOnQuit = false });
         await _simulator.StartAsync("unix:" + _simulatorPath);
+        _ = QemuSchema.Qemu72;
+        var descriptorsBefore = OpenDescriptors();
+        var liveBefore = GC.GetTotalMemory(forceFullCollection: true);
         var (simulatorOutput, simulatorClosed) = await RunAsync(_simulatorPath, writes);
 
         // A whole schema is 200 KB: the log keeps its start (the assertion below reports a mismatch).
@@ -187,6 +211,43 @@ public sealed partial class SimulatorDifferentialTests
 
         var (next, _) = await RunAsync(_simulatorPath, [Bytes(Negotiate)]);
         Assert.That(next, Does.EndWith("{\"return\": {}}\r\n"), "the next client is served");
+
+        // Both clients have gone: the simulator holds no descriptor and retains no memory for them.
+        var descriptorsAfter = await DescriptorsSettledAsync(descriptorsBefore);
+        var retained = GC.GetTotalMemory(forceFullCollection: true) - liveBefore;
+        await TestContext.Out.WriteLineAsync($"descriptors {descriptorsBefore} -> {descriptorsAfter}; live heap {retained / 1024.0:+0.0;-0.0} KiB");
+        Assert.Multiple(() =>
+        {
+            Assert.That(descriptorsAfter, Is.LessThanOrEqualTo(descriptorsBefore), "descriptors open once both clients have gone");
+            Assert.That(retained, Is.LessThan(SegmentPoolBound + (512 * 1024)), "bytes the simulator retains once both clients have gone (its segment pool may keep up to its bound)");
+        });
+    }
+
+    /// <summary>The most a simulator's segment pool keeps for reuse with the default session options.</summary>
+    private static long SegmentPoolBound
+    {
+        get
+        {
+            var options = PipeProtocolOptions.Default;
+            return ((options.SendPauseThreshold / options.MinimumSegmentSize) + 16) * options.MinimumSegmentSize;
+        }
+    }
+
+    private static int OpenDescriptors() => Directory.GetFiles("/proc/self/fd").Length;
+
+    /// <summary>The number of open descriptors once it is back to <paramref name="bound"/> or 3 s have passed.</summary>
+    private static async Task<int> DescriptorsSettledAsync(int bound)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(3);
+        var open = OpenDescriptors();
+        while (open > bound && DateTime.UtcNow < deadline)
+        {
+            // The server side closes its socket after it has seen the client's end.
+            await Task.Delay(20);
+            open = OpenDescriptors();
+        }
+
+        return open;
     }
 
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);

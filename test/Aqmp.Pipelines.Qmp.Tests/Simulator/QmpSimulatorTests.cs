@@ -88,7 +88,7 @@ public class QmpSimulatorTests
         var options = new QmpSimulatorOptions { Version = new QmpVersion(8, 1, 5, "test-package"), Capabilities = ["oob", "x-extra"] };
         await using var fixture = await SimulatorFixture.StartAsync(options);
 
-        await using (var raw = await RawPeer.ConnectAsync(fixture.Path))
+        await using (var raw = await RawQmpPeer.ConnectAsync(fixture.Path))
         {
             var greeting = await raw.ReadAsync();
             var body = greeting.GetProperty("QMP");
@@ -137,7 +137,7 @@ public class QmpSimulatorTests
     public async Task Commands_before_qmp_capabilities_get_CommandNotFound()
     {
         await using var fixture = await SimulatorFixture.StartAsync();
-        await using var raw = await RawPeer.ConnectAsync(fixture.Path);
+        await using var raw = await RawQmpPeer.ConnectAsync(fixture.Path);
         Assert.That((await raw.ReadAsync()).TryGetProperty("QMP", out _), Is.True);
 
         foreach (var (command, id) in new[] { ("query-status", 1), ("quit", 2), ("no-such-command", 3) })
@@ -160,7 +160,7 @@ public class QmpSimulatorTests
     public async Task Qmp_capabilities_a_second_time_is_an_error_and_the_session_goes_on()
     {
         await using var fixture = await SimulatorFixture.StartAsync();
-        await using (var raw = await RawPeer.ConnectAsync(fixture.Path))
+        await using (var raw = await RawQmpPeer.ConnectAsync(fixture.Path))
         {
             await raw.ReadAsync();
             Assert.That((await raw.ExecuteAsync("qmp_capabilities", 1)).TryGetProperty("return", out _), Is.True);
@@ -183,7 +183,7 @@ public class QmpSimulatorTests
     public async Task Qmp_capabilities_enabling_a_capability_not_offered_is_refused()
     {
         await using var fixture = await SimulatorFixture.StartAsync(new QmpSimulatorOptions { Capabilities = [] });
-        await using var raw = await RawPeer.ConnectAsync(fixture.Path);
+        await using var raw = await RawQmpPeer.ConnectAsync(fixture.Path);
         await raw.ReadAsync();
 
         var refused = await raw.ExecuteAsync("qmp_capabilities", 1, """{"enable":["oob"]}""");
@@ -200,7 +200,7 @@ public class QmpSimulatorTests
     public async Task A_request_whose_execute_is_not_a_string_gets_QEMUs_GenericError_with_its_id_and_the_next_command_is_answered()
     {
         await using var fixture = await SimulatorFixture.StartAsync();
-        await using var raw = await NegotiatedRawPeerAsync(fixture);
+        await using var raw = await NegotiatedRawQmpPeerAsync(fixture);
 
         await raw.SendAsync("""{"execute":5,"id":7}""");
 
@@ -219,7 +219,7 @@ public class QmpSimulatorTests
     public async Task A_request_QEMU_would_refuse_gets_its_GenericError_and_the_session_goes_on(string request, string description, string? id)
     {
         await using var fixture = await SimulatorFixture.StartAsync();
-        await using var raw = await NegotiatedRawPeerAsync(fixture);
+        await using var raw = await NegotiatedRawQmpPeerAsync(fixture);
 
         await raw.SendAsync(request);
 
@@ -232,7 +232,7 @@ public class QmpSimulatorTests
     public async Task A_refused_request_before_qmp_capabilities_gets_the_same_refusal_and_negotiation_still_works()
     {
         await using var fixture = await SimulatorFixture.StartAsync();
-        await using var raw = await RawPeer.ConnectAsync(fixture.Path);
+        await using var raw = await RawQmpPeer.ConnectAsync(fixture.Path);
         await raw.ReadAsync();
 
         await raw.SendAsync("""{"execute":"qmp_capabilities","arguments":"oob","id":1}""");
@@ -246,7 +246,7 @@ public class QmpSimulatorTests
     public async Task A_message_from_a_client_that_is_no_command_gets_its_first_member_refused_as_QEMU_does(string message, string member)
     {
         await using var fixture = await SimulatorFixture.StartAsync();
-        await using var raw = await NegotiatedRawPeerAsync(fixture);
+        await using var raw = await NegotiatedRawQmpPeerAsync(fixture);
 
         await raw.SendAsync(message);
 
@@ -258,7 +258,7 @@ public class QmpSimulatorTests
     public async Task Malformed_JSON_gets_QEMUs_parse_error_the_session_goes_on_and_the_simulator_serves_the_next_client()
     {
         await using var fixture = await SimulatorFixture.StartAsync();
-        await using (var raw = await NegotiatedRawPeerAsync(fixture))
+        await using (var raw = await NegotiatedRawQmpPeerAsync(fixture))
         {
             await raw.SendAsync("""{"execute": , "id": 1}""");
 
@@ -266,7 +266,7 @@ public class QmpSimulatorTests
             Assert.That((await raw.ExecuteAsync("query-status", 3)).TryGetProperty("return", out _), Is.True, "the session goes on");
         }
 
-        await using var next = await NegotiatedRawPeerAsync(fixture);
+        await using var next = await NegotiatedRawQmpPeerAsync(fixture);
         Assert.That((await next.ExecuteAsync("query-status", 2)).TryGetProperty("return", out _), Is.True);
     }
 
@@ -275,7 +275,7 @@ public class QmpSimulatorTests
     public async Task Qmp_capabilities_with_a_mistyped_enable_is_refused_and_the_session_goes_on(string arguments, string description)
     {
         await using var fixture = await SimulatorFixture.StartAsync();
-        await using var raw = await RawPeer.ConnectAsync(fixture.Path);
+        await using var raw = await RawQmpPeer.ConnectAsync(fixture.Path);
         await raw.ReadAsync();
 
         var refused = await raw.ExecuteAsync("qmp_capabilities", 1, arguments);
@@ -796,9 +796,9 @@ public class QmpSimulatorTests
     private static CancellationToken BoundedToken() => new CancellationTokenSource(TestTimeouts.Default).Token;
 
     /// <summary>A raw peer past the greeting and a successful <c>qmp_capabilities</c>.</summary>
-    private static async Task<RawPeer> NegotiatedRawPeerAsync(SimulatorFixture fixture)
+    private static async Task<RawQmpPeer> NegotiatedRawQmpPeerAsync(SimulatorFixture fixture)
     {
-        var raw = await RawPeer.ConnectAsync(fixture.Path);
+        var raw = await RawQmpPeer.ConnectAsync(fixture.Path);
         await raw.ReadAsync();
         Assert.That((await raw.ExecuteAsync("qmp_capabilities", 0)).TryGetProperty("return", out _), Is.True);
         return raw;
@@ -823,60 +823,6 @@ public class QmpSimulatorTests
             var toServer = new Pipe();
             var toClient = new Pipe();
             return (new PipePair(toServer.Reader, toClient.Writer), new PipePair(toClient.Reader, toServer.Writer));
-        }
-    }
-
-    /// <summary>A QMP peer on a bare socket: lines of JSON in and out, nothing interpreted.</summary>
-    private sealed class RawPeer : IAsyncDisposable
-    {
-        private readonly NetworkStream _stream;
-        private readonly StreamReader _reader;
-
-        private RawPeer(Socket socket)
-        {
-            _stream = new NetworkStream(socket, ownsSocket: true);
-            _reader = new StreamReader(_stream, Encoding.UTF8);
-        }
-
-        public static async Task<RawPeer> ConnectAsync(string path)
-        {
-            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            try
-            {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
-                return new RawPeer(socket);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        }
-
-        public async Task<JsonElement> ReadAsync()
-        {
-            var line = await _reader.ReadLineAsync(BoundedToken()) ?? throw new EndOfStreamException("The simulator closed the connection.");
-            using var document = JsonDocument.Parse(line);
-            return document.RootElement.Clone();
-        }
-
-        public async Task SendAsync(string json)
-        {
-            await _stream.WriteAsync(Encoding.UTF8.GetBytes(json + "\n"), BoundedToken());
-            await _stream.FlushAsync(BoundedToken());
-        }
-
-        public async Task<JsonElement> ExecuteAsync(string command, int id, string? arguments = null)
-        {
-            var argumentsMember = arguments is null ? string.Empty : $",\"arguments\":{arguments}";
-            await SendAsync($"{{\"execute\":\"{command}\"{argumentsMember},\"id\":{id}}}");
-            return await ReadAsync();
-        }
-
-        public ValueTask DisposeAsync()
-        {
-            _reader.Dispose();
-            return _stream.DisposeAsync();
         }
     }
 }
