@@ -135,10 +135,32 @@ public sealed partial class SimulatorDifferentialTests
     private QmpSimulator? _simulator;
     private string? _simulatorPath;
 
+    /// <summary>The scripts also run with every byte sent as a write of its own (the reads then split anywhere).</summary>
+    private static readonly string[] SplitAtEveryByte =
+    [
+        "Two commands with nothing between them are both answered",
+        "Blank lines, tabs and CRLF between commands are ignored",
+        "A missing value is a parse error and the next command is answered",
+        "A number ended by the next command's brace is not a JSON object",
+        "Duplicate keys are a parse error",
+        "A control byte is stray and recovery skips letters, spaces and quotes",
+        "Single-quoted strings may hold braces and double quotes",
+        "Escapes are decoded and non-ASCII is written as upper-case escapes",
+        "Commands after negotiation: unknown, stop with its event, a second negotiation, an array id",
+        "With oob enabled, in-band commands and input errors are answered in the order they arrived",
+        "Invalid UTF-8 inside a string is stray with the string so far, and the closing brace expects a value",
+        "A truncated UTF-8 sequence in a string is invalid",
+    ];
+
     private static IEnumerable<TestCaseData> Scripts()
-        => TextScripts.Select(s => (s.Name, Writes: s.Writes.Select(Bytes).ToArray()))
-            .Concat(ByteScripts)
-            .Select(s => new TestCaseData((object)s.Writes).SetName(s.Name.Replace(' ', '_').Replace(",", "", StringComparison.Ordinal)));
+    {
+        var all = TextScripts.Select(s => (s.Name, Writes: s.Writes.Select(Bytes).ToArray())).Concat(ByteScripts).ToList();
+        var split = SplitAtEveryByte.Select(name => all.Single(s => s.Name == name));
+        return all.Select(s => new TestCaseData(s.Writes, false).SetName(TestName(s.Name)))
+            .Concat(split.Select(s => new TestCaseData(s.Writes, true).SetName(TestName(s.Name + " split at every byte"))));
+
+        static string TestName(string name) => name.Replace(' ', '_').Replace(",", "", StringComparison.Ordinal);
+    }
 
     /// <summary>
     /// Serves one client every kind of large reply once, so that what the process keeps after
@@ -185,9 +207,9 @@ public sealed partial class SimulatorDifferentialTests
     }
 
     [TestCaseSource(nameof(Scripts))]
-    public async Task The_simulator_answers_as_QEMU(byte[][] writes)
+    public async Task The_simulator_answers_as_QEMU(byte[][] writes, bool splitAtEveryByte)
     {
-        var (qemuOutput, qemuClosed) = await RunAsync(_qemu!.SocketPath, writes);
+        var (qemuOutput, qemuClosed) = await RunAsync(_qemu!.SocketPath, writes, splitAtEveryByte);
         var greeting = QmpMessage.Parse(Encoding.UTF8.GetBytes(qemuOutput[..qemuOutput.IndexOf('\n', StringComparison.Ordinal)])).ToGreeting();
         await TestContext.Out.WriteLineAsync($"QEMU {greeting.Version.Major}.{greeting.Version.Minor}.{greeting.Version.Micro} ({greeting.Version.Package})");
 
@@ -197,7 +219,7 @@ public sealed partial class SimulatorDifferentialTests
         _ = QemuSchema.Qemu72;
         var descriptorsBefore = OpenDescriptors();
         var liveBefore = GC.GetTotalMemory(forceFullCollection: true);
-        var (simulatorOutput, simulatorClosed) = await RunAsync(_simulatorPath, writes);
+        var (simulatorOutput, simulatorClosed) = await RunAsync(_simulatorPath, writes, splitAtEveryByte);
 
         // A whole schema is 200 KB: the log keeps its start (the assertion below reports a mismatch).
         const int LoggedCharacters = 4000;
@@ -256,8 +278,11 @@ public sealed partial class SimulatorDifferentialTests
 
     private static string Normalize(string output) => Timestamp().Replace(output, "\"timestamp\": {\"seconds\": S, \"microseconds\": U}");
 
-    /// <summary>Connects, reads the greeting, sends each write and reads until the peer is quiet or closes.</summary>
-    private static async Task<(string Output, bool Closed)> RunAsync(string path, byte[][] writes)
+    /// <summary>
+    /// Connects, reads the greeting, sends each write (byte by byte when <paramref name="splitAtEveryByte"/>)
+    /// and reads until the peer is quiet or closes.
+    /// </summary>
+    private static async Task<(string Output, bool Closed)> RunAsync(string path, byte[][] writes, bool splitAtEveryByte = false)
     {
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         await socket.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
@@ -267,7 +292,17 @@ public sealed partial class SimulatorDifferentialTests
         {
             try
             {
-                await socket.SendAsync(writes[i]).Bounded();
+                if (splitAtEveryByte)
+                {
+                    for (var b = 0; b < writes[i].Length; b++)
+                    {
+                        await socket.SendAsync(writes[i].AsMemory(b, 1)).AsTask().Bounded();
+                    }
+                }
+                else
+                {
+                    await socket.SendAsync(writes[i]).Bounded();
+                }
             }
             catch (SocketException)
             {
