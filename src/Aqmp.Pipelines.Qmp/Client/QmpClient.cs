@@ -18,7 +18,7 @@ namespace Aqmp.Pipelines.Qmp.Client;
 /// Connecting fails with <see cref="QmpNegotiationException"/> when the peer is not a QMP server,
 /// refuses <c>qmp_capabilities</c>, or sends no greeting within
 /// <see cref="QmpClientOptions.GreetingTimeout"/> (as QEMU does while another client holds the
-/// monitor), and with a <see cref="ConnectException"/> wrapping a <see cref="TimeoutException"/>
+/// monitor) or then no reply to <c>qmp_capabilities</c> within as long again, and with a <see cref="ConnectException"/> wrapping a <see cref="TimeoutException"/>
 /// when the transport does not connect within <see cref="QmpClientOptions.ConnectTimeout"/>. Events the server sends before or during the negotiation are
 /// kept and delivered to the listeners, first.
 /// </para>
@@ -210,8 +210,9 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// <param name="cancellationToken">Cancels the negotiation.</param>
     /// <returns>A task that completes when the session is negotiated.</returns>
     /// <exception cref="QmpNegotiationException">
-    /// The peer is not a QMP server or refused, or sent no greeting within
-    /// <see cref="QmpClientOptions.GreetingTimeout"/> (a <see cref="TimeoutException"/> inside).
+    /// The peer is not a QMP server or refused, or sent no greeting, or no reply to
+    /// <c>qmp_capabilities</c>, within <see cref="QmpClientOptions.GreetingTimeout"/> (a
+    /// <see cref="TimeoutException"/> inside).
     /// </exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired, even when the greeting timeout ran out too.</exception>
     protected override async Task EstablishSessionAsync(HandshakeContext<QmpMessage> handshake, CancellationToken cancellationToken)
@@ -245,7 +246,13 @@ public class QmpClient : PipeProtocol<QmpMessage>
         }
         while (true)
         {
-            var reply = await ReceiveNegotiationAsync(handshake, early, "waiting for the qmp_capabilities reply", cancellationToken).ConfigureAwait(false);
+            var reply = await ReceiveWithinGreetingTimeoutAsync(
+                handshake,
+                early,
+                "waiting for the qmp_capabilities reply",
+                seconds => $"no reply to qmp_capabilities within {seconds}",
+                "the qmp_capabilities reply",
+                cancellationToken).ConfigureAwait(false);
             switch (reply.Kind)
             {
                 case QmpMessageKind.Return when IdEquals(reply.Id, id):
@@ -383,25 +390,40 @@ public class QmpClient : PipeProtocol<QmpMessage>
     private async Task<QmpMessage> ReceiveGreetingAsync(HandshakeContext<QmpMessage> handshake, List<QmpEvent> early, CancellationToken cancellationToken)
     {
         const string Stage = "waiting for the greeting";
+        return await ReceiveWithinGreetingTimeoutAsync(
+            handshake,
+            early,
+            Stage,
+            seconds => $"no QMP greeting within {seconds}: another client may hold the monitor (QEMU serves one client per monitor)",
+            "the greeting",
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Receives the next negotiation message within <see cref="QmpClientOptions.GreetingTimeout"/>:
+    /// when it runs out first, raises <see cref="QmpNegotiationException"/> with the message
+    /// <paramref name="describeTimeout"/> makes of the limit, wrapping a <see cref="TimeoutException"/>
+    /// naming <paramref name="awaited"/>; <paramref name="cancellationToken"/> firing stays a cancellation.
+    /// </summary>
+    private async Task<QmpMessage> ReceiveWithinGreetingTimeoutAsync(HandshakeContext<QmpMessage> handshake, List<QmpEvent> early, string stage, Func<string, string> describeTimeout, string awaited, CancellationToken cancellationToken)
+    {
         var limit = _options.GreetingTimeout;
         if (limit == Timeout.InfiniteTimeSpan)
         {
-            return await ReceiveNegotiationAsync(handshake, early, Stage, cancellationToken).ConfigureAwait(false);
+            return await ReceiveNegotiationAsync(handshake, early, stage, cancellationToken).ConfigureAwait(false);
         }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(limit);
         try
         {
-            return await ReceiveNegotiationAsync(handshake, early, Stage, timeout.Token).ConfigureAwait(false);
+            return await ReceiveNegotiationAsync(handshake, early, stage, timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
             // Only the timer can have fired: the caller's cancellation (or a disconnect) is not ours to rename.
             var seconds = $"{limit.TotalSeconds:0.###} s";
-            throw new QmpNegotiationException(
-                $"no QMP greeting within {seconds}: another client may hold the monitor (QEMU serves one client per monitor)",
-                new TimeoutException($"GreetingTimeout ({seconds}) ran out before the greeting arrived.", ex));
+            throw new QmpNegotiationException(describeTimeout(seconds), new TimeoutException($"GreetingTimeout ({seconds}) ran out before {awaited} arrived.", ex));
         }
     }
 

@@ -41,7 +41,8 @@ public sealed record QmpClientOptions
     /// leaves. When it runs out, <c>ConnectAsync</c> raises <see cref="QmpNegotiationException"/>
     /// (saying no greeting arrived and another client may hold the monitor) wrapping a
     /// <see cref="TimeoutException"/>, and the client is back to <see cref="Runstate.Idle"/>. The
-    /// <c>qmp_capabilities</c> reply is not bounded by it. Positive, at most
+    /// wait for the reply to <c>qmp_capabilities</c> is bounded by as long again (the failure then
+    /// says no reply came). Positive, at most
     /// <see cref="PipeProtocolOptions.MaximumTimeout"/>, or <see cref="Timeout.InfiniteTimeSpan"/>
     /// to wait as long as the caller's token allows. Default 5 s.
     /// </summary>

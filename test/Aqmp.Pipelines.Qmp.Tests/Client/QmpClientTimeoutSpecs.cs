@@ -77,6 +77,25 @@ public sealed class QmpClientTimeoutSpecs
     }
 
     [Test]
+    public async Task A_server_that_greets_and_never_answers_qmp_capabilities_fails_ConnectAsync_after_as_long_again_with_QmpNegotiationException()
+    {
+        using var server = LoopbackSockets.Listen(out var endPoint);
+        await using var client = new QmpClient(new QmpClientOptions { GreetingTimeout = Short });
+
+        var connecting = client.ConnectAsync(endPoint);
+        using var peer = await server.AcceptAsync().Bounded();
+        await peer.SendAsync(System.Text.Encoding.UTF8.GetBytes(ScriptedQmpPeer.GreetingJson([]) + "\n"), SocketFlags.None);
+        var clock = Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<QmpNegotiationException>(() => connecting.Bounded());
+        var elapsed = clock.Elapsed;
+
+        Assert.That(error!.Message, Does.Contain("no reply to qmp_capabilities within 0.3 s"));
+        Assert.That(error.InnerException, Is.InstanceOf<TimeoutException>());
+        Assert.That(elapsed, Is.GreaterThanOrEqualTo(Short - TimeSpan.FromMilliseconds(50)).And.LessThan(Short + TimeSpan.FromSeconds(3)));
+        Assert.That(client.Runstate, Is.EqualTo(Runstate.Idle));
+    }
+
+    [Test]
     public async Task The_greeting_timeout_counts_from_the_connection_so_events_before_the_greeting_do_not_extend_it()
     {
         using var server = LoopbackSockets.Listen(out var endPoint);
