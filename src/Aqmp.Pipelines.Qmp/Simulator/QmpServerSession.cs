@@ -93,7 +93,11 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
         // running is cancelled, and waited for a bounded time (a handler may ignore its token).
         _inBand?.Writer.TryComplete();
         await _over.CancelAsync().ConfigureAwait(false);
-        await Task.WhenAny(_inBandWorker, Task.Delay(InBandStopGrace, CancellationToken.None)).ConfigureAwait(false);
+        if (!_inBandWorker.IsCompleted)
+        {
+            await Task.WhenAny(_inBandWorker, Task.Delay(InBandStopGrace, CancellationToken.None)).ConfigureAwait(false);
+        }
+
         _ended.TrySetResult();
         if (_inBandFault is { } fault)
         {
