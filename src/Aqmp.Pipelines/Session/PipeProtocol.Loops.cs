@@ -1,4 +1,3 @@
-using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
@@ -6,16 +5,32 @@ namespace Aqmp.Pipelines.Session;
 public abstract partial class PipeProtocol<TMessage>
 {
     /// <summary>
-    /// Runs the read loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails records
-    /// its error as the root cause and schedules a disconnect; the task itself never faults.
+    /// Starts the session on the attempt's transport: makes its writer and starts the read loop
+    /// on what the handshake left unread. Call under the gate, then enter the state it returns.
     /// </summary>
-    private async Task RunLoopAsync(string name, Func<Task> loop, CancellationToken abort)
+    private RunningState StartSession(ConnectingState connecting)
     {
+        var (connection, reader) = (connecting.Connection!, connecting.Reader!);
+        OutboundWriter<TMessage>? outbound = null;
+        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => FailSession(outbound!, error), _options.OutboundBatchBytes);
+        var abort = new CancellationTokenSource();
+        var context = new MessageContext<TMessage>(this, outbound);
+        var readLoop = Task.Run(() => RunReadLoopAsync(reader, outbound, context, abort.Token));
+        return new RunningState(connection, outbound, abort, readLoop);
+    }
+
+    /// <summary>
+    /// Runs the read loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails
+    /// schedules a disconnect with its error as the root cause; the task itself never faults.
+    /// </summary>
+    private async Task RunReadLoopAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
+    {
+        const string name = "Reader";
         try
         {
-            await loop().ConfigureAwait(false);
+            await ReadLoopAsync(reader, outbound, context, abort).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (abort.IsCancellationRequested || Volatile.Read(ref _disconnect) is not null)
+        catch (OperationCanceledException) when (abort.IsCancellationRequested || _state is DisconnectingState)
         {
             // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
             // sending: a normal end, not a root cause.
@@ -40,10 +55,9 @@ public abstract partial class PipeProtocol<TMessage>
                 PipeProtocolLog.LoopFailed(Logger, name, PipeProtocolLog.Summarize(ex), ex);
             }
 
-            RecordRootCause(ex);
             lock (_gate)
             {
-                ScheduleDisconnect();
+                ScheduleDisconnect(rootCause: ex);
             }
         }
         finally
@@ -178,7 +192,7 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>Whether a failed write is ending the session while the read loop delivers what had arrived (input first).</summary>
-    private bool IsDeliveringInputFirst => Volatile.Read(ref _disconnect) is { OutputFailed: true };
+    private bool IsDeliveringInputFirst => _state is DisconnectingState { Teardown.OutputFailed: true };
 
     /// <summary>
     /// Ends the session when a flush or a framer that broke off mid-frame failed it: with
@@ -199,14 +213,9 @@ public abstract partial class PipeProtocol<TMessage>
 
         lock (_gate)
         {
-            if (_outbound == outbound)
+            if (SessionOutbound == outbound)
             {
-                if (!expected)
-                {
-                    RecordRootCause(error);
-                }
-
-                ScheduleDisconnect(outputFailed: true);
+                ScheduleDisconnect(outputFailed: true, rootCause: expected ? null : error);
             }
         }
     }
