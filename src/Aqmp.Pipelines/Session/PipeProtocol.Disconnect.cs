@@ -75,11 +75,7 @@ public abstract partial class PipeProtocol<TMessage>
                 {
                     teardown = ScheduleDisconnect();
                     teardown.Requested = true;
-                    if (teardown.Done)
-                    {
-                        Finish(teardown);
-                    }
-
+                    Finish(teardown);
                     break;
                 }
             }
@@ -195,11 +191,17 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Ends the disconnect (QEMU aqmp's <c>_cleanup</c>): returns to <see cref="Runstate.Idle"/>,
-    /// once the teardown is done and a disconnect was requested. Call under the gate.
+    /// Ends the disconnect (QEMU aqmp's <c>_cleanup</c>) once the teardown is done and a disconnect
+    /// was requested: returns to <see cref="Runstate.Idle"/> and wakes its callers; otherwise does
+    /// nothing. Call under the gate.
     /// </summary>
     private void Finish(Teardown teardown)
     {
+        if (!teardown.Done || !teardown.Requested)
+        {
+            return;
+        }
+
         if (_state is DisconnectingState current && current.Teardown == teardown)
         {
             teardown.Session?.Abort.Dispose();
@@ -238,10 +240,7 @@ public abstract partial class PipeProtocol<TMessage>
             lock (_gate)
             {
                 teardown.Done = true;
-                if (teardown.Requested)
-                {
-                    Finish(teardown);
-                }
+                Finish(teardown);
             }
         }
     }

@@ -1,4 +1,3 @@
-
 namespace Aqmp.Pipelines.Session;
 
 // Bottom half: the read loop, which runs the session while it is Running, and the senders' failures.
@@ -35,29 +34,12 @@ public abstract partial class PipeProtocol<TMessage>
             // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
             // sending: a normal end, not a root cause.
         }
-        catch (Exception ex) when (IsPeerCloseExpected && ex is IOException or System.Net.Sockets.SocketException)
-        {
-            // The peer went away (FIN or reset) when the protocol expected it to: end without an error.
-            PipeProtocolLog.PeerClosedAsExpected(Logger);
-            lock (_gate)
-            {
-                ScheduleDisconnect();
-            }
-        }
         catch (Exception ex)
         {
-            if (ex is EndOfStreamException)
-            {
-                PipeProtocolLog.LoopEndOfStream(Logger, name, PipeProtocolLog.Summarize(ex));
-            }
-            else
-            {
-                PipeProtocolLog.LoopFailed(Logger, name, PipeProtocolLog.Summarize(ex), ex);
-            }
-
+            var rootCause = RootCauseOf(name, ex);
             lock (_gate)
             {
-                ScheduleDisconnect(rootCause: ex);
+                ScheduleDisconnect(rootCause: rootCause);
             }
         }
         finally
@@ -201,22 +183,38 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     private void FailSession(OutboundWriter<TMessage> outbound, Exception error)
     {
-        var expected = IsPeerCloseExpected && error is IOException or System.Net.Sockets.SocketException;
-        if (expected)
-        {
-            PipeProtocolLog.PeerClosedAsExpected(Logger);
-        }
-        else
-        {
-            PipeProtocolLog.LoopFailed(Logger, "Sender", PipeProtocolLog.Summarize(error), error);
-        }
-
+        var rootCause = RootCauseOf("Sender", error);
         lock (_gate)
         {
             if (SessionOutbound == outbound)
             {
-                ScheduleDisconnect(outputFailed: true, rootCause: expected ? null : error);
+                ScheduleDisconnect(outputFailed: true, rootCause);
             }
         }
+    }
+
+    /// <summary>
+    /// Logs how a loop or a send ended the session with <paramref name="error"/>, and returns the
+    /// root cause it makes: none when it is the peer going away (FIN or reset) as the protocol
+    /// expected (<see cref="IsPeerCloseExpected"/>), else the error itself.
+    /// </summary>
+    private Exception? RootCauseOf(string loop, Exception error)
+    {
+        if (IsPeerCloseExpected && error is IOException or System.Net.Sockets.SocketException)
+        {
+            PipeProtocolLog.PeerClosedAsExpected(Logger);
+            return null;
+        }
+
+        if (error is EndOfStreamException)
+        {
+            PipeProtocolLog.LoopEndOfStream(Logger, loop, PipeProtocolLog.Summarize(error));
+        }
+        else
+        {
+            PipeProtocolLog.LoopFailed(Logger, loop, PipeProtocolLog.Summarize(error), error);
+        }
+
+        return error;
     }
 }
