@@ -186,7 +186,7 @@ public abstract partial class PipeProtocol<TMessage>
         var rootCause = RootCauseOf("Sender", error);
         lock (_gate)
         {
-            if (SessionOutbound == outbound)
+            if (_state.SessionOutbound == outbound)
             {
                 ScheduleDisconnect(outputFailed: true, rootCause);
             }

@@ -38,7 +38,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// </exception>
     protected ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
-        // The common path takes no gate: while Running, the writer's own lock orders the messages.
+        // No send takes the gate: while Running, the writer's own lock orders the messages.
         cancellationToken.ThrowIfCancellationRequested();
         return _state is RunningState running && running.Outbound.TryWrite(message) == OutboundWriter<TMessage>.WriteResult.Written
             ? ValueTask.CompletedTask
@@ -112,12 +112,7 @@ public abstract partial class PipeProtocol<TMessage>
     {
         while (true)
         {
-            OutboundWriter<TMessage> outbound;
-            lock (_gate)
-            {
-                outbound = SendableOutbound(session);
-            }
-
+            var outbound = SendableOutbound(session);
             switch (outbound.TryWrite(message))
             {
                 case OutboundWriter<TMessage>.WriteResult.Written:
@@ -128,15 +123,11 @@ public abstract partial class PipeProtocol<TMessage>
                         return;
                     }
 
-                    // Not busy any more (write again), or closed first (the gate says how).
+                    // Not busy any more (write again), or closed first (the state says how).
                     break;
                 default:
-                    // Closed: the session is ending; the gate says how, on the next turn.
-                    lock (_gate)
-                    {
-                        SendableOutbound(session);
-                    }
-
+                    // Closed: the session is ending; the state says how, on the next turn.
+                    SendableOutbound(session);
                     await Task.Yield();
                     break;
             }
@@ -148,12 +139,12 @@ public abstract partial class PipeProtocol<TMessage>
     /// <see cref="StateException"/> to the application, or, to the read loop while the session is
     /// disconnecting, an <see cref="OperationCanceledException"/> (a reply that can no longer be
     /// sent ends the handler, not the session with an error). With <paramref name="session"/> (a
-    /// context's own session), only that session's writer. Call under the gate.
+    /// context's own session), only that session's writer. Takes no lock: it reads the state once.
     /// </summary>
     private OutboundWriter<TMessage> SendableOutbound(OutboundWriter<TMessage>? session)
     {
         var state = _state;
-        if (session is not null && session != SessionOutbound)
+        if (session is not null && session != state.SessionOutbound)
         {
             // A context kept past its session: the session it belongs to is over.
             throw new StateException("The session this context belongs to has ended.", state.Runstate, Runstate.Running, null);

@@ -51,14 +51,6 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    /// <summary>The writer of the session that is running or being torn down, if any.</summary>
-    private OutboundWriter<TMessage>? SessionOutbound => _state switch
-    {
-        RunningState running => running.Outbound,
-        DisconnectingState { Teardown.Session: { } session } => session.Outbound,
-        _ => null,
-    };
-
     /// <summary>
     /// The one transition function: replaces the state object, and, when the runstate changes,
     /// logs the transition, wakes the watchers and raises <see cref="RunstateChanged"/>. Call under
@@ -141,6 +133,9 @@ public abstract partial class PipeProtocol<TMessage>
 
         /// <summary>The connection attempt under way (Connecting) or rolling back (Disconnecting), if any.</summary>
         public ConnectAttempt? Attempt { get; init; }
+
+        /// <summary>The writer of the session that is running or being torn down, if any.</summary>
+        public virtual OutboundWriter<TMessage>? SessionOutbound => null;
     }
 
     /// <summary>No transport, no loops.</summary>
@@ -163,8 +158,14 @@ public abstract partial class PipeProtocol<TMessage>
 
     /// <summary>The established session: its transport, its writer, and its read loop with what stops it.</summary>
     private sealed record RunningState(TransportConnection Connection, OutboundWriter<TMessage> Outbound, CancellationTokenSource Abort, Task ReadLoop)
-        : SessionState(Runstate.Running);
+        : SessionState(Runstate.Running)
+    {
+        public override OutboundWriter<TMessage>? SessionOutbound => Outbound;
+    }
 
     /// <summary>An attempt rolling back (<see cref="SessionState.Attempt"/>), or the teardown of what the state before had.</summary>
-    private sealed record DisconnectingState(Teardown? Teardown) : SessionState(Runstate.Disconnecting);
+    private sealed record DisconnectingState(Teardown? Teardown) : SessionState(Runstate.Disconnecting)
+    {
+        public override OutboundWriter<TMessage>? SessionOutbound => Teardown?.Session?.Outbound;
+    }
 }

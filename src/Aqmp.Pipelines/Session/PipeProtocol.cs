@@ -41,7 +41,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     private readonly PipeProtocolOptions _options;
     private readonly TransportOptions _transportOptions;
 
-    private bool _disposed;
+    private volatile bool _disposed;
 
     /// <summary>
     /// Creates a protocol object in <see cref="Runstate.Idle"/>.
@@ -88,11 +88,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     /// </returns>
     public async ValueTask DisposeAsync()
     {
-        lock (_gate)
-        {
-            _disposed = true;
-        }
-
+        _disposed = true;
         using var drainLimit = new CancellationTokenSource(_options.DisposeDrainTimeout);
         try
         {
@@ -124,7 +120,10 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         }
     }
 
-    /// <summary>A <see cref="StateException"/> for a call that requires <paramref name="required"/>. Call under the gate.</summary>
+    /// <summary>A <see cref="StateException"/> for a call that requires <paramref name="required"/>, made in the current runstate.</summary>
     private StateException NewStateException(Runstate required, Exception? cause = null)
-        => new(StateException.DescribeState(GetType().Name, Runstate), Runstate, required, cause);
+    {
+        var state = Runstate;
+        return new(StateException.DescribeState(GetType().Name, state), state, required, cause);
+    }
 }
