@@ -73,9 +73,7 @@ public abstract partial class PipeProtocol<TMessage>
                 attempt = fromTeardown ? null : _state.Attempt;
                 if (attempt is null)
                 {
-                    teardown = ScheduleDisconnect();
-                    teardown.Requested = true;
-                    Finish(teardown);
+                    teardown = ScheduleDisconnect(requested: true);
                     break;
                 }
             }
@@ -129,7 +127,7 @@ public abstract partial class PipeProtocol<TMessage>
         {
             if (_state is RunningState running && running.Outbound == session)
             {
-                ScheduleDisconnect().Requested = true;
+                ScheduleDisconnect(requested: true);
             }
         }
     }
@@ -169,46 +167,54 @@ public abstract partial class PipeProtocol<TMessage>
     /// session's writer. Idempotent; used by <see cref="DisconnectAsync"/> and by a failing loop
     /// or send. Call under the gate.
     /// </summary>
+    /// <param name="requested">
+    /// A disconnect is asked for (not only a failing loop): the runstate returns to
+    /// <see cref="Runstate.Idle"/> as soon as the teardown is done.
+    /// </param>
     /// <param name="outputFailed">
     /// A failed write is what ends the session: the teardown first lets the read loop deliver what
     /// had arrived, up to <see cref="PipeProtocolOptions.InputDrainTimeout"/> (input first).
     /// </param>
     /// <param name="rootCause">The error that ends the session, recorded unless an earlier one was.</param>
-    private Teardown ScheduleDisconnect(bool outputFailed = false, Exception? rootCause = null)
+    private Teardown ScheduleDisconnect(bool requested = false, bool outputFailed = false, Exception? rootCause = null)
     {
-        if (_state is DisconnectingState { Teardown: { } scheduled })
+        if (_state is DisconnectingState { Teardown: { } teardown })
         {
-            scheduled.RecordRootCause(rootCause);
-            return scheduled;
+            teardown.RecordRootCause(rootCause);
+        }
+        else
+        {
+            // The root cause is there before the state is: whoever sees Disconnecting sees why.
+            teardown = new Teardown(_state, outputFailed, rootCause);
+            MoveTo(new DisconnectingState(teardown));
+            teardown.Session?.Outbound.Close();
+            _ = Task.Run(() => TeardownAsync(teardown));
         }
 
-        var teardown = new Teardown(_state, outputFailed);
-        teardown.RecordRootCause(rootCause);
-        MoveTo(new DisconnectingState(teardown));
-        teardown.Session?.Outbound.Close();
-        _ = Task.Run(() => TeardownAsync(teardown));
+        if (requested && _state is DisconnectingState { Requested: false } current)
+        {
+            Advance(current with { Requested = true });
+        }
+
         return teardown;
     }
 
     /// <summary>
-    /// Ends the disconnect (QEMU aqmp's <c>_cleanup</c>) once the teardown is done and a disconnect
-    /// was requested: returns to <see cref="Runstate.Idle"/> and wakes its callers; otherwise does
-    /// nothing. Call under the gate.
+    /// Enters <paramref name="next"/>, the same teardown further on; once it is done and a
+    /// disconnect was requested, ends the disconnect instead (QEMU aqmp's <c>_cleanup</c>):
+    /// returns to <see cref="Runstate.Idle"/> and wakes its callers. Call under the gate.
     /// </summary>
-    private void Finish(Teardown teardown)
+    private void Advance(DisconnectingState next)
     {
-        if (!teardown.Done || !teardown.Requested)
+        if (!next.Requested || !next.Done)
         {
+            MoveTo(next);
             return;
         }
 
-        if (_state is DisconnectingState current && current.Teardown == teardown)
-        {
-            teardown.Session?.Abort.Dispose();
-            MoveTo(new IdleState());
-        }
-
-        teardown.Finished.TrySetResult();
+        next.Teardown!.Session?.Abort.Dispose();
+        MoveTo(new IdleState());
+        next.Teardown.Finished.TrySetResult();
     }
 
     /// <summary>
@@ -239,8 +245,8 @@ public abstract partial class PipeProtocol<TMessage>
             PipeProtocolLog.Disconnected(Logger);
             lock (_gate)
             {
-                teardown.Done = true;
-                Finish(teardown);
+                // The teardown stays the state's until it is done: nothing else leaves Disconnecting.
+                Advance((DisconnectingState)_state with { Done = true });
             }
         }
     }
@@ -361,12 +367,12 @@ public abstract partial class PipeProtocol<TMessage>
 
     /// <summary>
     /// One teardown: what it stops (the state it was scheduled from), its root cause, its outcome,
-    /// and how a caller can cut its drain short. <see cref="Requested"/> and <see cref="Done"/> are guarded by the gate.
+    /// and how a caller can cut its drain short.
     /// </summary>
-    private sealed class Teardown(SessionState from, bool outputFailed)
+    private sealed class Teardown(SessionState from, bool outputFailed, Exception? rootCause)
     {
         private readonly CancellationTokenSource _drainAbort = new();
-        private Exception? _rootCause;
+        private Exception? _rootCause = rootCause;
 
         /// <summary>The state the teardown was scheduled from: what it stops and releases.</summary>
         public SessionState From { get; } = from;
@@ -379,12 +385,6 @@ public abstract partial class PipeProtocol<TMessage>
 
         /// <summary>Whether a failed write started this disconnect: the input is delivered first.</summary>
         public bool OutputFailed { get; } = outputFailed;
-
-        /// <summary>Whether DisconnectAsync (not only a failing loop) asked for this disconnect.</summary>
-        public bool Requested { get; set; }
-
-        /// <summary>Whether the teardown has stopped and released everything.</summary>
-        public bool Done { get; set; }
 
         /// <summary>The first error that ended the session: its root cause.</summary>
         public Exception? RootCause => Volatile.Read(ref _rootCause);

@@ -188,7 +188,7 @@ public abstract partial class PipeProtocol<TMessage>
         {
             if (_state.SessionOutbound == outbound)
             {
-                ScheduleDisconnect(outputFailed: true, rootCause);
+                ScheduleDisconnect(outputFailed: true, rootCause: rootCause);
             }
         }
     }

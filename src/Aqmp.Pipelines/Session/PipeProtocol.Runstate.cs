@@ -72,6 +72,8 @@ public abstract partial class PipeProtocol<TMessage>
     /// <item><term>Running → Disconnecting</term><description>
     /// <see cref="DisconnectAsync"/>, <see cref="MessageContext{TMessage}.EndSession"/>, a failed
     /// loop or send, or the peer closing: the teardown is scheduled and the writer closed.</description></item>
+    /// <item><term>Disconnecting → Disconnecting</term><description>
+    /// Not a transition: a disconnect is asked for, or the teardown is done (but not both yet).</description></item>
     /// <item><term>Disconnecting → Idle</term><description>
     /// A rollback released what its attempt opened; or a teardown is done and
     /// <see cref="DisconnectAsync"/> asked for it.</description></item>
@@ -86,7 +88,7 @@ public abstract partial class PipeProtocol<TMessage>
             (Runstate.Idle, Runstate.Connecting or Runstate.Disconnecting) => true,
             (Runstate.Connecting, Runstate.Connecting or Runstate.Running or Runstate.Disconnecting) => true,
             (Runstate.Running, Runstate.Disconnecting) => true,
-            (Runstate.Disconnecting, Runstate.Idle) => true,
+            (Runstate.Disconnecting, Runstate.Disconnecting or Runstate.Idle) => true,
             _ => false,
         };
         if (!allowed)
@@ -163,9 +165,17 @@ public abstract partial class PipeProtocol<TMessage>
         public override OutboundWriter<TMessage>? SessionOutbound => Outbound;
     }
 
-    /// <summary>An attempt rolling back (<see cref="SessionState.Attempt"/>), or the teardown of what the state before had.</summary>
+    /// <summary>
+    /// An attempt rolling back (<see cref="SessionState.Attempt"/>), or the teardown of what the
+    /// state before had, with how far it is: a disconnect asked for, the teardown done. When both,
+    /// the runstate returns to Idle; a session that ended by itself waits here, done, for the request.
+    /// </summary>
     private sealed record DisconnectingState(Teardown? Teardown) : SessionState(Runstate.Disconnecting)
     {
+        public bool Requested { get; init; }
+
+        public bool Done { get; init; }
+
         public override OutboundWriter<TMessage>? SessionOutbound => Teardown?.Session?.Outbound;
     }
 }
