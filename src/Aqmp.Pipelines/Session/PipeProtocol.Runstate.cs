@@ -83,14 +83,17 @@ public abstract partial class PipeProtocol<TMessage>
     private void MoveTo(SessionState next)
     {
         var previous = _state;
-        var allowed = (previous.Runstate, next.Runstate) switch
-        {
-            (Runstate.Idle, Runstate.Connecting or Runstate.Disconnecting) => true,
-            (Runstate.Connecting, Runstate.Connecting or Runstate.Running or Runstate.Disconnecting) => true,
-            (Runstate.Running, Runstate.Disconnecting) => true,
-            (Runstate.Disconnecting, Runstate.Disconnecting or Runstate.Idle) => true,
-            _ => false,
-        };
+        // Within a runstate, only a copy made with `with`, which keeps the watchers' signal.
+        var allowed = previous.Runstate == next.Runstate
+            ? previous.Runstate is Runstate.Connecting or Runstate.Disconnecting && previous.Next == next.Next
+            : (previous.Runstate, next.Runstate) switch
+            {
+                (Runstate.Idle, Runstate.Connecting or Runstate.Disconnecting) => true,
+                (Runstate.Connecting, Runstate.Running or Runstate.Disconnecting) => true,
+                (Runstate.Running, Runstate.Disconnecting) => true,
+                (Runstate.Disconnecting, Runstate.Idle) => true,
+                _ => false,
+            };
         if (!allowed)
         {
             throw new InvalidOperationException($"No runstate transition from {previous.Runstate} to {next.Runstate}.");
