@@ -1,3 +1,5 @@
+using Aqmp.Pipelines.Transports;
+
 namespace Aqmp.Pipelines.Session;
 
 /// <summary>
@@ -11,9 +13,16 @@ namespace Aqmp.Pipelines.Session;
 public sealed class HandshakeContext<TMessage>
 {
     private readonly PipeProtocol<TMessage> _session;
+    private readonly TransportConnection _connection;
+    private readonly MessageReader<TMessage> _reader;
     private volatile bool _over;
 
-    internal HandshakeContext(PipeProtocol<TMessage> session) => _session = session;
+    internal HandshakeContext(PipeProtocol<TMessage> session, TransportConnection connection, MessageReader<TMessage> reader)
+    {
+        _session = session;
+        _connection = connection;
+        _reader = reader;
+    }
 
     /// <summary>
     /// Frames <paramref name="message"/> (through <see cref="PipeProtocol{TMessage}.OnOutbound"/>)
@@ -29,7 +38,7 @@ public sealed class HandshakeContext<TMessage>
     public ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
         ThrowIfOver();
-        return _session.SendDuringHandshakeAsync(message, cancellationToken);
+        return _session.SendDuringHandshakeAsync(_connection, message, cancellationToken);
     }
 
     /// <summary>
@@ -49,7 +58,7 @@ public sealed class HandshakeContext<TMessage>
     public ValueTask<TMessage> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfOver();
-        return _session.ReceiveDuringHandshakeAsync(cancellationToken);
+        return _session.ReceiveDuringHandshakeAsync(_reader, cancellationToken);
     }
 
     /// <summary>Called by the session when the handshake has returned (or failed).</summary>

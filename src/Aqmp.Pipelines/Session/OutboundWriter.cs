@@ -287,10 +287,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             failure = Flush();
         }
 
-        if (failure is not null)
-        {
-            _fail(failure);
-        }
+        Fail(failure);
     }
 
     // ---- Flushing, and the wait for the transport -----------------------------------------------
@@ -337,21 +334,11 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     private async Task AwaitFlushAsync(ValueTask<FlushResult> flush)
     {
         Exception? failure = null;
+        var cancelled = false;
         try
         {
             var result = await flush.ConfigureAwait(false);
-            if (result.IsCanceled)
-            {
-                // The teardown gave up on the drain: nothing more is flushed.
-                lock (_lock)
-                {
-                    _flushing = false;
-                    Closing();
-                }
-
-                return;
-            }
-
+            cancelled = result.IsCanceled; // the teardown gave up on the drain: nothing more is flushed
             ThrowIfTransportClosed(result);
         }
         catch (Exception ex)
@@ -362,7 +349,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         lock (_lock)
         {
             _flushing = false;
-            if (failure is not null)
+            if (failure is not null || cancelled)
             {
                 Closing();
             }
@@ -372,10 +359,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             }
         }
 
-        if (failure is not null)
-        {
-            _fail(failure);
-        }
+        Fail(failure);
     }
 
     /// <summary>
@@ -456,10 +440,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             }
         }
 
-        if (failure is not null)
-        {
-            _fail(failure);
-        }
+        Fail(failure);
     }
 
     /// <summary>Completes when no flush waits for the transport any more. Never faults.</summary>
@@ -546,6 +527,15 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         // A send buffer's memory stays valid past Advance: the next message goes on filling it.
         _buffer = _sendBuffer is null ? default : _buffer[_buffered..];
         _buffered = 0;
+    }
+
+    /// <summary>Ends the session with <paramref name="failure"/>, if any. Call outside the lock.</summary>
+    private void Fail(Exception? failure)
+    {
+        if (failure is not null)
+        {
+            _fail(failure);
+        }
     }
 
     private static void ThrowIfTransportClosed(FlushResult result)

@@ -2,7 +2,6 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
@@ -33,9 +32,9 @@ public abstract partial class PipeProtocol<TMessage>
     public async Task ConnectAsync(EndPoint endPoint, SslClientAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
     {
         SocketTransport.ThrowIfUnsupported(endPoint);
-        var start = BeginStart(Runstate.Idle);
+        var attempt = BeginAttempt();
         PipeProtocolLog.Connecting(Logger, "Connecting", AddressParser.Format(endPoint));
-        await EstablishAsync(start, token => ConnectTransportAsync(endPoint, tls, token), cancellationToken).ConfigureAwait(false);
+        await EstablishAsync(attempt, token => ConnectTransportAsync(endPoint, tls, token), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -68,33 +67,23 @@ public abstract partial class PipeProtocol<TMessage>
     public async Task<EndPoint> StartServerAsync(EndPoint endPoint, SslServerAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
     {
         SocketTransport.ThrowIfUnsupported(endPoint);
-        var start = BeginStart(Runstate.Idle);
         SocketListener? bound = null;
-        try
-        {
-            await GuardAsync(
-                start,
-                ConnectException.ConnectionPhase,
-                async token =>
+        await AttemptAsync(
+            BeginAttempt(),
+            async token =>
+            {
+                var listener = bound = await SocketListener.BindAsync(endPoint, _options.ListenBacklog, token).ConfigureAwait(false);
+                lock (_gate)
                 {
-                    var listener = await SocketListener.BindAsync(endPoint, _options.ListenBacklog, token).ConfigureAwait(false);
-                    lock (_gate)
-                    {
-                        _listener = bound = listener;
-                        _serverTls = tls;
-                    }
+                    MoveTo(Connecting with { Listener = listener, ServerTls = tls });
+                }
 
-                    token.ThrowIfCancellationRequested();
-
-                    PipeProtocolLog.Listening(Logger, AddressParser.Format(listener.LocalEndPoint));
-                },
-                cancellationToken).ConfigureAwait(false);
-            return bound!.LocalEndPoint;
-        }
-        finally
-        {
-            EndStart(start);
-        }
+                token.ThrowIfCancellationRequested();
+                PipeProtocolLog.Listening(Logger, AddressParser.Format(listener.LocalEndPoint));
+            },
+            establish: null,
+            cancellationToken).ConfigureAwait(false);
+        return bound!.LocalEndPoint;
     }
 
     /// <summary>
@@ -125,32 +114,26 @@ public abstract partial class PipeProtocol<TMessage>
     /// <exception cref="OperationCanceledException">Cancelled; the runstate is <see cref="Runstate.Idle"/> and the listener closed.</exception>
     public async Task AcceptAsync(CancellationToken cancellationToken = default)
     {
+        ConnectAttempt attempt;
         SocketListener listener;
         SslServerAuthenticationOptions? tls;
-        SessionStart start;
         lock (_gate)
         {
             Require(Runstate.Connecting);
-            if (_listener is null || _start is not null)
+            if (_state is not ConnectingState { Listener: { } waiting, Attempt: null } connecting)
             {
                 throw NewStateException(Runstate.Connecting);
             }
 
-            listener = _listener;
-            tls = _serverTls;
-            start = _start = new SessionStart();
+            (listener, tls) = (waiting, connecting.ServerTls);
+            MoveTo(connecting with { Attempt = attempt = new ConnectAttempt() });
         }
 
         await EstablishAsync(
-            start,
+            attempt,
             async token =>
             {
                 var connection = await listener.AcceptAsync(tls, _transportOptions, token).ConfigureAwait(false);
-                lock (_gate)
-                {
-                    _listener = null;
-                }
-
                 listener.Dispose();
                 return connection;
             },
@@ -192,7 +175,7 @@ public abstract partial class PipeProtocol<TMessage>
             throw new ArgumentException("The socket must be a connected stream socket.", nameof(socket));
         }
 
-        return OpenAsync(_ => SocketTransport.Open(socket, _transportOptions), cancellationToken);
+        return OpenAsync(() => SocketTransport.Open(socket, _transportOptions), cancellationToken);
     }
 
     /// <summary>
@@ -214,7 +197,7 @@ public abstract partial class PipeProtocol<TMessage>
             throw new ArgumentException("The stream must be readable and writable.", nameof(stream));
         }
 
-        return OpenAsync(_ => SocketTransport.Open(stream, _transportOptions), cancellationToken);
+        return OpenAsync(() => SocketTransport.Open(stream, _transportOptions), cancellationToken);
     }
 
     /// <summary>
@@ -230,7 +213,7 @@ public abstract partial class PipeProtocol<TMessage>
     public Task OpenAsync(IDuplexPipe pipe, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(pipe);
-        return OpenAsync(_ => SocketTransport.Open(pipe, _transportOptions), cancellationToken);
+        return OpenAsync(() => SocketTransport.Open(pipe, _transportOptions), cancellationToken);
     }
 
     /// <summary>
@@ -246,7 +229,7 @@ public abstract partial class PipeProtocol<TMessage>
     public Task OpenAsync(TransportConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        return OpenAsync(_ => connection, cancellationToken);
+        return OpenAsync(() => connection, cancellationToken);
     }
 
     /// <summary>
@@ -269,11 +252,8 @@ public abstract partial class PipeProtocol<TMessage>
     /// </remarks>
     protected virtual Task EstablishSessionAsync(HandshakeContext<TMessage> handshake, CancellationToken cancellationToken) => Task.CompletedTask;
 
-    private async Task OpenAsync(Func<CancellationToken, TransportConnection> open, CancellationToken cancellationToken)
-    {
-        var start = BeginStart(Runstate.Idle);
-        await EstablishAsync(start, token => ValueTask.FromResult(open(token)), cancellationToken).ConfigureAwait(false);
-    }
+    private async Task OpenAsync(Func<TransportConnection> open, CancellationToken cancellationToken)
+        => await EstablishAsync(BeginAttempt(), _ => ValueTask.FromResult(open()), cancellationToken).ConfigureAwait(false);
 
     /// <summary>
     /// Connects the transport within <see cref="PipeProtocolOptions.ConnectTimeout"/>: when it runs
@@ -283,11 +263,6 @@ public abstract partial class PipeProtocol<TMessage>
     private async ValueTask<TransportConnection> ConnectTransportAsync(EndPoint endPoint, SslClientAuthenticationOptions? tls, CancellationToken cancellationToken)
     {
         var limit = _options.ConnectTimeout;
-        if (limit == Timeout.InfiniteTimeSpan)
-        {
-            return await SocketTransport.ConnectAsync(endPoint, tls, _transportOptions, cancellationToken).ConfigureAwait(false);
-        }
-
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(limit);
         try
@@ -301,69 +276,48 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    /// <summary>Checks the runstate and enters <see cref="Runstate.Connecting"/> with a new attempt.</summary>
-    private SessionStart BeginStart(Runstate required)
+    /// <summary>The state of the attempt under way. Call under the gate, or from the attempt's own flow.</summary>
+    private ConnectingState Connecting => (ConnectingState)_state;
+
+    /// <summary>Checks the runstate is <see cref="Runstate.Idle"/> and enters <see cref="Runstate.Connecting"/> with a new attempt.</summary>
+    private ConnectAttempt BeginAttempt()
     {
         lock (_gate)
         {
-            Require(required);
-            var start = _start = new SessionStart();
-            SetState(Runstate.Connecting);
-            return start;
+            Require(Runstate.Idle);
+            var attempt = new ConnectAttempt();
+            MoveTo(new ConnectingState { Attempt = attempt });
+            return attempt;
         }
     }
 
-    /// <summary>Marks an attempt finished, whatever its outcome, waking a disconnect that waits for it.</summary>
-    private void EndStart(SessionStart start)
+    /// <summary>Opens the transport, runs the handshake, and starts the session, rolling back on any failure.</summary>
+    private Task EstablishAsync(ConnectAttempt attempt, Func<CancellationToken, ValueTask<TransportConnection>> openTransport, CancellationToken cancellationToken)
     {
-        lock (_gate)
-        {
-            if (_start == start)
+        return AttemptAsync(
+            attempt,
+            async token =>
             {
-                _start = null;
-            }
-        }
-
-        start.Finished.TrySetResult();
-    }
-
-    /// <summary>Opens the transport, runs the handshake, and starts the loops, rolling back on any failure.</summary>
-    private async Task EstablishAsync(SessionStart start, Func<CancellationToken, ValueTask<TransportConnection>> openTransport, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await GuardAsync(
-                start,
-                ConnectException.ConnectionPhase,
-                async token =>
+                var connection = await openTransport(token).ConfigureAwait(false);
+                lock (_gate)
                 {
-                    var connection = await openTransport(token).ConfigureAwait(false);
-                    lock (_gate)
-                    {
-                        _connection = connection;
-                        _reader = new MessageReader<TMessage>(connection, _framer);
-                    }
+                    MoveTo(Connecting with { Listener = null, ServerTls = null, Connection = connection, Reader = new(connection, _framer) });
+                }
 
-                    // Checked only now, so that a connection handed in by OpenAsync is owned (and
-                    // closed by the rollback) even when the attempt was cancelled before it started.
-                    token.ThrowIfCancellationRequested();
-
-                    PipeProtocolLog.Connected(Logger, connection.ToString());
-                },
-                cancellationToken).ConfigureAwait(false);
-
-            await GuardAsync(start, ConnectException.SessionPhase, HandshakeAndRunAsync, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            EndStart(start);
-        }
+                // Checked only now, so that a connection handed in by OpenAsync is owned (and
+                // closed by the rollback) even when the attempt was cancelled before it started.
+                token.ThrowIfCancellationRequested();
+                PipeProtocolLog.Connected(Logger, connection.ToString());
+            },
+            HandshakeAndRunAsync,
+            cancellationToken);
 
         async Task HandshakeAndRunAsync(CancellationToken token)
         {
             SessionFlow.Enter(this, SessionFlowRole.Handshake);
             _framer.Reset();
-            var handshake = new HandshakeContext<TMessage>(this);
+            var connecting = Connecting;
+            var handshake = new HandshakeContext<TMessage>(this, connecting.Connection!, connecting.Reader!);
             try
             {
                 await EstablishSessionAsync(handshake, token).ConfigureAwait(false);
@@ -377,9 +331,37 @@ public abstract partial class PipeProtocol<TMessage>
             {
                 // A disconnect or cancellation that raced with a handshake that ignored it still wins.
                 token.ThrowIfCancellationRequested();
-                StartLoops();
-                SetState(Runstate.Running);
+                MoveTo(StartSession(Connecting));
             }
+        }
+    }
+
+    /// <summary>
+    /// Runs an attempt's connection phase, then its session phase if any, each under
+    /// <see cref="GuardAsync"/>; however it ends, leaves the attempt finished, waking a disconnect that waits for it.
+    /// </summary>
+    private async Task AttemptAsync(ConnectAttempt attempt, Func<CancellationToken, Task> connect, Func<CancellationToken, Task>? establish, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await GuardAsync(attempt, ConnectException.ConnectionPhase, connect, cancellationToken).ConfigureAwait(false);
+            if (establish is not null)
+            {
+                await GuardAsync(attempt, ConnectException.SessionPhase, establish, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                if (_state is ConnectingState { } connecting && connecting.Attempt == attempt)
+                {
+                    // Bound and listening: the listener waits for AcceptAsync.
+                    MoveTo(connecting with { Attempt = null });
+                }
+            }
+
+            attempt.Finished.TrySetResult();
         }
     }
 
@@ -388,9 +370,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// <see cref="Runstate.Idle"/>, then raises cancellation as it is and anything else as a
     /// <see cref="ConnectException"/> for <paramref name="phase"/>.
     /// </summary>
-    private async Task GuardAsync(SessionStart start, string phase, Func<CancellationToken, Task> action, CancellationToken cancellationToken)
+    private async Task GuardAsync(ConnectAttempt attempt, string phase, Func<CancellationToken, Task> action, CancellationToken cancellationToken)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, start.Abort.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, attempt.Abort.Token);
         try
         {
             await action(linked.Token).ConfigureAwait(false);
@@ -398,7 +380,7 @@ public abstract partial class PipeProtocol<TMessage>
         catch (Exception ex)
         {
             PipeProtocolLog.ConnectFailed(Logger, phase, PipeProtocolLog.Summarize(ex), ex);
-            RollBack();
+            RollBack(attempt);
             if (cancellationToken.IsCancellationRequested)
             {
                 // The caller's own cancellation, carrying the caller's token (whatever the
@@ -408,7 +390,7 @@ public abstract partial class PipeProtocol<TMessage>
 
             if (linked.IsCancellationRequested)
             {
-                throw new OperationCanceledException("The connection attempt was cancelled by DisconnectAsync.", ex, start.Abort.Token);
+                throw new OperationCanceledException("The connection attempt was cancelled by DisconnectAsync.", ex, attempt.Abort.Token);
             }
 
             if (ex is ConnectException)
@@ -420,46 +402,31 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    /// <summary>Undoes a failed attempt: Connecting → Disconnecting → Idle, closing whatever it opened.</summary>
-    private void RollBack()
+    /// <summary>
+    /// Undoes a failed attempt: Connecting → Disconnecting → Idle, closing whatever it opened; the
+    /// attempt is then finished.
+    /// </summary>
+    private void RollBack(ConnectAttempt attempt)
     {
-        TransportConnection? connection;
-        SocketListener? listener;
+        ConnectingState connecting;
         lock (_gate)
         {
-            SetState(Runstate.Disconnecting);
-            connection = _connection;
-            listener = _listener;
+            connecting = Connecting;
+            MoveTo(new DisconnectingState(Teardown: null) { Attempt = attempt });
         }
 
-        listener?.Dispose();
-        connection?.Abort();
+        connecting.Listener?.Dispose();
+        connecting.Connection?.Abort();
         lock (_gate)
         {
-            var start = _start;
-            ResetSession();
-            _start = start;
-            SetState(Runstate.Idle);
+            MoveTo(new IdleState());
         }
-    }
 
-    /// <summary>Creates the outbound writer and starts the read loop. Call under the gate.</summary>
-    private void StartLoops()
-    {
-        var reader = _reader!;
-        var connection = _connection!;
-        OutboundWriter<TMessage>? outbound = null;
-        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => FailSession(outbound!, error), _options.OutboundBatchBytes);
-        _outbound = outbound;
-        _sessionAbort = new CancellationTokenSource();
-        Volatile.Write(ref _runningOutbound, outbound);
-        var abort = _sessionAbort.Token;
-        var context = new MessageContext<TMessage>(this, outbound);
-        _readerTask = Task.Run(() => RunLoopAsync("Reader", () => ReadLoopAsync(reader, outbound, context, abort), abort));
+        attempt.Finished.TrySetResult();
     }
 
     /// <summary>A connection attempt under way: how to abort it, and when it has finished.</summary>
-    private sealed class SessionStart
+    private sealed class ConnectAttempt
     {
         // Not disposed: a disconnect may cancel it at any time, even after the attempt finished.
         public CancellationTokenSource Abort { get; } = new();

@@ -58,37 +58,22 @@ public abstract partial class PipeProtocol<TMessage>
         PipeProtocolLog.DisconnectCalled(Logger);
         if (SessionFlow.Is(this, SessionFlowRole.Handshake))
         {
-            SessionStart? current;
-            lock (_gate)
-            {
-                current = _start;
-            }
-
-            current?.Abort.Cancel();
+            _state.Attempt?.Abort.Cancel();
             throw new OperationCanceledException("DisconnectAsync was called from EstablishSessionAsync: the connection attempt is cancelled.");
         }
 
         var fromTeardown = SessionFlow.Is(this, SessionFlowRole.Teardown);
-        DisconnectOperation operation;
+        Teardown teardown;
         while (true)
         {
-            SessionStart? attempt = null;
+            ConnectAttempt? attempt;
             lock (_gate)
             {
-                if (_start is not null && !fromTeardown)
+                // An attempt connecting or rolling back ends the session itself.
+                attempt = fromTeardown ? null : _state.Attempt;
+                if (attempt is null)
                 {
-                    // An attempt is connecting or rolling back: it ends the session itself.
-                    attempt = _start;
-                }
-                else
-                {
-                    operation = ScheduleDisconnect();
-                    operation.Requested = true;
-                    if (operation.TeardownDone)
-                    {
-                        Finish(operation);
-                    }
-
+                    teardown = ScheduleDisconnect(requested: true);
                     break;
                 }
             }
@@ -96,12 +81,9 @@ public abstract partial class PipeProtocol<TMessage>
             // Cancel outside the gate: cancellation callbacks may resume the attempt inline.
             attempt.Abort.Cancel();
             await attempt.Finished.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            lock (_gate)
+            if (_state is IdleState)
             {
-                if (_runstate == Runstate.Idle)
-                {
-                    return;
-                }
+                return;
             }
         }
 
@@ -110,23 +92,23 @@ public abstract partial class PipeProtocol<TMessage>
             return;
         }
 
-        using (cancellationToken.Register(static state => ((DisconnectOperation)state!).AbortDrain(), operation))
+        using (cancellationToken.Register(static state => ((Teardown)state!).AbortDrain(), teardown))
         {
             if (SessionFlow.Is(this, SessionFlowRole.ReadLoop))
             {
                 // The teardown must stop this very loop before it can end: raise once it does.
-                await operation.Finished.Task.WaitAsync(operation.Resources.SessionAbortToken).ConfigureAwait(false);
+                await teardown.Finished.Task.WaitAsync(teardown.Session?.Abort.Token ?? default).ConfigureAwait(false);
             }
 
-            await WaitUntilFinishedAsync(operation, cancellationToken).ConfigureAwait(false);
+            await WaitUntilFinishedAsync(teardown, cancellationToken).ConfigureAwait(false);
         }
 
-        if (operation.RootCause is { } error)
+        if (teardown.RootCause is { } error)
         {
             ExceptionDispatchInfo.Throw(error);
         }
 
-        if (operation.DrainAborted)
+        if (teardown.DrainAborted)
         {
             cancellationToken.ThrowIfCancellationRequested();
         }
@@ -143,12 +125,10 @@ public abstract partial class PipeProtocol<TMessage>
     {
         lock (_gate)
         {
-            if (_outbound != session || _runstate != Runstate.Running || _disconnect is not null)
+            if (_state is RunningState running && running.Outbound == session)
             {
-                return;
+                ScheduleDisconnect(requested: true);
             }
-
-            ScheduleDisconnect().Requested = true;
         }
     }
 
@@ -163,18 +143,18 @@ public abstract partial class PipeProtocol<TMessage>
     /// <remarks>Runs in the bottom half. An exception from it is logged and becomes the root cause if there was none.</remarks>
     protected virtual ValueTask OnSessionEndedAsync(Exception? rootCause) => ValueTask.CompletedTask;
 
-    private static async Task WaitUntilFinishedAsync(DisconnectOperation operation, CancellationToken cancellationToken)
+    private static async Task WaitUntilFinishedAsync(Teardown teardown, CancellationToken cancellationToken)
     {
         try
         {
-            await operation.Finished.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await teardown.Finished.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // The drain is aborted; the teardown now only releases. Let it reach Idle unless a hook
             // that ignores its token holds it up.
-            await Task.WhenAny(operation.Finished.Task, Task.Delay(AbandonedDrainGrace, CancellationToken.None)).ConfigureAwait(false);
-            if (!operation.Finished.Task.IsCompleted)
+            await Task.WhenAny(teardown.Finished.Task, Task.Delay(AbandonedDrainGrace, CancellationToken.None)).ConfigureAwait(false);
+            if (!teardown.Finished.Task.IsCompleted)
             {
                 throw;
             }
@@ -182,136 +162,150 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Starts the teardown unless it is already under way; idempotent (QEMU's aqmp's
-    /// <c>_schedule_disconnect</c>). Used by <see cref="DisconnectAsync"/> and by a failing loop.
-    /// The teardown works on the resources of the session as they are now. Call under the gate.
+    /// Starts the teardown of the current state unless one is under way (QEMU's aqmp's
+    /// <c>_schedule_disconnect</c>): enters <see cref="Runstate.Disconnecting"/> and closes the
+    /// session's writer. Idempotent; used by <see cref="DisconnectAsync"/> and by a failing loop
+    /// or send. Call under the gate.
     /// </summary>
+    /// <param name="requested">
+    /// A disconnect is asked for (not only a failing loop): the runstate returns to
+    /// <see cref="Runstate.Idle"/> as soon as the teardown is done.
+    /// </param>
     /// <param name="outputFailed">
     /// A failed write is what ends the session: the teardown first lets the read loop deliver what
     /// had arrived, up to <see cref="PipeProtocolOptions.InputDrainTimeout"/> (input first).
     /// </param>
-    private DisconnectOperation ScheduleDisconnect(bool outputFailed = false)
+    /// <param name="rootCause">The error that ends the session, recorded unless an earlier one was.</param>
+    private Teardown ScheduleDisconnect(bool requested = false, bool outputFailed = false, Exception? rootCause = null)
     {
-        if (_disconnect is null)
+        if (_state is DisconnectingState { Teardown: { } teardown })
         {
-            SetState(Runstate.Disconnecting);
-            Volatile.Write(ref _runningOutbound, null);
-            _outbound?.Close();
-            var resources = new SessionResources(_readerTask, _connection, _listener, _outbound, _sessionAbort);
-            var operation = _disconnect = new DisconnectOperation(resources) { OutputFailed = outputFailed };
-            operation.Teardown = Task.Run(() => TeardownAsync(operation));
+            teardown.RecordRootCause(rootCause);
+        }
+        else
+        {
+            // The root cause is there before the state is: whoever sees Disconnecting sees why.
+            teardown = new Teardown(_state, outputFailed, rootCause);
+            MoveTo(new DisconnectingState(teardown));
+            teardown.Session?.Outbound.Close();
+            _ = Task.Run(() => TeardownAsync(teardown));
         }
 
-        return _disconnect;
+        if (requested && _state is DisconnectingState { Requested: false } current)
+        {
+            Advance(current with { Requested = true });
+        }
+
+        return teardown;
     }
 
     /// <summary>
-    /// Ends the disconnect (QEMU aqmp's <c>_cleanup</c>): forgets the session and returns to
-    /// <see cref="Runstate.Idle"/>, once the teardown is done and a disconnect was requested.
-    /// Call under the gate.
+    /// Enters <paramref name="next"/>, the same teardown further on; once it is done and a
+    /// disconnect was requested, ends the disconnect instead (QEMU aqmp's <c>_cleanup</c>):
+    /// returns to <see cref="Runstate.Idle"/> and wakes its callers. Call under the gate.
     /// </summary>
-    private void Finish(DisconnectOperation operation)
+    private void Advance(DisconnectingState next)
     {
-        if (_disconnect == operation)
+        if (!next.Requested || !next.Done)
         {
-            ResetSession();
-            SetState(Runstate.Idle);
+            MoveTo(next);
+            return;
         }
 
-        operation.Finished.TrySetResult();
+        next.Teardown!.Session?.Abort.Dispose();
+        MoveTo(new IdleState());
+        next.Teardown.Finished.TrySetResult();
     }
 
     /// <summary>
     /// Stops the session (QEMU aqmp's <c>_bh_disconnect</c>): flush what senders framed unless
-    /// the session already failed, stop both loops, close the transport, run the end hook.
-    /// Never faults; errors become the operation's root cause.
+    /// the session already failed, stop both loops, close the transport, run the end hook; or
+    /// close the listener that waited for <see cref="AcceptAsync"/>. Never faults; errors become
+    /// the root cause.
     /// </summary>
-    private async Task TeardownAsync(DisconnectOperation operation)
+    private async Task TeardownAsync(Teardown teardown)
     {
         SessionFlow.Enter(this, SessionFlowRole.Teardown);
         try
         {
-            await StopAndReleaseAsync(operation).ConfigureAwait(false);
+            (teardown.From as ConnectingState)?.Listener?.Dispose();
+            if (teardown.Session is { } session)
+            {
+                await StopAndReleaseAsync(session, teardown).ConfigureAwait(false);
+            }
         }
         catch (Exception ex)
         {
             // A bug or a broken resource must not leave the runstate stuck in Disconnecting.
             PipeProtocolLog.CloseFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
-            RecordRootCause(ex);
+            teardown.RecordRootCause(ex);
         }
         finally
         {
             PipeProtocolLog.Disconnected(Logger);
             lock (_gate)
             {
-                operation.RootCause = _rootCause;
-                operation.TeardownDone = true;
-                if (operation.Requested)
-                {
-                    Finish(operation);
-                }
+                // The teardown stays the state's until it is done: nothing else leaves Disconnecting.
+                Advance((DisconnectingState)_state with { Done = true });
             }
         }
     }
 
-    private async Task StopAndReleaseAsync(DisconnectOperation operation)
+    private async Task StopAndReleaseAsync(RunningState session, Teardown teardown)
     {
-        var (reader, connection, listener, outbound, sessionAbort) = operation.Resources;
-        if (operation.OutputFailed && reader is not null)
+        var (connection, outbound, abort, readLoop) = (session.Connection, session.Outbound, session.Abort, session.ReadLoop);
+        if (teardown.OutputFailed)
         {
-            await DeliverInputFirstAsync(reader, operation).ConfigureAwait(false);
+            await DeliverInputFirstAsync(readLoop, teardown).ConfigureAwait(false);
         }
 
-        var errorPathway = Volatile.Read(ref _rootCause) is not null;
-        if (!errorPathway && outbound is not null && connection is not null)
+        var errorPathway = teardown.RootCause is not null;
+        if (!errorPathway)
         {
             // The writer is closed (ScheduleDisconnect), which flushed what was framed; a flush that
             // waits for the transport is awaited first.
             PipeProtocolLog.Draining(Logger);
-            var output = connection.Pipe.Output;
-            using (operation.DrainAbortToken.Register(output.CancelPendingFlush))
+            using (teardown.DrainAbortToken.Register(connection.Pipe.Output.CancelPendingFlush))
             {
                 await outbound.WhenFlushedAsync().ConfigureAwait(false);
             }
 
-            errorPathway = Volatile.Read(ref _rootCause) is not null || operation.DrainAborted;
-
             // Then until the transport has sent it, with the read loop still reading (as QEMU's aqmp's
             // reader runs while its writer drains): a peer that answers what it reads stops
             // reading while its answers are not read, and the bytes still to send would never leave.
-            errorPathway = errorPathway
-                || !await TryTransportStepAsync(static (connection, token) => connection.WaitUntilSentAsync(token), connection, operation).ConfigureAwait(false);
+            errorPathway = teardown.RootCause is not null || teardown.DrainAborted
+                || !await TryTransportStepAsync(static (connection, token) => connection.WaitUntilSentAsync(token), connection, teardown).ConfigureAwait(false);
         }
 
         // Stop the read loop and any wait for the transport; neither faults.
-        CancelQuietly(sessionAbort);
-        outbound?.Close();
-        if (connection is not null && reader is not null)
+        CancelQuietly(abort);
+        outbound.Close();
+        connection.Pipe.Input.CancelPendingRead();
+        connection.Pipe.Output.CancelPendingFlush();
+        await readLoop.ConfigureAwait(false);
+        await outbound.WhenFlushedAsync().ConfigureAwait(false);
+        if (outbound.Finish() is > 0 and var dropped)
         {
-            connection.Pipe.Input.CancelPendingRead();
-            connection.Pipe.Output.CancelPendingFlush();
+            PipeProtocolLog.DroppedOutbound(Logger, dropped);
         }
 
-        await (reader ?? Task.CompletedTask).ConfigureAwait(false);
-        if (outbound is not null)
+        if (errorPathway)
         {
-            await outbound.WhenFlushedAsync().ConfigureAwait(false);
+            connection.Abort();
+        }
+        else
+        {
+            await TryTransportStepAsync(static (connection, token) => connection.CloseAsync(token), connection, teardown).ConfigureAwait(false);
         }
 
-        listener?.Dispose();
-        DiscardUnsent(outbound);
-        await CloseTransportAsync(connection, errorPathway, operation).ConfigureAwait(false);
-        if (reader is not null)
+        try
         {
-            try
-            {
-                await OnSessionEndedAsync(Volatile.Read(ref _rootCause)).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                PipeProtocolLog.SessionEndedHookFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
-                RecordRootCause(ex);
-            }
+            await OnSessionEndedAsync(teardown.RootCause).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            PipeProtocolLog.SessionEndedHookFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
+            teardown.RecordRootCause(ex);
         }
     }
 
@@ -320,13 +314,13 @@ public abstract partial class PipeProtocol<TMessage>
     /// until it reaches the end of the input by itself, for at most
     /// <see cref="PipeProtocolOptions.InputDrainTimeout"/> (or until the caller gives up the drain).
     /// </summary>
-    private async Task DeliverInputFirstAsync(Task reader, DisconnectOperation operation)
+    private async Task DeliverInputFirstAsync(Task readLoop, Teardown teardown)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(operation.DrainAbortToken);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(teardown.DrainAbortToken);
         limit.CancelAfter(_options.InputDrainTimeout);
         try
         {
-            await reader.WaitAsync(limit.Token).ConfigureAwait(false);
+            await readLoop.WaitAsync(limit.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (limit.IsCancellationRequested)
         {
@@ -334,44 +328,18 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    private void DiscardUnsent(OutboundWriter<TMessage>? outbound)
-    {
-        var dropped = outbound?.Finish() ?? 0;
-
-        if (dropped > 0)
-        {
-            PipeProtocolLog.DroppedOutbound(Logger, dropped);
-        }
-    }
-
-    private async Task CloseTransportAsync(TransportConnection? connection, bool errorPathway, DisconnectOperation operation)
-    {
-        if (connection is null)
-        {
-            return;
-        }
-
-        if (errorPathway)
-        {
-            connection.Abort();
-            return;
-        }
-
-        await TryTransportStepAsync(static (connection, token) => connection.CloseAsync(token), connection, operation).ConfigureAwait(false);
-    }
-
     /// <summary>
     /// Runs one step of a graceful close with the drain's token; returns whether it succeeded. An
     /// error becomes the root cause; a drain the caller gave up on is no error.
     /// </summary>
-    private async Task<bool> TryTransportStepAsync(Func<TransportConnection, CancellationToken, ValueTask> step, TransportConnection connection, DisconnectOperation operation)
+    private async Task<bool> TryTransportStepAsync(Func<TransportConnection, CancellationToken, ValueTask> step, TransportConnection connection, Teardown teardown)
     {
         try
         {
-            await step(connection, operation.DrainAbortToken).ConfigureAwait(false);
+            await step(connection, teardown.DrainAbortToken).ConfigureAwait(false);
             return true;
         }
-        catch (OperationCanceledException) when (operation.DrainAborted)
+        catch (OperationCanceledException) when (teardown.DrainAborted)
         {
             // The caller gave up on the drain; the connection is released regardless.
             return false;
@@ -380,16 +348,16 @@ public abstract partial class PipeProtocol<TMessage>
         {
             // A brand-new error: the session was healthy until the final flush or close failed.
             PipeProtocolLog.CloseFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
-            RecordRootCause(ex);
+            teardown.RecordRootCause(ex);
             return false;
         }
     }
 
-    private static void CancelQuietly(CancellationTokenSource? source)
+    private static void CancelQuietly(CancellationTokenSource source)
     {
         try
         {
-            source?.Cancel();
+            source.Cancel();
         }
         catch (AggregateException)
         {
@@ -397,42 +365,42 @@ public abstract partial class PipeProtocol<TMessage>
         }
     }
 
-    /// <summary>What a teardown stops and releases: the session's resources when it was scheduled.</summary>
-    private sealed record SessionResources(
-        Task? Reader,
-        TransportConnection? Connection,
-        SocketListener? Listener,
-        OutboundWriter<TMessage>? Outbound,
-        CancellationTokenSource? SessionAbort)
-    {
-        public CancellationToken SessionAbortToken => SessionAbort?.Token ?? CancellationToken.None;
-    }
-
-    /// <summary>One teardown: its task, its outcome, and how a caller can cut its drain short. Flags are guarded by the gate.</summary>
-    private sealed class DisconnectOperation(SessionResources resources)
+    /// <summary>
+    /// One teardown: what it stops (the state it was scheduled from), its root cause, its outcome,
+    /// and how a caller can cut its drain short.
+    /// </summary>
+    private sealed class Teardown(SessionState from, bool outputFailed, Exception? rootCause)
     {
         private readonly CancellationTokenSource _drainAbort = new();
+        private Exception? _rootCause = rootCause;
 
-        public SessionResources Resources { get; } = resources;
+        /// <summary>The state the teardown was scheduled from: what it stops and releases.</summary>
+        public SessionState From { get; } = from;
 
-        public Task Teardown { get; set; } = Task.CompletedTask;
+        /// <summary>The session that was running, if the teardown ends one.</summary>
+        public RunningState? Session => From as RunningState;
 
         /// <summary>Completed when the runstate has returned to Idle for this disconnect.</summary>
         public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         /// <summary>Whether a failed write started this disconnect: the input is delivered first.</summary>
-        public bool OutputFailed { get; init; }
+        public bool OutputFailed { get; } = outputFailed;
 
-        /// <summary>Whether DisconnectAsync (not only a failing loop) asked for this disconnect.</summary>
-        public bool Requested { get; set; }
-
-        public bool TeardownDone { get; set; }
-
-        public Exception? RootCause { get; set; }
+        /// <summary>The first error that ended the session: its root cause.</summary>
+        public Exception? RootCause => Volatile.Read(ref _rootCause);
 
         public CancellationToken DrainAbortToken => _drainAbort.Token;
 
         public bool DrainAborted => _drainAbort.IsCancellationRequested;
+
+        /// <summary>Records <paramref name="error"/> as the root cause unless one was recorded first.</summary>
+        public void RecordRootCause(Exception? error)
+        {
+            if (error is not null)
+            {
+                Interlocked.CompareExchange(ref _rootCause, error, null);
+            }
+        }
 
         public void AbortDrain() => _drainAbort.Cancel();
     }

@@ -1,49 +1,45 @@
-using Aqmp.Pipelines.Transports;
-
 namespace Aqmp.Pipelines.Session;
 
 // Bottom half: the read loop, which runs the session while it is Running, and the senders' failures.
 public abstract partial class PipeProtocol<TMessage>
 {
     /// <summary>
-    /// Runs the read loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails records
-    /// its error as the root cause and schedules a disconnect; the task itself never faults.
+    /// Starts the session on the attempt's transport: makes its writer and starts the read loop
+    /// on what the handshake left unread. Call under the gate, then enter the state it returns.
     /// </summary>
-    private async Task RunLoopAsync(string name, Func<Task> loop, CancellationToken abort)
+    private RunningState StartSession(ConnectingState connecting)
     {
+        var (connection, reader) = (connecting.Connection!, connecting.Reader!);
+        OutboundWriter<TMessage>? outbound = null;
+        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => FailSession(outbound!, error), _options.OutboundBatchBytes);
+        var abort = new CancellationTokenSource();
+        var context = new MessageContext<TMessage>(this, outbound);
+        var readLoop = Task.Run(() => RunReadLoopAsync(reader, outbound, context, abort.Token));
+        return new RunningState(connection, outbound, abort, readLoop);
+    }
+
+    /// <summary>
+    /// Runs the read loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails
+    /// schedules a disconnect with its error as the root cause; the task itself never faults.
+    /// </summary>
+    private async Task RunReadLoopAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
+    {
+        const string name = "Reader";
         try
         {
-            await loop().ConfigureAwait(false);
+            await ReadLoopAsync(reader, outbound, context, abort).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (abort.IsCancellationRequested || Volatile.Read(ref _disconnect) is not null)
+        catch (OperationCanceledException) when (abort.IsCancellationRequested || _state is DisconnectingState)
         {
             // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
             // sending: a normal end, not a root cause.
         }
-        catch (Exception ex) when (IsPeerCloseExpected && ex is IOException or System.Net.Sockets.SocketException)
-        {
-            // The peer went away (FIN or reset) when the protocol expected it to: end without an error.
-            PipeProtocolLog.PeerClosedAsExpected(Logger);
-            lock (_gate)
-            {
-                ScheduleDisconnect();
-            }
-        }
         catch (Exception ex)
         {
-            if (ex is EndOfStreamException)
-            {
-                PipeProtocolLog.LoopEndOfStream(Logger, name, PipeProtocolLog.Summarize(ex));
-            }
-            else
-            {
-                PipeProtocolLog.LoopFailed(Logger, name, PipeProtocolLog.Summarize(ex), ex);
-            }
-
-            RecordRootCause(ex);
+            var rootCause = RootCauseOf(name, ex);
             lock (_gate)
             {
-                ScheduleDisconnect();
+                ScheduleDisconnect(rootCause: rootCause);
             }
         }
         finally
@@ -178,7 +174,7 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>Whether a failed write is ending the session while the read loop delivers what had arrived (input first).</summary>
-    private bool IsDeliveringInputFirst => Volatile.Read(ref _disconnect) is { OutputFailed: true };
+    private bool IsDeliveringInputFirst => _state is DisconnectingState { Teardown.OutputFailed: true };
 
     /// <summary>
     /// Ends the session when a flush or a framer that broke off mid-frame failed it: with
@@ -187,27 +183,38 @@ public abstract partial class PipeProtocol<TMessage>
     /// </summary>
     private void FailSession(OutboundWriter<TMessage> outbound, Exception error)
     {
-        var expected = IsPeerCloseExpected && error is IOException or System.Net.Sockets.SocketException;
-        if (expected)
+        var rootCause = RootCauseOf("Sender", error);
+        lock (_gate)
+        {
+            if (_state.SessionOutbound == outbound)
+            {
+                ScheduleDisconnect(outputFailed: true, rootCause: rootCause);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Logs how a loop or a send ended the session with <paramref name="error"/>, and returns the
+    /// root cause it makes: none when it is the peer going away (FIN or reset) as the protocol
+    /// expected (<see cref="IsPeerCloseExpected"/>), else the error itself.
+    /// </summary>
+    private Exception? RootCauseOf(string loop, Exception error)
+    {
+        if (IsPeerCloseExpected && error is IOException or System.Net.Sockets.SocketException)
         {
             PipeProtocolLog.PeerClosedAsExpected(Logger);
+            return null;
+        }
+
+        if (error is EndOfStreamException)
+        {
+            PipeProtocolLog.LoopEndOfStream(Logger, loop, PipeProtocolLog.Summarize(error));
         }
         else
         {
-            PipeProtocolLog.LoopFailed(Logger, "Sender", PipeProtocolLog.Summarize(error), error);
+            PipeProtocolLog.LoopFailed(Logger, loop, PipeProtocolLog.Summarize(error), error);
         }
 
-        lock (_gate)
-        {
-            if (_outbound == outbound)
-            {
-                if (!expected)
-                {
-                    RecordRootCause(error);
-                }
-
-                ScheduleDisconnect(outputFailed: true);
-            }
-        }
+        return error;
     }
 }

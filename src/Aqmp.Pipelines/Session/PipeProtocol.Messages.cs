@@ -1,18 +1,12 @@
-using System.Buffers;
-using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
-using System.Runtime.ExceptionServices;
 using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
 // Message I/O shared by both halves: sending, handshake receiving, and the filter hooks.
 public abstract partial class PipeProtocol<TMessage>
 {
-    // Reads the current connection's messages, for the handshake and then the read loop; set with
-    // the connection, reset under the gate.
-    private MessageReader<TMessage>? _reader;
-
     /// <summary>
     /// Sends a message. While <see cref="Runstate.Running"/>, frames it at once into the
     /// transport's send buffer, in the caller's context, flushes it to the transport's send loop,
@@ -44,10 +38,9 @@ public abstract partial class PipeProtocol<TMessage>
     /// </exception>
     protected ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
-        // The common path takes no gate: while Running, the writer's own lock orders the messages.
+        // No send takes the gate: while Running, the writer's own lock orders the messages.
         cancellationToken.ThrowIfCancellationRequested();
-        var outbound = Volatile.Read(ref _runningOutbound);
-        return outbound is not null && outbound.TryWrite(message) == OutboundWriter<TMessage>.WriteResult.Written
+        return _state is RunningState running && running.Outbound.TryWrite(message) == OutboundWriter<TMessage>.WriteResult.Written
             ? ValueTask.CompletedTask
             : SendQueuedAsync(message, cancellationToken);
     }
@@ -81,7 +74,7 @@ public abstract partial class PipeProtocol<TMessage>
     {
         cancellationToken.ThrowIfCancellationRequested();
         var written = 0;
-        if ((session ?? Volatile.Read(ref _runningOutbound)) is { } outbound
+        if ((session ?? (_state as RunningState)?.Outbound) is { } outbound
             && outbound.TryWrite(messages.Span, readLoopFlushes, out written) == OutboundWriter<TMessage>.WriteResult.Written)
         {
             return ValueTask.CompletedTask;
@@ -100,7 +93,7 @@ public abstract partial class PipeProtocol<TMessage>
 
             // ...and the rest follow at once, while the transport has room.
             var written = 0;
-            if (!rest.IsEmpty && (session ?? Volatile.Read(ref _runningOutbound)) is { } outbound)
+            if (!rest.IsEmpty && (session ?? (_state as RunningState)?.Outbound) is { } outbound)
             {
                 outbound.TryWrite(rest.Span, readLoopFlushes: false, out written);
             }
@@ -119,13 +112,7 @@ public abstract partial class PipeProtocol<TMessage>
     {
         while (true)
         {
-            OutboundWriter<TMessage> outbound;
-            lock (_gate)
-            {
-                ThrowIfNotSendable(session);
-                outbound = _outbound!;
-            }
-
+            var outbound = SendableOutbound(session);
             switch (outbound.TryWrite(message))
             {
                 case OutboundWriter<TMessage>.WriteResult.Written:
@@ -136,15 +123,11 @@ public abstract partial class PipeProtocol<TMessage>
                         return;
                     }
 
-                    // Not busy any more (write again), or closed first (the gate says how).
+                    // Not busy any more (write again), or closed first (the state says how).
                     break;
                 default:
-                    // Closed: the session is ending; the gate says how, on the next turn.
-                    lock (_gate)
-                    {
-                        ThrowIfNotSendable(session);
-                    }
-
+                    // Closed: the session is ending; the state says how, on the next turn.
+                    SendableOutbound(session);
                     await Task.Yield();
                     break;
             }
@@ -152,41 +135,42 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Throws unless messages can be queued: a <see cref="StateException"/> to the application,
-    /// or, to the read loop while the session is disconnecting, an
-    /// <see cref="OperationCanceledException"/> (a reply that can no longer be sent ends the
-    /// handler, not the session with an error). Call under the gate.
+    /// The writer to queue a message into, or why messages cannot be queued: a
+    /// <see cref="StateException"/> to the application, or, to the read loop while the session is
+    /// disconnecting, an <see cref="OperationCanceledException"/> (a reply that can no longer be
+    /// sent ends the handler, not the session with an error). With <paramref name="session"/> (a
+    /// context's own session), only that session's writer. Takes no lock: it reads the state once.
     /// </summary>
-    private void ThrowIfNotSendable(OutboundWriter<TMessage>? session = null)
+    private OutboundWriter<TMessage> SendableOutbound(OutboundWriter<TMessage>? session)
     {
-        if (session is not null && session != _outbound)
+        var state = _state;
+        if (session is not null && session != state.SessionOutbound)
         {
             // A context kept past its session: the session it belongs to is over.
-            throw new StateException("The session this context belongs to has ended.", _runstate, Runstate.Running, null);
+            throw new StateException("The session this context belongs to has ended.", state.Runstate, Runstate.Running, null);
         }
 
-        if (_runstate == Runstate.Running && _disconnect is null)
+        if (state is RunningState running)
         {
-            return;
+            return running.Outbound;
         }
 
-        if (_disconnect is not null && SessionFlow.Is(this, SessionFlowRole.ReadLoop))
+        var teardown = (state as DisconnectingState)?.Teardown;
+        if (teardown is not null && SessionFlow.Is(this, SessionFlowRole.ReadLoop))
         {
             throw new OperationCanceledException("The session is disconnecting: the message was not sent.");
         }
 
-        ObjectDisposedException.ThrowIf(_disposed && _runstate == Runstate.Idle, this);
-        throw NewStateException(Runstate.Running, _rootCause);
+        ObjectDisposedException.ThrowIf(_disposed && state is IdleState, this);
+        throw NewStateException(Runstate.Running, teardown?.RootCause);
     }
 
     /// <summary>
     /// Reads one message directly from the transport for <see cref="HandshakeContext{TMessage}.ReceiveAsync"/>
     /// (QEMU's <c>aqmp</c> <c>_recv</c>); the read it holds is handed back when the loops start.
     /// </summary>
-    internal async ValueTask<TMessage> ReceiveDuringHandshakeAsync(CancellationToken cancellationToken)
+    internal async ValueTask<TMessage> ReceiveDuringHandshakeAsync(MessageReader<TMessage> reader, CancellationToken cancellationToken)
     {
-        HandshakeConnection();
-        var reader = _reader!;
         while (true)
         {
             if (reader.TryRead(out var message) || reader.TryReadFinal(out message))
@@ -284,27 +268,14 @@ public abstract partial class PipeProtocol<TMessage>
     protected virtual string FormatForLog(TMessage message) => message?.ToString() ?? "(null)";
 
     /// <summary>Frames and flushes a message directly, for <see cref="HandshakeContext{TMessage}.SendAsync"/> (QEMU's <c>aqmp</c> <c>_send</c>).</summary>
-    internal async ValueTask SendDuringHandshakeAsync(TMessage message, CancellationToken cancellationToken)
+    internal async ValueTask SendDuringHandshakeAsync(TransportConnection connection, TMessage message, CancellationToken cancellationToken)
     {
-        var connection = HandshakeConnection();
         var output = connection.Pipe.Output;
         _framer.WriteMessage(OnOutbound(message), output);
         var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (flush.IsCompleted)
         {
             MessageReader<TMessage>.ThrowPeerGone(connection);
-        }
-    }
-
-    /// <summary>The transport of the handshake under way.</summary>
-    /// <exception cref="InvalidOperationException">No handshake is under way (the context outlived its handshake).</exception>
-    private Transports.TransportConnection HandshakeConnection()
-    {
-        lock (_gate)
-        {
-            return _runstate == Runstate.Connecting && _outbound is null && _connection is { } connection
-                ? connection
-                : throw new InvalidOperationException("No handshake is under way: a handshake context sends and receives only within its EstablishSessionAsync.");
         }
     }
 }

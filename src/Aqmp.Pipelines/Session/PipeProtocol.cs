@@ -1,6 +1,3 @@
-using System.Net.Security;
-using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using Aqmp.Pipelines.Framing;
 using Aqmp.Pipelines.Transports;
 using Microsoft.Extensions.Logging;
@@ -44,21 +41,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     private readonly PipeProtocolOptions _options;
     private readonly TransportOptions _transportOptions;
 
-    private Runstate _runstate = Runstate.Idle;
-    private RunstateNode _currentRunstate = new(Runstate.Idle);
-    private bool _disposed;
-
-    // The current session's resources; all guarded by _gate, all reset by ResetSession().
-    private TransportConnection? _connection;
-    private SocketListener? _listener;
-    private SslServerAuthenticationOptions? _serverTls;
-    private SessionStart? _start;
-    private OutboundWriter<TMessage>? _outbound;
-    private OutboundWriter<TMessage>? _runningOutbound; // _outbound while Running: SendAsync's path that takes no gate
-    private CancellationTokenSource? _sessionAbort;
-    private Task? _readerTask;
-    private DisconnectOperation? _disconnect;
-    private Exception? _rootCause;
+    private volatile bool _disposed;
 
     /// <summary>
     /// Creates a protocol object in <see cref="Runstate.Idle"/>.
@@ -82,75 +65,14 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         Logger = loggerFactory?.CreateLogger(LoggerCategory.For(GetType(), name)) ?? NullLogger.Instance;
     }
 
-    /// <summary>
-    /// Raised on every runstate transition, synchronously, on the thread that makes it and in the
-    /// order transitions happen, while the object's internal lock is held: handlers must be quick,
-    /// must not block on other threads that use this object, and must not call its methods that
-    /// change state. Every handler sees every transition; an exception from one is logged and
-    /// otherwise ignored. For asynchronous watching use <see cref="WatchRunstateAsync"/>.
-    /// </summary>
-    public event EventHandler<RunstateChangedEventArgs>? RunstateChanged;
-
     /// <summary>The connection's nickname, if any.</summary>
     public string? Name { get; }
-
-    /// <summary>The current runstate.</summary>
-    public Runstate Runstate
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _runstate;
-            }
-        }
-    }
 
     /// <summary>The framer this session reads and writes with.</summary>
     protected IMessageFramer<TMessage> Framer => _framer;
 
     /// <summary>The logger of this connection (category: the class, plus <c>.{name}</c>).</summary>
     protected ILogger Logger { get; }
-
-    /// <summary>
-    /// Waits for the next runstate transition after this call and returns the runstate it entered
-    /// (QEMU aqmp's <c>runstate_changed()</c>). Any state: this call is not guarded.
-    /// </summary>
-    /// <param name="cancellationToken">Stops waiting.</param>
-    /// <returns>The runstate entered by the first transition after the call.</returns>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
-    public async Task<Runstate> WaitForRunstateChangeAsync(CancellationToken cancellationToken = default)
-    {
-        RunstateNode from;
-        lock (_gate)
-        {
-            from = _currentRunstate;
-        }
-
-        var next = await from.Next.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return next.State;
-    }
-
-    /// <summary>
-    /// Enumerates every runstate transition after this call, in order, none missed however fast
-    /// they follow each other. Any state: this call is not guarded.
-    /// </summary>
-    /// <param name="cancellationToken">Ends the enumeration with <see cref="OperationCanceledException"/>.</param>
-    /// <returns>The runstates entered, one per transition.</returns>
-    public async IAsyncEnumerable<Runstate> WatchRunstateAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        RunstateNode at;
-        lock (_gate)
-        {
-            at = _currentRunstate;
-        }
-
-        while (true)
-        {
-            at = await at.Next.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            yield return at.State;
-        }
-    }
 
     /// <summary>
     /// Disconnects (see <see cref="DisconnectAsync"/>), logging rather than raising the error that
@@ -166,11 +88,7 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     /// </returns>
     public async ValueTask DisposeAsync()
     {
-        lock (_gate)
-        {
-            _disposed = true;
-        }
-
+        _disposed = true;
         using var drainLimit = new CancellationTokenSource(_options.DisposeDrainTimeout);
         try
         {
@@ -196,75 +114,16 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     private void Require(Runstate required)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_runstate != required)
+        if (_state.Runstate != required)
         {
             throw NewStateException(required);
         }
     }
 
+    /// <summary>A <see cref="StateException"/> for a call that requires <paramref name="required"/>, made in the current runstate.</summary>
     private StateException NewStateException(Runstate required, Exception? cause = null)
-        => new(StateException.DescribeState(GetType().Name, _runstate), _runstate, required, cause);
-
-    /// <summary>Changes the runstate and tells every watcher. Call under the gate.</summary>
-    private void SetState(Runstate state)
     {
-        if (state == _runstate)
-        {
-            return;
-        }
-
-        var previous = _runstate;
-        PipeProtocolLog.Transition(Logger, previous, state);
-        _runstate = state;
-        var node = new RunstateNode(state);
-        var before = _currentRunstate;
-        _currentRunstate = node;
-        before.Next.SetResult(node);
-
-        if (RunstateChanged is not { } handlers)
-        {
-            return;
-        }
-
-        var args = new RunstateChangedEventArgs(previous, state);
-        foreach (var handler in handlers.GetInvocationList())
-        {
-            try
-            {
-                ((EventHandler<RunstateChangedEventArgs>)handler)(this, args);
-            }
-            catch (Exception ex)
-            {
-                PipeProtocolLog.RunstateHandlerFailed(Logger, ex);
-            }
-        }
-    }
-
-    /// <summary>Records the first error that ended the session: its root cause.</summary>
-    private void RecordRootCause(Exception error) => Interlocked.CompareExchange(ref _rootCause, error, null);
-
-    /// <summary>Forgets the session's resources, which must already be released. Call under the gate.</summary>
-    private void ResetSession()
-    {
-        _connection = null;
-        _listener = null;
-        _serverTls = null;
-        _start = null;
-        _outbound = null;
-        _runningOutbound = null;
-        _sessionAbort?.Dispose();
-        _sessionAbort = null;
-        _readerTask = null;
-        _disconnect = null;
-        _rootCause = null;
-        _reader = null;
-    }
-
-    /// <summary>One transition in the chain of runstates; each links to the next when it happens.</summary>
-    private sealed class RunstateNode(Runstate state)
-    {
-        public Runstate State { get; } = state;
-
-        public TaskCompletionSource<RunstateNode> Next { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        var state = Runstate;
+        return new(StateException.DescribeState(GetType().Name, state), state, required, cause);
     }
 }
