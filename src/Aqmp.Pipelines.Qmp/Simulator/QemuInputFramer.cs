@@ -94,10 +94,11 @@ internal sealed class QemuInputFramer : IMessageFramer<QmpMessage>
                     return Emit(input, scan, ref consumed, ref examined, out message);
                 }
             }
-            else if (valueExamined.Equals(input.End) && input.Length > EagerScanLimit)
+            else if (valueExamined.Equals(input.End) && input.Length > EagerScanLimit && input.Length <= QemuJsonStreamer.MaximumTokenSize)
             {
                 // The core framer waits for the rest of a long value: so does QEMU, unless the
-                // value broke its rules, which the full scan finds once the core framer has it.
+                // value broke its rules, which the full scan finds once the core framer has it,
+                // or, past QEMU's limit on a value's tokens, as soon as they exceed it.
                 examined = valueExamined;
                 message = default!;
                 return false;

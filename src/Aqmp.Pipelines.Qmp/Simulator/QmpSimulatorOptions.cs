@@ -15,8 +15,17 @@ public sealed record QmpSimulatorOptions
     /// <summary>Whether <c>quit</c> stops the simulator (as it ends QEMU). Default true.</summary>
     public bool StopOnQuit { get; init; } = true;
 
-    /// <summary>The largest accepted message in bytes. Default 10 MiB.</summary>
-    public int MaximumMessageLength { get; init; } = QmpFramer.DefaultMaximumMessageLength;
+    /// <summary>
+    /// The most bytes of one unfinished value the simulator buffers; a value still unfinished
+    /// beyond it ends the session. QEMU refuses a value whose tokens exceed 64 MiB with
+    /// "JSON token size limit exceeded" and goes on, and so does the simulator when this is above
+    /// 64 MiB; QEMU buffers a single unfinished token without a bound, the simulator up to this.
+    /// Default 65 MiB.
+    /// </summary>
+    public int MaximumMessageLength { get; init; } = DefaultMaximumMessageLength;
+
+    /// <summary>The default of <see cref="MaximumMessageLength"/>: QEMU's 64 MiB limit on a value's tokens, and 1 MiB beyond it.</summary>
+    public const int DefaultMaximumMessageLength = (int)QemuJsonStreamer.MaximumTokenSize + (1024 * 1024);
 
     /// <summary>
     /// How long a client may take, from its connection being accepted, to negotiate capabilities
