@@ -1,0 +1,94 @@
+using System.Threading.Channels;
+
+namespace Aqmp.Pipelines.Cli.Shell.Editor;
+
+/// <summary>
+/// The process's console as an <see cref="ITerminal"/>. Keys are read by one background thread
+/// (<see cref="Console.ReadKey(bool)"/> blocks and cannot be cancelled) into a queue, so waiting
+/// for a key can be cancelled without losing it, and Ctrl-C arrives as a key
+/// (<see cref="Console.TreatControlCAsInput"/>) rather than as SIGINT while the shell runs.
+/// </summary>
+internal sealed class SystemTerminal : ITerminal
+{
+    private readonly Channel<ConsoleKeyInfo> _keys = Channel.CreateUnbounded<ConsoleKeyInfo>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly TextWriter _output;
+    private readonly TextWriter _error;
+    private int _started;
+
+    /// <summary>Creates the terminal over the given output and error writers (normally the console's).</summary>
+    public SystemTerminal(TextWriter output, TextWriter error)
+    {
+        _output = output;
+        _error = error;
+    }
+
+    /// <inheritdoc/>
+    public int Width
+    {
+        get
+        {
+            try
+            {
+                return Math.Max(1, Console.WindowWidth);
+            }
+            catch (IOException)
+            {
+                return 80;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<ConsoleKeyInfo> ReadKeyAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _started, 1) == 0)
+        {
+            Console.TreatControlCAsInput = true;
+            new Thread(Pump) { IsBackground = true, Name = "aqmp keys" }.Start();
+        }
+
+        return ReadCoreAsync(cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public void Write(string text)
+    {
+        _output.Write(text);
+        _output.Flush();
+    }
+
+    /// <inheritdoc/>
+    public void WriteError(string text)
+    {
+        _error.Write(text);
+        _error.Flush();
+    }
+
+    private async ValueTask<ConsoleKeyInfo> ReadCoreAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _keys.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException ex)
+        {
+            throw new EndOfStreamException("the terminal's input has ended", ex);
+        }
+    }
+
+    /// <summary>Reads keys until the input ends (the thread is a background one: it ends with the process).</summary>
+    private void Pump()
+    {
+        try
+        {
+            while (true)
+            {
+                _keys.Writer.TryWrite(Console.ReadKey(intercept: true));
+            }
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException)
+        {
+            _keys.Writer.TryComplete();
+        }
+    }
+}
