@@ -24,7 +24,8 @@ internal sealed class ShellCompletion : ICompletionSource
 
     /// <summary>
     /// Sets the argument names from a <c>query-qmp-schema</c> return value: each command's
-    /// <c>arg-type</c> object's member names. Entries of other shapes are skipped.
+    /// <c>arg-type</c> object's member names, and for a union those of every branch
+    /// (<c>variants</c>). Entries of other shapes are skipped.
     /// </summary>
     public void SetArgumentsFromSchema(JsonElement schema)
     {
@@ -33,7 +34,7 @@ internal sealed class ShellCompletion : ICompletionSource
             return;
         }
 
-        var members = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        var objects = new Dictionary<string, (string[] Members, string[] Variants)>(StringComparer.Ordinal);
         var argumentTypes = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var entity in schema.EnumerateArray())
         {
@@ -47,16 +48,37 @@ internal sealed class ShellCompletion : ICompletionSource
                 case "command" when Text(entity, "arg-type") is { } argType:
                     argumentTypes[name] = argType;
                     break;
-                case "object" when entity.TryGetProperty("members", out var list) && list.ValueKind == JsonValueKind.Array:
-                    members[name] = [.. list.EnumerateArray().Select(m => m.ValueKind == JsonValueKind.Object ? Text(m, "name") : null).OfType<string>()];
+                case "object":
+                    objects[name] = (Names(entity, "members", "name"), Names(entity, "variants", "type"));
                     break;
             }
         }
 
-        SetArguments(argumentTypes
-            .Where(p => members.TryGetValue(p.Value, out var names) && names.Count > 0)
-            .ToDictionary(p => p.Key, p => members[p.Value], StringComparer.Ordinal));
+        var arguments = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var (command, type) in argumentTypes)
+        {
+            if (objects.TryGetValue(type, out var argumentType))
+            {
+                // A union's branches add their members: offered whatever the discriminator will be.
+                var names = argumentType.Members
+                    .Concat(argumentType.Variants.SelectMany(v => objects.TryGetValue(v, out var variant) ? variant.Members : []))
+                    .Distinct(StringComparer.Ordinal)
+                    .ToArray();
+                if (names.Length > 0)
+                {
+                    arguments[command] = names;
+                }
+            }
+        }
+
+        SetArguments(arguments);
     }
+
+    /// <summary>The string <paramref name="field"/> of each object in the array <paramref name="property"/> of <paramref name="entity"/>.</summary>
+    private static string[] Names(JsonElement entity, string property, string field) =>
+        entity.TryGetProperty(property, out var list) && list.ValueKind == JsonValueKind.Array
+            ? [.. list.EnumerateArray().Select(m => m.ValueKind == JsonValueKind.Object ? Text(m, field) : null).OfType<string>()]
+            : [];
 
     /// <inheritdoc/>
     public Completion Complete(string line, int cursor)

@@ -38,6 +38,15 @@ internal sealed class FakeTerminal : ITerminal
         }
     }
 
+    /// <summary>Whether the screen meets <paramref name="condition"/>, looked at between writes.</summary>
+    public bool Shows(Func<VirtualScreen, bool> condition)
+    {
+        lock (_lock)
+        {
+            return condition(Screen);
+        }
+    }
+
     /// <summary>Errors written, in order.</summary>
     public List<string> Errors { get; } = [];
 
