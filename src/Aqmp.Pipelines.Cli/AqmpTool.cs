@@ -14,7 +14,7 @@ internal static class AqmpTool
         aqmp: talk to QEMU (or anything else speaking QMP) from the command line.
 
         usage:
-          aqmp shell [ADDRESS]                                interactive shell (built-in simulator without ADDRESS)
+          aqmp shell [--history-file FILE] [ADDRESS]          interactive shell (built-in simulator without ADDRESS)
           aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]       run one command, print its return value
           aqmp events ADDRESS [--name NAME]... [--count N]    print events as JSON lines
           aqmp serve ADDRESS                                  run the QMP simulator

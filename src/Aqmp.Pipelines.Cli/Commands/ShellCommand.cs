@@ -12,7 +12,7 @@ namespace Aqmp.Pipelines.Cli.Commands;
 /// <summary><c>aqmp shell [ADDRESS]</c>: an interactive QMP shell, like QEMU's qmp-shell.</summary>
 internal static class ShellCommand
 {
-    public const string Usage = "aqmp shell [ADDRESS]";
+    public const string Usage = "aqmp shell [--history-file FILE] [ADDRESS]";
 
     public const string Help = $$"""
         usage: {{Usage}}
@@ -25,8 +25,16 @@ internal static class ShellCommand
         JSON: {"execute": "query-status"}. Replies are pretty-printed; events are printed as they
         arrive (one line each). 'history' lists earlier lines, '!N' repeats line N, 'exit' or Ctrl-D leaves.
 
+        On a terminal, lines are edited as with readline: arrows, Home/End, Ctrl-A/E/U/K/W,
+        Up/Down for earlier lines (kept in ~/.aqmp_history, or FILE, or $AQMP_HISTORY; empty:
+        none), Tab completes command and argument names, Ctrl-C drops the line or interrupts a
+        running command. Events are printed above the prompt.
+
         Without ADDRESS, the shell starts the built-in QMP simulator and connects to it.
         """;
+
+    /// <summary>The prompt the line editor shows, as qmp-shell's.</summary>
+    private const string Prompt = "(QEMU) ";
 
     /// <summary>The option naming the history file (see <see cref="ShellHistoryPath"/>).</summary>
     public const string HistoryFileOption = "history-file";
@@ -150,9 +158,6 @@ internal static class ShellCommand
         await error.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         return status;
     }
-
-    /// <summary>The prompt the line editor shows, as qmp-shell's.</summary>
-    private const string Prompt = "(QEMU) ";
 
     /// <summary>Reads one line from piped input; null at its end.</summary>
     private static async Task<string?> ReadPlainLineAsync(TextReader input, CancellationToken cancellationToken)

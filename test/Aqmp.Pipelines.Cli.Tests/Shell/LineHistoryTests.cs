@@ -1,21 +1,14 @@
 using Aqmp.Pipelines.Cli.Shell;
 using Aqmp.Pipelines.Cli.Shell.Editor;
+using Aqmp.Pipelines.Cli.Tests.Support;
 
 namespace Aqmp.Pipelines.Cli.Tests.Shell;
 
 /// <summary>The shell's history: in memory, in its file, bounded; and where the file is.</summary>
 [TestFixture]
-public sealed class LineHistoryTests
+public sealed class LineHistoryTests : TempDirectoryTest
 {
-    private string _directory = "";
-
-    [SetUp]
-    public void CreateDirectory() => _directory = Directory.CreateTempSubdirectory("aqmp-history-").FullName;
-
-    [TearDown]
-    public void DeleteDirectory() => Directory.Delete(_directory, recursive: true);
-
-    private string HistoryFile => Path.Combine(_directory, "history");
+    private string HistoryFile => Path.Combine(TempDirectory, "history");
 
     [Test]
     public void Lines_entered_are_kept_in_the_file_and_a_new_history_on_that_file_recalls_them()
@@ -84,7 +77,7 @@ public sealed class LineHistoryTests
     [Test]
     public void A_file_that_cannot_be_written_leaves_the_history_in_memory()
     {
-        var history = new LineHistory(Path.Combine(_directory, "no", "such", "dir", "history"));
+        var history = new LineHistory(Path.Combine(TempDirectory, "no", "such", "dir", "history"));
 
         history.Add("stop");
 

@@ -9,27 +9,17 @@ namespace Aqmp.Pipelines.Cli.Tests.Shell;
 /// simulator: what the user types, what the server receives, what the screen shows.
 /// </summary>
 [TestFixture]
-public sealed class ShellOnTerminalTests
+public sealed class ShellOnTerminalTests : TempDirectoryTest
 {
     private const string Prompt = "(QEMU) ";
 
-    private string _directory = "";
-
-    [SetUp]
-    public void CreateDirectory() => _directory = Directory.CreateTempSubdirectory("aqmp-shell-").FullName;
-
-    [TearDown]
-    public void DeleteDirectory() => Directory.Delete(_directory, recursive: true);
-
-    private string HistoryFile => Path.Combine(_directory, "history");
+    private string HistoryFile => Path.Combine(TempDirectory, "history");
 
     [Test]
     public async Task Stop_then_Ctrl_U_then_four_Backspaces_then_query_status_sends_query_status_and_Ctrl_D_ends_the_shell()
     {
         await using var simulator = await SimulatorFixture.StartAsync();
-        var terminal = new FakeTerminal(100);
-        var shell = Start(simulator, terminal);
-        await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd());
+        var (terminal, shell) = await StartAtPromptAsync(simulator);
 
         terminal.Type($"{SimulatorFixture.EchoCommand} a=1").Ctrl('U').Press(ConsoleKey.Backspace, 4).Type($"{SimulatorFixture.EchoCommand} b=2").Press(ConsoleKey.Enter);
         await WaitForScreenAsync(terminal, s => s.Lines.Contains("  \"b\": 2"));
@@ -47,9 +37,7 @@ public sealed class ShellOnTerminalTests
     public async Task An_event_arriving_while_the_user_types_is_printed_above_the_prompt_which_is_redrawn_with_the_input()
     {
         await using var simulator = await SimulatorFixture.StartAsync();
-        var terminal = new FakeTerminal(100);
-        var shell = Start(simulator, terminal);
-        await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd());
+        var (terminal, shell) = await StartAtPromptAsync(simulator);
 
         terminal.Type("query-ver");
         await terminal.WhenIdle();
@@ -79,9 +67,7 @@ public sealed class ShellOnTerminalTests
             await release.Task;
             return null;
         });
-        var terminal = new FakeTerminal(100);
-        var shell = Start(simulator, terminal);
-        await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd());
+        var (terminal, shell) = await StartAtPromptAsync(simulator);
 
         terminal.Type("x-hang").Press(ConsoleKey.Enter);
         await terminal.WhenIdle();
@@ -100,9 +86,7 @@ public sealed class ShellOnTerminalTests
     public async Task Ctrl_C_on_the_prompt_clears_the_line_and_does_not_end_the_shell()
     {
         await using var simulator = await SimulatorFixture.StartAsync();
-        var terminal = new FakeTerminal(100);
-        var shell = Start(simulator, terminal);
-        await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd());
+        var (terminal, shell) = await StartAtPromptAsync(simulator);
 
         terminal.Type("system_reset").Ctrl('C');
         await terminal.WhenIdle();
@@ -114,10 +98,14 @@ public sealed class ShellOnTerminalTests
         Assert.That(simulator.Simulator.SessionsServed, Is.EqualTo(1));
     }
 
-    private Task<int> Start(SimulatorFixture simulator, FakeTerminal terminal)
+    /// <summary>Starts the shell on a 100-column fake terminal and waits for its first prompt.</summary>
+    private async Task<(FakeTerminal Terminal, Task<int> Shell)> StartAtPromptAsync(SimulatorFixture simulator)
     {
+        var terminal = new FakeTerminal(100);
         var args = CliArguments.Parse(["--history-file", HistoryFile, simulator.Address], ShellCommand.HistoryFileOption);
-        return Task.Run(() => ShellCommand.RunAsync(args, TextReader.Null, TextWriter.Null, TextWriter.Null, terminal, CancellationToken.None));
+        var shell = Task.Run(() => ShellCommand.RunAsync(args, TextReader.Null, TextWriter.Null, TextWriter.Null, terminal, CancellationToken.None));
+        await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd());
+        return (terminal, shell);
     }
 
     /// <summary>Presses Tab after <paramref name="typed"/> (already on the line) until the line reads <paramref name="completed"/>: completion is filled once the server has answered.</summary>

@@ -22,18 +22,22 @@ internal sealed class SystemTerminal : ITerminal
         _error = error;
     }
 
-    /// <inheritdoc/>
+    /// <summary>The width assumed when the terminal does not tell its own.</summary>
+    public const int DefaultWidth = 80;
+
+    /// <summary>The terminal's width in columns, or <see cref="DefaultWidth"/> when it reports none.</summary>
     public int Width
     {
         get
         {
+            // A pseudo-terminal nobody sized (as under script(1) without a terminal) reports 0.
             try
             {
-                return Math.Max(1, Console.WindowWidth);
+                return Console.WindowWidth is > 0 and var width ? width : DefaultWidth;
             }
             catch (IOException)
             {
-                return 80;
+                return DefaultWidth;
             }
         }
     }
