@@ -13,13 +13,19 @@ internal sealed class SystemTerminal : ITerminal
     private readonly Channel<ConsoleKeyInfo> _keys = Channel.CreateUnbounded<ConsoleKeyInfo>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly TextWriter _output;
     private readonly TextWriter _error;
-    private int _started;
 
-    /// <summary>Creates the terminal over the given output and error writers (normally the console's).</summary>
+    /// <summary>
+    /// Takes over the console's input at once, before anything is prompted: Ctrl-C becomes a key
+    /// (not SIGINT, which would end the tool) and keys typed from now on are read without echo and
+    /// kept until asked for. Output goes to <paramref name="output"/> and <paramref name="error"/>
+    /// (normally the console's).
+    /// </summary>
     public SystemTerminal(TextWriter output, TextWriter error)
     {
         _output = output;
         _error = error;
+        Console.TreatControlCAsInput = true;
+        new Thread(Pump) { IsBackground = true, Name = "aqmp keys" }.Start();
     }
 
     /// <summary>The width assumed when the terminal does not tell its own.</summary>
@@ -43,16 +49,7 @@ internal sealed class SystemTerminal : ITerminal
     }
 
     /// <inheritdoc/>
-    public ValueTask<ConsoleKeyInfo> ReadKeyAsync(CancellationToken cancellationToken)
-    {
-        if (Interlocked.Exchange(ref _started, 1) == 0)
-        {
-            Console.TreatControlCAsInput = true;
-            new Thread(Pump) { IsBackground = true, Name = "aqmp keys" }.Start();
-        }
-
-        return ReadCoreAsync(cancellationToken);
-    }
+    public ValueTask<ConsoleKeyInfo> ReadKeyAsync(CancellationToken cancellationToken) => ReadCoreAsync(cancellationToken);
 
     /// <inheritdoc/>
     public void Write(string text)
