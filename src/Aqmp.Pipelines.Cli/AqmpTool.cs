@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Aqmp.Pipelines.Cli.Commands;
+using Aqmp.Pipelines.Cli.Shell.Editor;
 using Aqmp.Pipelines.Qmp.Client;
 using Aqmp.Pipelines.Session;
 
@@ -13,7 +14,7 @@ internal static class AqmpTool
         aqmp: talk to QEMU (or anything else speaking QMP) from the command line.
 
         usage:
-          aqmp shell [ADDRESS]                                interactive shell (built-in simulator without ADDRESS)
+          aqmp shell [--history-file FILE] [ADDRESS]          interactive shell (built-in simulator without ADDRESS)
           aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]       run one command, print its return value
           aqmp events ADDRESS [--name NAME]... [--count N]    print events as JSON lines
           aqmp serve ADDRESS                                  run the QMP simulator
@@ -38,7 +39,7 @@ internal static class AqmpTool
                     await output.WriteLineAsync(Help).ConfigureAwait(false);
                     return verb is null ? ExitCodes.Usage : ExitCodes.Success;
                 case "shell":
-                    return await WithHelpAsync(CliArguments.Parse(rest), ShellCommand.Help, output, a => ShellCommand.RunAsync(a, input, output, error, interactive, interrupted.Token)).ConfigureAwait(false);
+                    return await WithHelpAsync(CliArguments.Parse(rest, ShellCommand.HistoryFileOption), ShellCommand.Help, output, a => ShellCommand.RunAsync(a, input, output, error, interactive ? new SystemTerminal(output, error) : null, interrupted.Token)).ConfigureAwait(false);
                 case "execute":
                     return await WithHelpAsync(CliArguments.Parse(rest), ExecuteCommand.Help, output, a => ExecuteCommand.RunAsync(a, output, error, interrupted.Token)).ConfigureAwait(false);
                 case "events":

@@ -3,4 +3,4 @@ using System.Reflection;
 using Aqmp.Pipelines.Cli;
 using Aqmp.Pipelines.Cli.Commands;
 
-return await AqmpTool.RunAsync(args, Console.In, Console.Out, Console.Error, interactive: !Console.IsInputRedirected);
+return await AqmpTool.RunAsync(args, Console.In, Console.Out, Console.Error, interactive: !Console.IsInputRedirected && !Console.IsOutputRedirected);

@@ -1,0 +1,52 @@
+using Aqmp.Pipelines.Cli.Tests.Support;
+
+namespace Aqmp.Pipelines.Cli.Tests.Shell;
+
+/// <summary>The built tool's shell on a real pseudo-terminal (<see cref="PseudoTerminalShell"/>).</summary>
+[TestFixture]
+public sealed class ShellUnderPseudoTerminalTests : TempDirectoryTest
+{
+    private const string Prompt = "(QEMU) ";
+
+    private string HistoryFile => Path.Combine(TempDirectory, "history");
+
+    [SetUp]
+    public void NeedScript()
+    {
+        if (!File.Exists(PseudoTerminalShell.Script))
+        {
+            Assert.Ignore("util-linux's script is not installed");
+        }
+    }
+
+    [Test]
+    public async Task Stop_Ctrl_U_four_Backspaces_and_query_status_run_query_status_and_Ctrl_D_exits_0()
+    {
+        using var shell = PseudoTerminalShell.Start(HistoryFile);
+
+        await shell.WaitForAsync(Prompt);
+        await shell.SendAsync("stop\x15\x7f\x7f\x7f\x7fquery-status\r");
+        await shell.WaitForAsync("\"status\": \"running\"");
+        await shell.SendAsync("\x04");
+
+        Assert.That(await shell.ExitCodeAsync(), Is.Zero, shell.Output);
+        Assert.That(shell.Output, Does.Not.Contain("CommandNotFound"));
+        Assert.That(File.ReadAllLines(HistoryFile), Is.EqualTo(new[] { "query-status" }));
+    }
+
+    [Test]
+    public async Task Ctrl_C_on_the_prompt_drops_the_line_and_the_shell_goes_on_until_exit()
+    {
+        using var shell = PseudoTerminalShell.Start(HistoryFile);
+
+        await shell.WaitForAsync(Prompt);
+        await shell.SendAsync("system_reset\x03");
+        await shell.WaitForAsync("system_reset^C");
+        await shell.SendAsync("\x1b[Aquery-version\r");
+        await shell.WaitForAsync("\"package\": \"aqmp-simulator\"");
+        await shell.SendAsync("exit\r");
+
+        Assert.That(await shell.ExitCodeAsync(), Is.Zero, shell.Output);
+        Assert.That(shell.Output, Does.Not.Contain("RESET"), "the dropped line was not run");
+    }
+}
