@@ -51,10 +51,10 @@ internal static class FramerSpecKit
         yield return (SegmentedSequence.OfSegmentSize(data, 1), "one-byte segments");
     }
 
-    /// <summary><paramref name="data"/> cut at random points (from none to one every few bytes, empty segments included).</summary>
+    /// <summary><paramref name="data"/> cut at up to 2,000 random points (from none to one every few bytes, empty segments included).</summary>
     public static ReadOnlySequence<byte> RandomCut(byte[] data, Random random)
     {
-        var count = random.Next(0, Math.Max(1, data.Length / random.Next(1, 16)) + 1);
+        var count = random.Next(0, Math.Min(2000, data.Length / random.Next(1, 16)) + 1);
         var points = Enumerable.Range(0, count).Select(_ => random.Next(0, data.Length + 1)).Order().ToArray();
         return SegmentedSequence.Split(data, points);
     }
