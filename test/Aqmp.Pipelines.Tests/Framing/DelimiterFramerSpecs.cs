@@ -62,30 +62,19 @@ public class DelimiterFramerSpecs
     // ---- Splitting and segmentation -------------------------------------------------------------
 
     [TestCaseSource(nameof(Streams))]
-    public void Every_frame_is_the_bytes_up_to_the_earliest_delimiter_however_the_stream_is_cut_into_segments(string[] delimiters, string stream)
+    public void Every_frame_is_the_bytes_up_to_the_earliest_delimiter_however_the_stream_is_cut_into_segments_and_keeps_its_delimiter_unless_stripped(string[] delimiters, string stream)
     {
-        var (expected, expectedRemainder) = Reference(stream, delimiters);
-        var framer = Framer(delimiters);
-        foreach (var (sequence, cut) in FramerSpecKit.EveryCut(Bytes(stream)))
+        foreach (var strip in new[] { true, false })
         {
-            var (frames, remainder) = Read(framer, sequence);
+            var (expected, expectedRemainder) = Reference(stream, delimiters, strip);
+            var framer = Framer(delimiters, stripDelimiter: strip);
+            foreach (var (sequence, cut) in FramerSpecKit.EveryCut(Bytes(stream)))
+            {
+                var (frames, remainder) = Read(framer, sequence);
 
-            Assert.That(frames, Is.EqualTo(expected), cut);
-            Assert.That(remainder, Is.EqualTo(expectedRemainder), cut);
-        }
-    }
-
-    [TestCaseSource(nameof(Streams))]
-    public void With_stripDelimiter_off_every_frame_ends_with_its_delimiter(string[] delimiters, string stream)
-    {
-        var (expected, expectedRemainder) = Reference(stream, delimiters, stripDelimiter: false);
-        var framer = Framer(delimiters, stripDelimiter: false);
-        foreach (var (sequence, cut) in FramerSpecKit.EveryCut(Bytes(stream)))
-        {
-            var (frames, remainder) = Read(framer, sequence);
-
-            Assert.That(frames, Is.EqualTo(expected), cut);
-            Assert.That(remainder, Is.EqualTo(expectedRemainder), cut);
+                Assert.That(frames, Is.EqualTo(expected), $"strip {strip}, {cut}");
+                Assert.That(remainder, Is.EqualTo(expectedRemainder), $"strip {strip}, {cut}");
+            }
         }
     }
 

@@ -104,4 +104,25 @@ internal static class FramerSpecKit
 
         return (messages, null, null);
     }
+
+    /// <summary>
+    /// Writes <paramref name="payloads"/> with <paramref name="framer"/> and checks that the bytes
+    /// written read back to the same payloads, in one segment and in segments of a few bytes.
+    /// </summary>
+    public static void AssertWrittenMessagesReadBack(IMessageFramer<ReadOnlySequence<byte>> framer, IReadOnlyList<byte[]> payloads)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        foreach (var payload in payloads)
+        {
+            framer.WriteMessage(new ReadOnlySequence<byte>(payload), output);
+        }
+
+        var written = output.WrittenSpan.ToArray();
+        foreach (var (sequence, cut) in new[] { (new ReadOnlySequence<byte>(written), "one segment"), (SegmentedSequence.OfSegmentSize(written, 3), "3-byte segments") })
+        {
+            var (messages, remainder) = ReadAll(framer, sequence);
+            Assert.That(messages, Is.EqualTo(payloads), cut);
+            Assert.That(remainder, Is.Empty, cut);
+        }
+    }
 }

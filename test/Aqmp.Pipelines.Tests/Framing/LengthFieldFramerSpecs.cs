@@ -304,19 +304,7 @@ public class LengthFieldFramerSpecs
             maximumFrameLength: 64 * 1024,
             writtenLengthIncludesLengthField: lengthIncludesField);
         var payloads = new[] { 0, 1, 2, 200, 255 - fieldLength, 0 }.Select(length => Bytes(length, length)).ToList();
-        var output = new ArrayBufferWriter<byte>();
-        foreach (var payload in payloads)
-        {
-            framer.WriteMessage(new ReadOnlySequence<byte>(payload), output);
-        }
-
-        var written = output.WrittenSpan.ToArray();
-        foreach (var sequence in new[] { new ReadOnlySequence<byte>(written), SegmentedSequence.OfSegmentSize(written, 3) })
-        {
-            var (messages, remainder) = FramerSpecKit.ReadAll(framer, sequence);
-            Assert.That(messages, Is.EqualTo(payloads));
-            Assert.That(remainder, Is.Empty);
-        }
+        FramerSpecKit.AssertWrittenMessagesReadBack(framer, payloads);
     }
 
     // ---- Configuration --------------------------------------------------------------------------

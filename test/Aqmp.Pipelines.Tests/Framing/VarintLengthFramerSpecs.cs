@@ -218,19 +218,7 @@ public class VarintLengthFramerSpecs
     {
         var framer = new VarintLengthFramer(maximumPayloadLength: 20_000);
         var payloads = new[] { 0, 1, 127, 128, 0, 16384, 5 }.Select(length => Bytes(length, length)).ToList();
-        var output = new ArrayBufferWriter<byte>();
-        foreach (var payload in payloads)
-        {
-            framer.WriteMessage(new ReadOnlySequence<byte>(payload), output);
-        }
-
-        var written = output.WrittenSpan.ToArray();
-        foreach (var sequence in new[] { new ReadOnlySequence<byte>(written), SegmentedSequence.OfSegmentSize(written, 7) })
-        {
-            var (messages, remainder) = FramerSpecKit.ReadAll(framer, sequence);
-            Assert.That(messages, Is.EqualTo(payloads));
-            Assert.That(remainder, Is.Empty);
-        }
+        FramerSpecKit.AssertWrittenMessagesReadBack(framer, payloads);
     }
 
     // ---- Configuration --------------------------------------------------------------------------
