@@ -1,0 +1,304 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+
+namespace Aqmp.Pipelines.Framing;
+
+/// <summary>
+/// Base class of delimiter framers: a frame is the bytes up to the earliest of one or several
+/// delimiters, each any non-empty byte sequence (the rule of DotNetty's
+/// <c>DelimiterBasedFrameDecoder</c>). Subclasses turn the frame's bytes into a message and back.
+/// </summary>
+/// <typeparam name="TMessage">The message type of the protocol.</typeparam>
+/// <remarks>
+/// <para>
+/// <b>Which delimiter ends a frame.</b> The one that starts earliest; of two that start at the same
+/// byte, the one listed first. A delimiter found is not final while another, whose first bytes end
+/// the buffer, may still complete earlier (or at the same byte, listed before it): the framer then
+/// waits for more bytes, so a stream splits into the same frames however its reads are cut. With
+/// one delimiter that never happens.
+/// </para>
+/// <para>
+/// <b>Search.</b> The buffer's first segment is searched with a vectorized
+/// <see cref="MemoryExtensions.IndexOf{T}(ReadOnlySpan{T}, ReadOnlySpan{T})"/>; a frame whose
+/// delimiter lies past it (or, with several delimiters, near its end) takes a path kept out of line
+/// that resumes where the previous call on the same frame stopped (the <c>examined</c> position the
+/// session hands back, less the longest delimiter's length minus one, for a delimiter cut by a read),
+/// so a long frame costs one pass. Parsing allocates nothing. The framer keeps no per-stream state:
+/// one instance may serve many sessions.
+/// </para>
+/// <para>
+/// <b>Limits.</b> A frame whose payload (excluding its delimiter) is longer than
+/// <see cref="MaximumPayloadLength"/> raises <see cref="FrameTooLargeException"/> as soon as that is
+/// known: with its delimiter in view, or when more than the limit plus the longest delimiter's length
+/// minus one is buffered without one, so a session buffers no more than that plus one read. Bytes
+/// left over when the stream ends raise <see cref="IncompleteFrameException"/> (the interface's default).
+/// </para>
+/// </remarks>
+public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
+{
+    /// <summary>The default <see cref="MaximumPayloadLength"/>: 64 KiB.</summary>
+    public const int DefaultMaximumPayloadLength = 64 * 1024;
+
+    private readonly byte[][] _delimiters;
+    private readonly int _longestDelimiter;
+
+    /// <summary>Creates a framer with one delimiter.</summary>
+    /// <param name="delimiter">The delimiter: any non-empty byte sequence (copied).</param>
+    /// <param name="maximumPayloadLength">The longest accepted inbound frame in bytes, excluding its delimiter; at least 0.</param>
+    /// <param name="stripDelimiter">Whether an inbound message leaves its delimiter out (the default) or ends with it.</param>
+    /// <exception cref="ArgumentException">The delimiter is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maximumPayloadLength"/> is negative.</exception>
+    protected DelimiterFramer(ReadOnlySpan<byte> delimiter, int maximumPayloadLength = DefaultMaximumPayloadLength, bool stripDelimiter = true)
+        : this([delimiter.ToArray()], maximumPayloadLength, stripDelimiter)
+    {
+    }
+
+    /// <summary>Creates a framer with several alternative delimiters.</summary>
+    /// <param name="delimiters">
+    /// The delimiters, each any non-empty byte sequence (copied), in order of preference between two
+    /// that start at the same byte; the first is the one written after outbound messages.
+    /// </param>
+    /// <param name="maximumPayloadLength">The longest accepted inbound frame in bytes, excluding its delimiter; at least 0.</param>
+    /// <param name="stripDelimiter">Whether an inbound message leaves its delimiter out (the default) or ends with it.</param>
+    /// <exception cref="ArgumentException">There is no delimiter, or one is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maximumPayloadLength"/> is negative.</exception>
+    protected DelimiterFramer(IEnumerable<byte[]> delimiters, int maximumPayloadLength = DefaultMaximumPayloadLength, bool stripDelimiter = true)
+    {
+        ArgumentNullException.ThrowIfNull(delimiters);
+        ArgumentOutOfRangeException.ThrowIfNegative(maximumPayloadLength);
+        _delimiters = delimiters.Select(d => d is { Length: > 0 } ? d.ToArray() : throw new ArgumentException("A delimiter is at least one byte long.", nameof(delimiters))).ToArray();
+        if (_delimiters.Length == 0)
+        {
+            throw new ArgumentException("A delimiter framer needs at least one delimiter.", nameof(delimiters));
+        }
+
+        _longestDelimiter = _delimiters.Max(d => d.Length);
+        Delimiters = Array.AsReadOnly(_delimiters.Select(d => (ReadOnlyMemory<byte>)d).ToArray());
+        MaximumPayloadLength = maximumPayloadLength;
+        StripDelimiter = stripDelimiter;
+    }
+
+    /// <summary>The delimiters, in order of preference; the first is written after outbound messages.</summary>
+    public IReadOnlyList<ReadOnlyMemory<byte>> Delimiters { get; }
+
+    /// <summary>The longest accepted inbound frame in bytes, excluding its delimiter.</summary>
+    public int MaximumPayloadLength { get; }
+
+    /// <summary>Whether an inbound message leaves its delimiter out (otherwise it ends with it).</summary>
+    public bool StripDelimiter { get; }
+
+    /// <inheritdoc />
+    /// <remarks>The payload limit plus the longest delimiter.</remarks>
+    long? IMessageFramer<TMessage>.MaximumFrameLength => MaximumPayloadLength + (long)_longestDelimiter;
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// On success <paramref name="consumed"/> and <paramref name="examined"/> are just past the
+    /// delimiter; otherwise <paramref name="examined"/> is the input's end. The frame passed to
+    /// <see cref="DecodeFrame"/> is a slice of <paramref name="input"/>.
+    /// </remarks>
+    /// <exception cref="FrameTooLargeException">The frame is longer than <see cref="MaximumPayloadLength"/>.</exception>
+    public bool TryReadMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    {
+        // Fast path: a delimiter in the first segment that no other can still overtake (always so
+        // with one delimiter: one starting earlier would have been found).
+        var first = input.FirstSpan;
+        var index = IndexOfEarliest(first, out var which);
+        if (index >= 0 && index + _longestDelimiter <= first.Length)
+        {
+            ThrowIfTooLong(index);
+
+            // Positions are made from the segment's start, without seeking.
+            var start = input.Start;
+            var segment = start.GetObject();
+            var startIndex = start.GetInteger();
+            var end = new SequencePosition(segment, startIndex + index + _delimiters[which].Length);
+            consumed = end;
+            examined = end;
+            message = DecodeFrame(input.Slice(start, StripDelimiter ? new SequencePosition(segment, startIndex + index) : end));
+            return true;
+        }
+
+        // Any delimiter that starts earlier than one found, or at all, runs past the first span.
+        var searched = Math.Max(0, Math.Min(index >= 0 ? index : first.Length, first.Length - _longestDelimiter + 1));
+        return TryReadStraddlingFrame(input, searched, ref consumed, ref examined, out message);
+    }
+
+    /// <summary>Writes <paramref name="message"/> (through <see cref="EncodeFrame"/>) and the first delimiter.</summary>
+    /// <param name="message">The message to write.</param>
+    /// <param name="output">The session's outbound buffer.</param>
+    public void WriteMessage(TMessage message, IBufferWriter<byte> output)
+    {
+        EncodeFrame(message, output);
+        output.Write(_delimiters[0]);
+    }
+
+    /// <summary>Turns one frame's bytes (its delimiter stripped, unless <see cref="StripDelimiter"/> is off) into a message.</summary>
+    /// <param name="frame">
+    /// The frame. It points into the pipe's memory: see <see cref="IMessageFramer{TMessage}"/> for
+    /// how long it stays valid.
+    /// </param>
+    /// <returns>The message.</returns>
+    /// <exception cref="ProtocolException">The frame is not a valid message.</exception>
+    protected abstract TMessage DecodeFrame(in ReadOnlySequence<byte> frame);
+
+    /// <summary>
+    /// Writes a message's content, without delimiter, into <paramref name="output"/>. The content
+    /// must not end its frame early on the way back: see <see cref="ThrowIfContainsDelimiter"/>.
+    /// </summary>
+    /// <param name="message">The message.</param>
+    /// <param name="output">The outbound buffer.</param>
+    protected abstract void EncodeFrame(TMessage message, IBufferWriter<byte> output);
+
+    /// <summary>
+    /// Throws when <paramref name="content"/>, written before the first delimiter, would not read
+    /// back as one frame: when it holds a delimiter, or ends with the first bytes of one that the
+    /// written delimiter would complete (or might, with the next frame's bytes).
+    /// </summary>
+    /// <param name="content">The frame's content.</param>
+    /// <exception cref="ArgumentException">The content would end its frame early.</exception>
+    protected void ThrowIfContainsDelimiter(in ReadOnlySequence<byte> content)
+    {
+        var written = _delimiters[0];
+        foreach (var delimiter in _delimiters)
+        {
+            var contains = content.IsSingleSegment
+                ? content.FirstSpan.IndexOf(delimiter) >= 0
+                : new SequenceReader<byte>(content).TryReadTo(out ReadOnlySequence<byte> _, delimiter, advancePastDelimiter: false);
+            if (contains)
+            {
+                throw new ArgumentException("An outbound frame must not contain a delimiter.", nameof(content));
+            }
+
+            for (var n = (int)Math.Min(delimiter.Length - 1, content.Length); n >= 1; n--)
+            {
+                var rest = delimiter.AsSpan(n);
+                var overlap = Math.Min(rest.Length, written.Length);
+                if (rest[..overlap].SequenceEqual(written.AsSpan(0, overlap)) && new SequenceReader<byte>(content.Slice(content.Length - n)).IsNext(delimiter.AsSpan(0, n)))
+                {
+                    throw new ArgumentException("An outbound frame must not end with the start of a delimiter that the written delimiter completes.", nameof(content));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The slow path of <see cref="TryReadMessage"/>, kept out of line so that the fast path stays
+    /// small: no delimiter in the first segment, or one near its end that another may overtake.
+    /// Searches from <paramref name="searched"/> or from where an earlier call on the same frame
+    /// stopped (less a delimiter cut by a read), whichever is further.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryReadStraddlingFrame(in ReadOnlySequence<byte> input, long searched, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    {
+        var buffered = input.Length;
+        var from = Math.Max(searched, ExaminedLength(input, examined) - (_longestDelimiter - 1));
+        var index = IndexOfEarliest(input, from, out var which);
+        if (index >= 0 && !MayBeOvertaken(input, index, which))
+        {
+            ThrowIfTooLong(index);
+            var delimiterLength = _delimiters[which].Length;
+            var end = input.GetPosition(index + delimiterLength);
+            consumed = end;
+            examined = end;
+            message = DecodeFrame(input.Slice(0, StripDelimiter ? index : index + delimiterLength));
+            return true;
+        }
+
+        // Whatever arrives next, the payload is at least this long: all but a delimiter's first bytes.
+        if (buffered - (_longestDelimiter - 1) > MaximumPayloadLength)
+        {
+            ThrowFrameTooLarge(MaximumPayloadLength, buffered);
+        }
+
+        examined = input.End;
+        message = default!;
+        return false;
+    }
+
+    /// <summary>Where the earliest delimiter in <paramref name="span"/> starts, or -1; of two at the same byte, the one listed first.</summary>
+    private int IndexOfEarliest(ReadOnlySpan<byte> span, out int which)
+    {
+        var best = span.IndexOf(_delimiters[0]);
+        which = 0;
+        for (var k = 1; k < _delimiters.Length; k++)
+        {
+            // Only a delimiter starting before the best so far can replace it: search no further.
+            var delimiter = _delimiters[k];
+            var window = best < 0 ? span : span[..Math.Min(span.Length, best - 1 + delimiter.Length)];
+            var index = window.IndexOf(delimiter);
+            if (index >= 0)
+            {
+                best = index;
+                which = k;
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>Where the earliest delimiter starting at or after <paramref name="from"/> starts in <paramref name="input"/>, or -1.</summary>
+    private long IndexOfEarliest(in ReadOnlySequence<byte> input, long from, out int which)
+    {
+        var best = -1L;
+        which = -1;
+        for (var k = 0; k < _delimiters.Length; k++)
+        {
+            var reader = new SequenceReader<byte>(input);
+            reader.Advance(from);
+            if (reader.TryReadTo(out ReadOnlySequence<byte> _, _delimiters[k], advancePastDelimiter: false) && (best < 0 || reader.Consumed < best))
+            {
+                best = reader.Consumed;
+                which = k;
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>
+    /// Whether a delimiter whose first bytes end <paramref name="input"/> may still complete at a
+    /// byte before <paramref name="index"/>, or at it while listed before <paramref name="which"/>.
+    /// Only one starting within the longest delimiter's length of the end can.
+    /// </summary>
+    private bool MayBeOvertaken(in ReadOnlySequence<byte> input, long index, int which)
+    {
+        var buffered = input.Length;
+        if (index + _longestDelimiter <= buffered)
+        {
+            return false;
+        }
+
+        var tail = input.Slice(buffered - Math.Min(buffered, _longestDelimiter - 1));
+        for (var k = 0; k < _delimiters.Length; k++)
+        {
+            var delimiter = _delimiters[k];
+            for (var n = (int)Math.Min(delimiter.Length - 1, tail.Length); n >= 1; n--)
+            {
+                var start = buffered - n;
+                if ((start < index || (start == index && k < which)) && new SequenceReader<byte>(tail.Slice(tail.Length - n)).IsNext(delimiter.AsSpan(0, n)))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>How many bytes of <paramref name="input"/> lie before <paramref name="examined"/>; 0 for its start or no position.</summary>
+    private static long ExaminedLength(in ReadOnlySequence<byte> input, SequencePosition examined)
+        => examined.GetObject() is null || examined.Equals(input.Start) ? 0 : input.Slice(input.Start, examined).Length;
+
+    private void ThrowIfTooLong(long payloadLength)
+    {
+        if (payloadLength > MaximumPayloadLength)
+        {
+            ThrowFrameTooLarge(MaximumPayloadLength, payloadLength);
+        }
+    }
+
+    [DoesNotReturn]
+    private static void ThrowFrameTooLarge(long maximumLength, long observedLength) => throw new FrameTooLargeException(maximumLength, observedLength);
+}
