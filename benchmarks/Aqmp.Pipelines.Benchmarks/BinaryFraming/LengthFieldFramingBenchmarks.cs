@@ -7,11 +7,12 @@ namespace Aqmp.Pipelines.Benchmarks.BinaryFraming;
 
 /// <summary>
 /// Frames of a 4-byte big-endian length then the payload: <see cref="LengthFieldFramer"/> against
-/// a hand-written <see cref="SequenceReader{T}"/> loop.
+/// a hand-written <see cref="SequenceReader{T}"/> loop, and a hand-written framer driven the same way.
 /// </summary>
 public class LengthFieldFramingBenchmarks : BinaryFramingBenchmarks
 {
     private readonly LengthFieldFramer _framer = new(lengthFieldLength: 4, maximumFrameLength: 64 * 1024);
+    private readonly HandWrittenLengthFieldFramer _handWritten = new();
 
     /// <summary>The hand-written baseline.</summary>
     /// <returns>The payload bytes seen.</returns>
@@ -31,6 +32,11 @@ public class LengthFieldFramingBenchmarks : BinaryFramingBenchmarks
 
         return Verify(frames, bytes);
     }
+
+    /// <summary>A hand-written framer for the same format, driven as the library's is.</summary>
+    /// <returns>The payload bytes seen.</returns>
+    [Benchmark]
+    public long HandWrittenFramerTryReadMessage() => ReadWith(_handWritten);
 
     /// <summary>The library's framer.</summary>
     /// <returns>The payload bytes seen.</returns>
