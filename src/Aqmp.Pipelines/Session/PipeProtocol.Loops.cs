@@ -19,46 +19,20 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Runs the read loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails
-    /// schedules a disconnect with its error as the root cause; the task itself never faults.
+    /// The read loop (QEMU aqmp's <c>_bh_loop_forever</c>), the canonical pipe read loop: deliver
+    /// every message the held read contains, flush the replies the handlers sent, then hand the
+    /// read back and wait for more (through the session's <see cref="MessageReader{TMessage}"/>,
+    /// which the handshake used before it, so what the handshake left unread comes first); stop
+    /// when the peer ends the stream. Once a handler has asked to end the session
+    /// (<see cref="MessageContext{TMessage}.EndSession"/>), it delivers nothing more but keeps
+    /// reading (and discarding) until the teardown stops it, so that a peer that answers what it
+    /// reads never blocks the drain. A loop that fails schedules a disconnect with its error as the
+    /// root cause; the task itself never faults.
     /// </summary>
     private async Task RunReadLoopAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
     {
         const string name = "Reader";
-        try
-        {
-            await ReadLoopAsync(reader, outbound, context, abort).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (abort.IsCancellationRequested || _state is DisconnectingState)
-        {
-            // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
-            // sending: a normal end, not a root cause.
-        }
-        catch (Exception ex)
-        {
-            var rootCause = RootCauseOf(name, ex);
-            lock (_gate)
-            {
-                ScheduleDisconnect(rootCause: rootCause);
-            }
-        }
-        finally
-        {
-            PipeProtocolLog.LoopExited(Logger, name);
-        }
-    }
 
-    /// <summary>
-    /// The canonical pipe read loop: deliver every message the held read contains, flush the
-    /// replies the handlers sent, then hand the read back and wait for more (through the
-    /// session's <see cref="MessageReader{TMessage}"/>, which the handshake used before it, so
-    /// what the handshake left unread comes first); stop when the peer ends the stream. Once a
-    /// handler has asked to end the session (<see cref="MessageContext{TMessage}.EndSession"/>),
-    /// it delivers nothing more but keeps reading (and discarding) until the teardown stops it, so
-    /// that a peer that answers what it reads never blocks the drain.
-    /// </summary>
-    private async Task ReadLoopAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
-    {
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
         SessionFlow.Enter(this, SessionFlowRole.ReadLoop);
         try
@@ -103,18 +77,34 @@ public abstract partial class PipeProtocol<TMessage>
                 }
             }
         }
-        catch
+        catch (Exception ex)
         {
-            // The session is failing (a frame over the limit, a handler that threw): the read is
-            // handed back fully examined, or a Pipe-backed transport (a caller's IDuplexPipe) would
-            // count every buffered byte as new and stop pausing its writer while the teardown runs.
+            // What follows (the runstate handlers, the teardown it starts) is not the read loop.
+            SessionFlow.Clear();
+
+            // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
+            // sending: a normal end, not a root cause.
+            var stopped = ex is OperationCanceledException && (abort.IsCancellationRequested || _state is DisconnectingState);
+
+            // The read is handed back fully examined, or a Pipe-backed transport (a caller's
+            // IDuplexPipe) would count every buffered byte as new and stop pausing its writer
+            // while the teardown runs.
             reader.Release(failed: true);
-            throw;
+            context.SetHandlingThread(false);
+            if (!stopped)
+            {
+                var rootCause = RootCauseOf(name, ex);
+                lock (_gate)
+                {
+                    ScheduleDisconnect(rootCause: rootCause);
+                }
+            }
         }
         finally
         {
             context.SetHandlingThread(false);
             reader.Release();
+            PipeProtocolLog.LoopExited(Logger, name);
         }
     }
 
