@@ -74,7 +74,7 @@ public sealed class MessageContext<TMessage>
     public void EndSession()
     {
         _endRequested = true;
-        _session.RequestDisconnectFromHandler(_outbound);
+        _session.EndSession(_outbound);
     }
 
     private bool IsHandlingThread => Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId;

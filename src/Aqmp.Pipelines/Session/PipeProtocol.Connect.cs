@@ -317,7 +317,7 @@ public abstract partial class PipeProtocol<TMessage>
             SessionFlow.Enter(this, SessionFlowRole.Handshake);
             _framer.Reset();
             var connecting = Connecting;
-            var handshake = new HandshakeContext<TMessage>(this, connecting.Connection!, connecting.Reader!);
+            var handshake = new HandshakeContext<TMessage>(this, connecting.Reader!);
             try
             {
                 await EstablishSessionAsync(handshake, token).ConfigureAwait(false);

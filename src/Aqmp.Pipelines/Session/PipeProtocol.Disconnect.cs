@@ -128,24 +128,6 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Starts a graceful disconnect for <see cref="MessageContext{TMessage}.EndSession"/>: as if the
-    /// application had called <see cref="DisconnectAsync"/>, so the runstate returns to
-    /// <see cref="Runstate.Idle"/> by itself once the teardown is done. No effect unless
-    /// <see cref="Runstate.Running"/> with no disconnect under way.
-    /// </summary>
-    /// <param name="session">The context's own session: a later one is never ended.</param>
-    internal void RequestDisconnectFromHandler(OutboundWriter<TMessage> session)
-    {
-        lock (_gate)
-        {
-            if (_state is RunningState running && running.Outbound == session)
-            {
-                ScheduleDisconnect(requested: true);
-            }
-        }
-    }
-
-    /// <summary>
     /// Called once per session that reached <see cref="Runstate.Running"/>, by the teardown, after
     /// both loops have stopped and the transport is closed, before the runstate can return to
     /// <see cref="Runstate.Idle"/>: the place to fail requests still waiting for replies. The base

@@ -11,7 +11,7 @@ public abstract partial class PipeProtocol<TMessage>
     {
         var (connection, reader) = (connecting.Connection!, connecting.Reader!);
         OutboundWriter<TMessage>? outbound = null;
-        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => FailSession(outbound!, error), _options.OutboundBatchBytes);
+        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes);
         var abort = new CancellationTokenSource();
         var context = new MessageContext<TMessage>(this, outbound);
         var readLoop = Task.Run(() => RunReadLoopAsync(reader, outbound, context, abort.Token));
@@ -167,18 +167,22 @@ public abstract partial class PipeProtocol<TMessage>
     private bool IsDeliveringInputFirst => _state is DisconnectingState { Teardown.OutputFailed: true };
 
     /// <summary>
-    /// Ends the session when a flush or a framer that broke off mid-frame failed it: with
-    /// <paramref name="error"/> as its root cause, unless the peer was expected to close (then
-    /// without an error); either way the input that arrived first is delivered first.
+    /// Ends the session of <paramref name="outbound"/>, unless it is over already (a later one is
+    /// never ended). Without <paramref name="error"/>, for <see cref="MessageContext{TMessage}.EndSession"/>:
+    /// a graceful disconnect, as if the application had called <see cref="DisconnectAsync"/>, so the
+    /// runstate returns to <see cref="Runstate.Idle"/> by itself once the teardown is done; no effect
+    /// unless <see cref="Runstate.Running"/>. With it, when a flush or a framer that broke off
+    /// mid-frame failed: <paramref name="error"/> is the root cause, unless the peer was expected to
+    /// close (then there is none); either way the input that arrived first is delivered first.
     /// </summary>
-    private void FailSession(OutboundWriter<TMessage> outbound, Exception error)
+    internal void EndSession(OutboundWriter<TMessage> outbound, Exception? error = null)
     {
-        var rootCause = RootCauseOf("Sender", error);
+        var rootCause = error is null ? null : RootCauseOf("Sender", error);
         lock (_gate)
         {
-            if (_state.SessionOutbound == outbound)
+            if (_state.SessionOutbound == outbound && (error is not null || _state is RunningState))
             {
-                ScheduleDisconnect(outputFailed: true, rootCause: rootCause);
+                ScheduleDisconnect(requested: error is null, outputFailed: error is not null, rootCause: rootCause);
             }
         }
     }

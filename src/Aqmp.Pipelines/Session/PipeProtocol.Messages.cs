@@ -1,6 +1,4 @@
-using System.Runtime.CompilerServices;
 using Aqmp.Pipelines.Framing;
-using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
@@ -241,14 +239,14 @@ public abstract partial class PipeProtocol<TMessage>
     protected virtual string FormatForLog(TMessage message) => message?.ToString() ?? "(null)";
 
     /// <summary>Frames and flushes a message directly, for <see cref="HandshakeContext{TMessage}.SendAsync"/> (QEMU's <c>aqmp</c> <c>_send</c>).</summary>
-    internal async ValueTask SendDuringHandshakeAsync(TransportConnection connection, TMessage message, CancellationToken cancellationToken)
+    internal async ValueTask SendDuringHandshakeAsync(MessageReader<TMessage> reader, TMessage message, CancellationToken cancellationToken)
     {
-        var output = connection.Pipe.Output;
+        var output = reader.Connection.Pipe.Output;
         _framer.WriteMessage(OnOutbound(message), output);
         var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (flush.IsCompleted)
         {
-            MessageReader<TMessage>.ThrowPeerGone(connection);
+            reader.ThrowPeerGone();
         }
     }
 }
