@@ -1,5 +1,3 @@
-using Aqmp.Pipelines.Transports;
-
 namespace Aqmp.Pipelines.Session;
 
 /// <summary>
@@ -13,14 +11,12 @@ namespace Aqmp.Pipelines.Session;
 public sealed class HandshakeContext<TMessage>
 {
     private readonly PipeProtocol<TMessage> _session;
-    private readonly TransportConnection _connection;
     private readonly MessageReader<TMessage> _reader;
     private volatile bool _over;
 
-    internal HandshakeContext(PipeProtocol<TMessage> session, TransportConnection connection, MessageReader<TMessage> reader)
+    internal HandshakeContext(PipeProtocol<TMessage> session, MessageReader<TMessage> reader)
     {
         _session = session;
-        _connection = connection;
         _reader = reader;
     }
 
@@ -38,7 +34,7 @@ public sealed class HandshakeContext<TMessage>
     public ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
         ThrowIfOver();
-        return _session.SendDuringHandshakeAsync(_connection, message, cancellationToken);
+        return _session.SendDuringHandshakeAsync(_reader, message, cancellationToken);
     }
 
     /// <summary>

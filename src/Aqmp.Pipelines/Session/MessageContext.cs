@@ -45,10 +45,9 @@ public sealed class MessageContext<TMessage>
     public ValueTask SendAsync(TMessage message, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var readLoopFlushes = Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId;
-        return _outbound.TryWrite(message, readLoopFlushes) == OutboundWriter<TMessage>.WriteResult.Written
+        return _outbound.TryWrite(message, IsHandlingThread) == OutboundWriter<TMessage>.WriteResult.Written
             ? ValueTask.CompletedTask
-            : _session.SendQueuedAsync(message, cancellationToken, _outbound);
+            : _session.SendManyAsync(new[] { message }, false, _outbound, cancellationToken);
     }
 
     /// <summary>
@@ -62,7 +61,7 @@ public sealed class MessageContext<TMessage>
     /// <exception cref="StateException">The session has ended.</exception>
     /// <exception cref="Exception">A message was refused: those before it were sent, it and those after it were not.</exception>
     public ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, CancellationToken cancellationToken = default)
-        => _session.SendManyAsync(messages, Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId, _outbound, cancellationToken);
+        => _session.SendManyAsync(messages, IsHandlingThread, _outbound, cancellationToken);
 
     /// <summary>
     /// Ends the session gracefully: the session goes <see cref="Runstate.Disconnecting"/> at once
@@ -75,8 +74,10 @@ public sealed class MessageContext<TMessage>
     public void EndSession()
     {
         _endRequested = true;
-        _session.RequestDisconnectFromHandler(_outbound);
+        _session.EndSession(_outbound);
     }
+
+    private bool IsHandlingThread => Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId;
 
     /// <summary>Marks the current thread as the read loop running handlers synchronously (0: none).</summary>
     internal void SetHandlingThread(bool handling) => Volatile.Write(ref _handlingThread, handling ? Environment.CurrentManagedThreadId : 0);

@@ -159,16 +159,14 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
     /// <summary>Where the framer stopped looking in the partial frame, or <paramref name="start"/> when it has not looked yet.</summary>
     private SequencePosition ExaminedOr(SequencePosition start) => _examined.GetObject() is null ? start : _examined;
 
+    /// <summary>The connection this reader reads.</summary>
+    public TransportConnection Connection => connection;
+
     /// <summary>Raises why the input ended: the failure the transport deferred (a reset), or <see cref="EndOfStreamException"/>.</summary>
     [DoesNotReturn]
-    public void ThrowPeerGone() => ThrowPeerGone(connection);
-
-    /// <summary>Raises why <paramref name="ended"/>'s input ended: the failure it deferred (a reset), or <see cref="EndOfStreamException"/>.</summary>
-    /// <param name="ended">The connection.</param>
-    [DoesNotReturn]
-    public static void ThrowPeerGone(TransportConnection ended)
+    public void ThrowPeerGone()
     {
-        if (ended.InputError is { } error)
+        if (connection.InputError is { } error)
         {
             ExceptionDispatchInfo.Throw(error);
         }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.ExceptionServices;
 using Aqmp.Pipelines.Framing;
 using Aqmp.Pipelines.Transports;
 
@@ -23,11 +24,12 @@ namespace Aqmp.Pipelines.Session;
 /// <para>
 /// <b>Backpressure.</b> A flush that must wait for the transport (more than its pause threshold
 /// is unsent: the peer is not reading) is awaited off the senders' path, and until it completes
-/// nobody writes into the pipe: senders queue up, in call order, <em>before</em> their messages are
-/// framed, so a sender that gives up (cancelled, or the session ended) has sent nothing. When the
-/// flush completes, the queued messages are framed in order, each in its sender's execution
-/// context. Outbound memory stays below the pause threshold plus one batch and one message (plus
-/// the waiting senders' own messages).
+/// nobody writes into the pipe: senders queue up (<see cref="TryQueue"/>), in call order,
+/// <em>before</em> their messages are framed, so a sender that gives up (cancelled, or the session
+/// ended) has sent nothing. When the flush completes, the first sender in the queue is given the
+/// turn: it frames its message in its own flow (<see cref="TryWrite(ReadOnlySpan{TMessage}, bool, out int, bool)"/>
+/// with <c>hasTurn</c>), and hands the turn to the next as it leaves. Outbound memory stays below
+/// the pause threshold plus one batch and one message (plus the waiting senders' own messages).
 /// </para>
 /// <para>
 /// <b>Framer errors.</b> A framer (or outbound filter) that throws before any of its bytes reached
@@ -40,6 +42,8 @@ namespace Aqmp.Pipelines.Session;
 /// <typeparam name="TMessage">The protocol's message type.</typeparam>
 internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
 {
+    private static readonly Task<bool> NotSent = Task.FromResult(false);
+
     private readonly Lock _lock;
     private readonly PipeWriter _output;
     private readonly SendBuffer? _sendBuffer; // _output, when it is a transport's own send buffer
@@ -47,17 +51,17 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     private readonly Func<TMessage, TMessage> _onOutbound;
     private readonly Action<Exception> _fail;
     private readonly long _batchBytes;
-    private readonly Queue<QueuedSend> _waiting = new(); // senders waiting for the transport, in call order
 
     // Guarded by _lock.
+    private readonly Queue<TaskCompletionSource<bool>> _waiting = new(); // senders waiting for their turn, in call order
+    private bool _turnGiven;             // the first of the queue was given its turn and has not framed yet
     private Memory<byte> _buffer;        // space the pipe lent for framing, not yet committed
     private int _buffered;               // bytes framed into _buffer
     private int _frameStart = -1;        // where the frame being written starts in _buffer; -1 between frames
     private bool _frameCommitted;        // part of the frame being written has reached the pipe
     private long _unflushedBytes;        // framed since the last flush (committed or not)
     private int _unflushedMessages;
-    private bool _flushing;              // a flush waits for the transport: senders queue up
-    private Task _flushWait = Task.CompletedTask; // awaits that flush, then frames the queue behind it
+    private Task? _flushWait;            // awaits a flush that waits for the transport: senders queue up meanwhile
     private bool _closed;                // no more messages: the session is ending
     private bool _finished;              // the session let go of the pipe: it is no longer touched
     private volatile bool _deferred;     // the read loop framed replies it will flush itself
@@ -75,13 +79,10 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
 
         // Framing and publishing under the send buffer's own lock: a flush is then two plain writes.
         _lock = _sendBuffer?.SyncRoot ?? new Lock();
-        _framer = framer;
-        _onOutbound = onOutbound;
-        _fail = fail;
-        _batchBytes = batchBytes;
+        (_framer, _onOutbound, _fail, _batchBytes) = (framer, onOutbound, fail, batchBytes);
     }
 
-    /// <summary>What <see cref="TryWrite(TMessage, bool)"/> did with a message.</summary>
+    /// <summary>What <see cref="TryWrite(ReadOnlySpan{TMessage}, bool, out int, bool)"/> did with the messages.</summary>
     public enum WriteResult
     {
         /// <summary>Framed and flushed (or held back for the read loop to flush).</summary>
@@ -94,15 +95,9 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         Closed,
     }
 
-    // ---- The senders --------------------------------------------------------------------------
-
     /// <summary>Frames and flushes <paramref name="message"/> unless the writer is closed or waiting for the transport.</summary>
     /// <param name="message">The message.</param>
-    /// <param name="readLoopFlushes">
-    /// The caller is the read loop, running synchronously, and calls <see cref="FlushDeferred"/>
-    /// before it next waits: the message is framed but not flushed yet (a reply to a read leaves
-    /// with the other replies to that read).
-    /// </param>
+    /// <param name="readLoopFlushes">As for several messages.</param>
     /// <returns>Whether it was framed.</returns>
     /// <exception cref="Exception">The outbound filter or the framer refused the message (it was not sent).</exception>
     public WriteResult TryWrite(TMessage message, bool readLoopFlushes = false)
@@ -113,18 +108,23 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     /// are framed or the writer is closed or must wait for the transport.
     /// </summary>
     /// <param name="messages">The messages.</param>
-    /// <param name="readLoopFlushes">As for one message: the read loop flushes them itself.</param>
+    /// <param name="readLoopFlushes">
+    /// The caller is the read loop, running synchronously, and calls <see cref="FlushDeferred"/>
+    /// before it next waits: the messages are framed but not flushed yet (a reply to a read leaves
+    /// with the other replies to that read).
+    /// </param>
     /// <param name="written">How many were framed, from the first.</param>
+    /// <param name="hasTurn">The caller was given its turn by <see cref="TryQueue"/>: it frames ahead of the queue, and passes the turn on.</param>
     /// <returns><see cref="WriteResult.Written"/> when all were framed; otherwise why the rest were not.</returns>
     /// <exception cref="Exception">
     /// The outbound filter or the framer refused message <paramref name="written"/> (it and those
     /// after it were not sent; those before it were).
     /// </exception>
-    public WriteResult TryWrite(ReadOnlySpan<TMessage> messages, bool readLoopFlushes, out int written)
+    public WriteResult TryWrite(ReadOnlySpan<TMessage> messages, bool readLoopFlushes, out int written, bool hasTurn = false)
     {
         written = 0;
         Exception? failure = null;
-        System.Runtime.ExceptionServices.ExceptionDispatchInfo? refusal = null;
+        ExceptionDispatchInfo? refusal = null;
         var result = WriteResult.Written;
         lock (_lock)
         {
@@ -133,22 +133,22 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                 return WriteResult.Closed;
             }
 
-            if (_flushing || _waiting.Count > 0)
+            if (hasTurn)
+            {
+                _turnGiven = false;
+            }
+            else if (_flushWait is not null || _turnGiven || _waiting.Count > 0)
             {
                 return WriteResult.Busy;
             }
 
-            while (written < messages.Length)
+            for (; written < messages.Length; written++)
             {
-                if (_unflushedBytes >= _batchBytes)
+                if (_unflushedBytes >= _batchBytes && ((failure = Flush()) is not null || _flushWait is not null))
                 {
-                    failure = Flush();
-                    if (failure is not null || _flushing)
-                    {
-                        // Failed, or waiting for the transport: the rest waits its turn.
-                        result = failure is null ? WriteResult.Busy : WriteResult.Closed;
-                        break;
-                    }
+                    // Failed, or waiting for the transport: the rest waits its turn.
+                    result = failure is null ? WriteResult.Busy : WriteResult.Closed;
+                    break;
                 }
 
                 try
@@ -158,7 +158,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                 catch (Exception ex)
                 {
                     // Refused before any of its bytes reached the pipe: those framed before it stand.
-                    refusal = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex);
+                    refusal = ExceptionDispatchInfo.Capture(ex);
                     break;
                 }
 
@@ -166,11 +166,9 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                 {
                     break;
                 }
-
-                written++;
             }
 
-            if (failure is null && !_flushing && _unflushedBytes > 0)
+            if (failure is null && _flushWait is null && _unflushedBytes > 0)
             {
                 if (readLoopFlushes)
                 {
@@ -181,6 +179,11 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                     failure = Flush();
                 }
             }
+
+            if (hasTurn)
+            {
+                PassTurn();
+            }
         }
 
         if (failure is not null)
@@ -189,7 +192,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             _fail(failure);
             if (result == WriteResult.Written)
             {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+                ExceptionDispatchInfo.Throw(failure);
             }
         }
 
@@ -198,36 +201,52 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     }
 
     /// <summary>
-    /// Queues a sender behind a flush that waits for the transport: its message is framed, in
-    /// call order, once the transport has room.
+    /// Queues a sender behind a flush that waits for the transport (or behind the senders queued
+    /// already) until it is its turn to frame, in call order.
     /// </summary>
-    /// <param name="message">The message.</param>
-    /// <param name="cancellationToken">Withdraws the message, unless it was framed already.</param>
+    /// <param name="cancellationToken">Withdraws the sender, unless it was given its turn already.</param>
     /// <returns>
-    /// Null if the writer is no longer busy (write again); else a task that completes with true once
-    /// the message is framed, with false if the writer closed first (the message was not sent), or
-    /// with the framer's error, or cancelled.
+    /// Null if the writer is no longer busy (write again); else a task that completes with true when
+    /// it is the sender's turn (write with <c>hasTurn</c> at once), with false if the writer closed
+    /// first (the message was not sent), or cancelled.
     /// </returns>
-    public Task<bool>? TryQueue(TMessage message, CancellationToken cancellationToken)
+    public Task<bool>? TryQueue(CancellationToken cancellationToken)
     {
-        QueuedSend queued;
+        var turn = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_lock)
         {
             if (_closed)
             {
-                return QueuedSend.NotSent;
+                return NotSent;
             }
 
-            if (!_flushing && _waiting.Count == 0)
+            if (_flushWait is null && !_turnGiven && _waiting.Count == 0)
             {
                 return null;
             }
 
-            queued = new QueuedSend(this, message);
-            _waiting.Enqueue(queued);
+            _waiting.Enqueue(turn);
         }
 
-        return queued.WaitAsync(cancellationToken);
+        return WaitForTurnAsync(turn, cancellationToken);
+    }
+
+    private static async Task<bool> WaitForTurnAsync(TaskCompletionSource<bool> turn, CancellationToken cancellationToken)
+    {
+        // A turn is either given or withdrawn, never both: whoever completes the source first wins.
+        using (cancellationToken.UnsafeRegister(static (state, token) => ((TaskCompletionSource<bool>)state!).TrySetCanceled(token), turn))
+        {
+            return await turn.Task.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Gives the turn to the first sender still waiting, unless a flush waits. Call under the lock.</summary>
+    private void PassTurn()
+    {
+        while (!_turnGiven && _flushWait is null && _waiting.TryDequeue(out var next))
+        {
+            _turnGiven = next.TrySetResult(true); // false: withdrawn
+        }
     }
 
     /// <summary>Frames one message under the lock; returns an error that corrupted the stream, or throws one that did not.</summary>
@@ -244,7 +263,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         }
         catch (Exception ex) when (_frameCommitted)
         {
-            _closed = true;
+            Closing();
             return ex;
         }
         catch
@@ -261,41 +280,49 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         }
     }
 
-    // ---- The read loop's held-back replies ----------------------------------------------------
-
     /// <summary>
     /// Flushes the replies the read loop framed with <c>readLoopFlushes</c>. Call from the read
     /// loop before it waits for anything.
     /// </summary>
     public void FlushDeferred()
     {
-        if (!_deferred)
+        if (_deferred)
         {
-            return;
+            Close(closing: false);
         }
+    }
 
-        Exception? failure;
+    /// <summary>
+    /// Stops accepting messages and flushes what was framed (the read loop's held-back replies
+    /// included). A flush that waits for the transport goes on; <see cref="WhenFlushedAsync"/> waits for it.
+    /// </summary>
+    public void Close() => Close(closing: true);
+
+    private void Close(bool closing)
+    {
+        Exception? failure = null;
         lock (_lock)
         {
             _deferred = false;
-            if (_closed || _flushing || _unflushedBytes == 0)
+            if (!_closed && !_finished && _flushWait is null && (closing || !_turnGiven) && _unflushedBytes > 0)
             {
-                // Closing flushed them, or the flush under way is followed by another.
-                return;
+                // Otherwise closing flushed them, or the flush under way (or the sender given the turn) flushes them.
+                failure = Flush();
             }
 
-            failure = Flush();
+            if (closing)
+            {
+                Closing();
+            }
         }
 
         Fail(failure);
     }
 
-    // ---- Flushing, and the wait for the transport -----------------------------------------------
-
     /// <summary>
     /// Commits and flushes what has been framed. Returns an error if the transport refused it (the
-    /// writer is then closed); when the flush waits for the transport, sets <see cref="_flushing"/>
-    /// and hands it to <see cref="AwaitFlushAsync"/>. Call under the lock, with no flush waiting.
+    /// writer is then closed); when the flush waits for the transport, hands it to
+    /// <see cref="AwaitFlushAsync"/>. Call under the lock, with no flush waiting.
     /// </summary>
     private Exception? Flush()
     {
@@ -318,7 +345,6 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             return ex;
         }
 
-        _flushing = true;
         _flushWait = AwaitOnThreadPool(flush);
         return null;
     }
@@ -327,9 +353,9 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     private Task AwaitOnThreadPool(ValueTask<FlushResult> flush) => Task.Run(() => AwaitFlushAsync(flush));
 
     /// <summary>
-    /// Awaits a flush that waits for the transport, then frames the queued senders' messages in
-    /// order and flushes them, until the queue is empty or a flush waits again. Never faults: a
-    /// failure ends the session through the writer's <c>fail</c> callback.
+    /// Awaits a flush that waits for the transport, then gives the first queued sender its turn,
+    /// or flushes what was framed meanwhile. Never faults: a failure ends the session through the
+    /// writer's <c>fail</c> callback.
     /// </summary>
     private async Task AwaitFlushAsync(ValueTask<FlushResult> flush)
     {
@@ -348,67 +374,19 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
 
         lock (_lock)
         {
-            _flushing = false;
+            _flushWait = null;
             if (failure is not null || cancelled)
             {
                 Closing();
             }
             else if (!_finished)
             {
-                failure = FrameWaiting();
+                PassTurn();
+                failure = !_turnGiven && _unflushedBytes > 0 ? Flush() : null;
             }
         }
 
         Fail(failure);
-    }
-
-    /// <summary>
-    /// Frames the queued senders' messages in order, flushing full batches on the way, then flushes
-    /// the rest, unless a flush waits for the transport again. Call under the lock.
-    /// </summary>
-    /// <returns>An error that ended the writer (the transport failed, or a framer broke off mid-frame), or null.</returns>
-    private Exception? FrameWaiting()
-    {
-        while (!_closed && _waiting.TryPeek(out var next))
-        {
-            if (next.Task.IsCompleted)
-            {
-                _waiting.Dequeue(); // withdrawn
-                continue;
-            }
-
-            if (_unflushedBytes >= _batchBytes)
-            {
-                if (Flush() is { } failed)
-                {
-                    return failed;
-                }
-
-                if (_flushing)
-                {
-                    return null;
-                }
-            }
-
-            _waiting.Dequeue();
-            try
-            {
-                if (next.FrameInSendersContext() is { } corruption)
-                {
-                    next.TrySetException(corruption);
-                    Closing();
-                    return corruption;
-                }
-
-                next.TrySetResult(true);
-            }
-            catch (Exception ex)
-            {
-                next.TrySetException(ex);
-            }
-        }
-
-        return _unflushedBytes > 0 && !_finished ? Flush() : null;
     }
 
     /// <summary>Closes the writer: no more messages; every queued sender learns that its message was not sent. Call under the lock.</summary>
@@ -421,45 +399,12 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         }
     }
 
-    // ---- The teardown -----------------------------------------------------------------------------
-
-    /// <summary>
-    /// Stops accepting messages and flushes what was framed (the read loop's held-back replies
-    /// included). A flush that waits for the transport goes on; <see cref="WhenFlushedAsync"/> waits for it.
-    /// </summary>
-    public void Close()
-    {
-        Exception? failure = null;
-        lock (_lock)
-        {
-            var wasClosed = _closed;
-            Closing();
-            if (!wasClosed && !_finished && !_flushing && _unflushedBytes > 0)
-            {
-                failure = Flush();
-            }
-        }
-
-        Fail(failure);
-    }
-
     /// <summary>Completes when no flush waits for the transport any more. Never faults.</summary>
     /// <returns>The wait.</returns>
     public async Task WhenFlushedAsync()
     {
-        while (true)
+        while (Volatile.Read(ref _flushWait) is { } wait)
         {
-            Task wait;
-            lock (_lock)
-            {
-                if (!_flushing)
-                {
-                    return;
-                }
-
-                wait = _flushWait;
-            }
-
             await wait.ConfigureAwait(false);
         }
     }
@@ -473,10 +418,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             Closing();
             _finished = true;
             var discarded = _unflushedMessages;
-            _unflushedMessages = 0;
-            _unflushedBytes = 0;
-            _buffer = default;
-            _buffered = 0;
+            (_unflushedMessages, _unflushedBytes, _buffer, _buffered) = (0, 0, default, 0);
             return discarded;
         }
     }
@@ -543,51 +485,6 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         if (result.IsCompleted && !result.IsCanceled)
         {
             throw new IOException("The transport stopped accepting outbound data: the connection is closed.");
-        }
-    }
-
-    /// <summary>A sender queued behind a flush that waits for the transport.</summary>
-    private sealed class QueuedSend(OutboundWriter<TMessage> writer, TMessage message)
-        : TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously)
-    {
-        /// <summary>The outcome of a sender that came after the writer closed.</summary>
-        public static readonly Task<bool> NotSent = System.Threading.Tasks.Task.FromResult(false);
-
-        // The sender's execution context: OnOutbound sees its AsyncLocal values (logging scopes, activities).
-        private readonly ExecutionContext? _context = ExecutionContext.Capture();
-        private Exception? _corruption;
-
-        public TMessage Message { get; } = message;
-
-        /// <summary>Frames the message as the sender would have; returns an error that corrupted the stream. Call under the writer's lock.</summary>
-        public Exception? FrameInSendersContext()
-        {
-            if (_context is null)
-            {
-                return writer.Frame(Message);
-            }
-
-            ExecutionContext.Run(_context, static state => ((QueuedSend)state!).FrameCaptured(), this);
-            return _corruption;
-        }
-
-        private void FrameCaptured() => _corruption = writer.Frame(Message);
-
-        public async Task<bool> WaitAsync(CancellationToken cancellationToken)
-        {
-            using (cancellationToken.UnsafeRegister(static (state, token) => ((QueuedSend)state!).Withdraw(token), this))
-            {
-                return await Task.ConfigureAwait(false);
-            }
-        }
-
-        private void Withdraw(CancellationToken token)
-        {
-            // Under the writer's lock: a message is either framed or withdrawn, never both.
-            lock (writer._lock)
-            {
-                TrySetCanceled(token);
-            }
         }
     }
 }

@@ -317,7 +317,7 @@ public abstract partial class PipeProtocol<TMessage>
             SessionFlow.Enter(this, SessionFlowRole.Handshake);
             _framer.Reset();
             var connecting = Connecting;
-            var handshake = new HandshakeContext<TMessage>(this, connecting.Connection!, connecting.Reader!);
+            var handshake = new HandshakeContext<TMessage>(this, connecting.Reader!);
             try
             {
                 await EstablishSessionAsync(handshake, token).ConfigureAwait(false);
@@ -337,45 +337,23 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Runs an attempt's connection phase, then its session phase if any, each under
-    /// <see cref="GuardAsync"/>; however it ends, leaves the attempt finished, waking a disconnect that waits for it.
+    /// Runs an attempt's connection phase, then its session phase if any (QEMU aqmp's
+    /// <c>_session_guard</c>): on failure, rolls back to <see cref="Runstate.Idle"/>, then raises
+    /// cancellation as it is and anything else as a <see cref="ConnectException"/> for the phase
+    /// that failed. However it ends, leaves the attempt finished, waking a disconnect that waits for it.
     /// </summary>
     private async Task AttemptAsync(ConnectAttempt attempt, Func<CancellationToken, Task> connect, Func<CancellationToken, Task>? establish, CancellationToken cancellationToken)
     {
-        try
-        {
-            await GuardAsync(attempt, ConnectException.ConnectionPhase, connect, cancellationToken).ConfigureAwait(false);
-            if (establish is not null)
-            {
-                await GuardAsync(attempt, ConnectException.SessionPhase, establish, cancellationToken).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            lock (_gate)
-            {
-                if (_state is ConnectingState { } connecting && connecting.Attempt == attempt)
-                {
-                    // Bound and listening: the listener waits for AcceptAsync.
-                    MoveTo(connecting with { Attempt = null });
-                }
-            }
-
-            attempt.Finished.TrySetResult();
-        }
-    }
-
-    /// <summary>
-    /// Runs one phase of an attempt (QEMU aqmp's <c>_session_guard</c>): on failure, rolls back to
-    /// <see cref="Runstate.Idle"/>, then raises cancellation as it is and anything else as a
-    /// <see cref="ConnectException"/> for <paramref name="phase"/>.
-    /// </summary>
-    private async Task GuardAsync(ConnectAttempt attempt, string phase, Func<CancellationToken, Task> action, CancellationToken cancellationToken)
-    {
+        var phase = ConnectException.ConnectionPhase;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, attempt.Abort.Token);
         try
         {
-            await action(linked.Token).ConfigureAwait(false);
+            await connect(linked.Token).ConfigureAwait(false);
+            phase = ConnectException.SessionPhase;
+            if (establish is not null)
+            {
+                await establish(linked.Token).ConfigureAwait(false);
+            }
         }
         catch (Exception ex)
         {
@@ -399,6 +377,19 @@ public abstract partial class PipeProtocol<TMessage>
             }
 
             throw new ConnectException(phase, ex);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                if (_state is ConnectingState { } connecting && connecting.Attempt == attempt)
+                {
+                    // Bound and listening: the listener waits for AcceptAsync.
+                    MoveTo(connecting with { Attempt = null });
+                }
+            }
+
+            attempt.Finished.TrySetResult();
         }
     }
 

@@ -100,7 +100,20 @@ public abstract partial class PipeProtocol<TMessage>
                 await teardown.Finished.Task.WaitAsync(teardown.Session?.Abort.Token ?? default).ConfigureAwait(false);
             }
 
-            await WaitUntilFinishedAsync(teardown, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await teardown.Finished.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // The drain is aborted; the teardown now only releases. Let it reach Idle unless a hook
+                // that ignores its token holds it up.
+                await Task.WhenAny(teardown.Finished.Task, Task.Delay(AbandonedDrainGrace, CancellationToken.None)).ConfigureAwait(false);
+                if (!teardown.Finished.Task.IsCompleted)
+                {
+                    throw;
+                }
+            }
         }
 
         if (teardown.RootCause is { } error)
@@ -115,24 +128,6 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Starts a graceful disconnect for <see cref="MessageContext{TMessage}.EndSession"/>: as if the
-    /// application had called <see cref="DisconnectAsync"/>, so the runstate returns to
-    /// <see cref="Runstate.Idle"/> by itself once the teardown is done. No effect unless
-    /// <see cref="Runstate.Running"/> with no disconnect under way.
-    /// </summary>
-    /// <param name="session">The context's own session: a later one is never ended.</param>
-    internal void RequestDisconnectFromHandler(OutboundWriter<TMessage> session)
-    {
-        lock (_gate)
-        {
-            if (_state is RunningState running && running.Outbound == session)
-            {
-                ScheduleDisconnect(requested: true);
-            }
-        }
-    }
-
-    /// <summary>
     /// Called once per session that reached <see cref="Runstate.Running"/>, by the teardown, after
     /// both loops have stopped and the transport is closed, before the runstate can return to
     /// <see cref="Runstate.Idle"/>: the place to fail requests still waiting for replies. The base
@@ -142,24 +137,6 @@ public abstract partial class PipeProtocol<TMessage>
     /// <returns>A task that completes when the hook is done.</returns>
     /// <remarks>Runs in the bottom half. An exception from it is logged and becomes the root cause if there was none.</remarks>
     protected virtual ValueTask OnSessionEndedAsync(Exception? rootCause) => ValueTask.CompletedTask;
-
-    private static async Task WaitUntilFinishedAsync(Teardown teardown, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await teardown.Finished.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // The drain is aborted; the teardown now only releases. Let it reach Idle unless a hook
-            // that ignores its token holds it up.
-            await Task.WhenAny(teardown.Finished.Task, Task.Delay(AbandonedDrainGrace, CancellationToken.None)).ConfigureAwait(false);
-            if (!teardown.Finished.Task.IsCompleted)
-            {
-                throw;
-            }
-        }
-    }
 
     /// <summary>
     /// Starts the teardown of the current state unless one is under way (QEMU's aqmp's
@@ -256,7 +233,19 @@ public abstract partial class PipeProtocol<TMessage>
         var (connection, outbound, abort, readLoop) = (session.Connection, session.Outbound, session.Abort, session.ReadLoop);
         if (teardown.OutputFailed)
         {
-            await DeliverInputFirstAsync(readLoop, teardown).ConfigureAwait(false);
+            // Input first: after a failed write, the read loop goes on delivering what had arrived
+            // until it reaches the end of the input by itself, for at most InputDrainTimeout (or
+            // until the caller gives up the drain).
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(teardown.DrainAbortToken);
+            limit.CancelAfter(_options.InputDrainTimeout);
+            try
+            {
+                await readLoop.WaitAsync(limit.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (limit.IsCancellationRequested)
+            {
+                PipeProtocolLog.InputDrainTimedOut(Logger, _options.InputDrainTimeout);
+            }
         }
 
         var errorPathway = teardown.RootCause is not null;
@@ -278,7 +267,15 @@ public abstract partial class PipeProtocol<TMessage>
         }
 
         // Stop the read loop and any wait for the transport; neither faults.
-        CancelQuietly(abort);
+        try
+        {
+            abort.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // A callback registered by user code threw; the loops still see the cancellation.
+        }
+
         outbound.Close();
         connection.Pipe.Input.CancelPendingRead();
         connection.Pipe.Output.CancelPendingFlush();
@@ -310,25 +307,6 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Input first: after a failed write, lets the read loop go on delivering what had arrived
-    /// until it reaches the end of the input by itself, for at most
-    /// <see cref="PipeProtocolOptions.InputDrainTimeout"/> (or until the caller gives up the drain).
-    /// </summary>
-    private async Task DeliverInputFirstAsync(Task readLoop, Teardown teardown)
-    {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(teardown.DrainAbortToken);
-        limit.CancelAfter(_options.InputDrainTimeout);
-        try
-        {
-            await readLoop.WaitAsync(limit.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (limit.IsCancellationRequested)
-        {
-            PipeProtocolLog.InputDrainTimedOut(Logger, _options.InputDrainTimeout);
-        }
-    }
-
-    /// <summary>
     /// Runs one step of a graceful close with the drain's token; returns whether it succeeded. An
     /// error becomes the root cause; a drain the caller gave up on is no error.
     /// </summary>
@@ -350,18 +328,6 @@ public abstract partial class PipeProtocol<TMessage>
             PipeProtocolLog.CloseFailed(Logger, PipeProtocolLog.Summarize(ex), ex);
             teardown.RecordRootCause(ex);
             return false;
-        }
-    }
-
-    private static void CancelQuietly(CancellationTokenSource source)
-    {
-        try
-        {
-            source.Cancel();
-        }
-        catch (AggregateException)
-        {
-            // A callback registered by user code threw; the loops still see the cancellation.
         }
     }
 

@@ -11,7 +11,7 @@ public abstract partial class PipeProtocol<TMessage>
     {
         var (connection, reader) = (connecting.Connection!, connecting.Reader!);
         OutboundWriter<TMessage>? outbound = null;
-        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => FailSession(outbound!, error), _options.OutboundBatchBytes);
+        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes);
         var abort = new CancellationTokenSource();
         var context = new MessageContext<TMessage>(this, outbound);
         var readLoop = Task.Run(() => RunReadLoopAsync(reader, outbound, context, abort.Token));
@@ -19,46 +19,20 @@ public abstract partial class PipeProtocol<TMessage>
     }
 
     /// <summary>
-    /// Runs the read loop to its end (QEMU aqmp's <c>_bh_loop_forever</c>). A loop that fails
-    /// schedules a disconnect with its error as the root cause; the task itself never faults.
+    /// The read loop (QEMU aqmp's <c>_bh_loop_forever</c>), the canonical pipe read loop: deliver
+    /// every message the held read contains, flush the replies the handlers sent, then hand the
+    /// read back and wait for more (through the session's <see cref="MessageReader{TMessage}"/>,
+    /// which the handshake used before it, so what the handshake left unread comes first); stop
+    /// when the peer ends the stream. Once a handler has asked to end the session
+    /// (<see cref="MessageContext{TMessage}.EndSession"/>), it delivers nothing more but keeps
+    /// reading (and discarding) until the teardown stops it, so that a peer that answers what it
+    /// reads never blocks the drain. A loop that fails schedules a disconnect with its error as the
+    /// root cause; the task itself never faults.
     /// </summary>
     private async Task RunReadLoopAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
     {
         const string name = "Reader";
-        try
-        {
-            await ReadLoopAsync(reader, outbound, context, abort).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (abort.IsCancellationRequested || _state is DisconnectingState)
-        {
-            // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
-            // sending: a normal end, not a root cause.
-        }
-        catch (Exception ex)
-        {
-            var rootCause = RootCauseOf(name, ex);
-            lock (_gate)
-            {
-                ScheduleDisconnect(rootCause: rootCause);
-            }
-        }
-        finally
-        {
-            PipeProtocolLog.LoopExited(Logger, name);
-        }
-    }
 
-    /// <summary>
-    /// The canonical pipe read loop: deliver every message the held read contains, flush the
-    /// replies the handlers sent, then hand the read back and wait for more (through the
-    /// session's <see cref="MessageReader{TMessage}"/>, which the handshake used before it, so
-    /// what the handshake left unread comes first); stop when the peer ends the stream. Once a
-    /// handler has asked to end the session (<see cref="MessageContext{TMessage}.EndSession"/>),
-    /// it delivers nothing more but keeps reading (and discarding) until the teardown stops it, so
-    /// that a peer that answers what it reads never blocks the drain.
-    /// </summary>
-    private async Task ReadLoopAsync(MessageReader<TMessage> reader, OutboundWriter<TMessage> outbound, MessageContext<TMessage> context, CancellationToken abort)
-    {
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
         SessionFlow.Enter(this, SessionFlowRole.ReadLoop);
         try
@@ -103,18 +77,34 @@ public abstract partial class PipeProtocol<TMessage>
                 }
             }
         }
-        catch
+        catch (Exception ex)
         {
-            // The session is failing (a frame over the limit, a handler that threw): the read is
-            // handed back fully examined, or a Pipe-backed transport (a caller's IDuplexPipe) would
-            // count every buffered byte as new and stop pausing its writer while the teardown runs.
+            // What follows (the runstate handlers, the teardown it starts) is not the read loop.
+            SessionFlow.Clear();
+
+            // Torn down, or disconnecting, while the loop (say, OnMessageAsync) was waiting or
+            // sending: a normal end, not a root cause.
+            var stopped = ex is OperationCanceledException && (abort.IsCancellationRequested || _state is DisconnectingState);
+
+            // The read is handed back fully examined, or a Pipe-backed transport (a caller's
+            // IDuplexPipe) would count every buffered byte as new and stop pausing its writer
+            // while the teardown runs.
             reader.Release(failed: true);
-            throw;
+            context.SetHandlingThread(false);
+            if (!stopped)
+            {
+                var rootCause = RootCauseOf(name, ex);
+                lock (_gate)
+                {
+                    ScheduleDisconnect(rootCause: rootCause);
+                }
+            }
         }
         finally
         {
             context.SetHandlingThread(false);
             reader.Release();
+            PipeProtocolLog.LoopExited(Logger, name);
         }
     }
 
@@ -177,18 +167,22 @@ public abstract partial class PipeProtocol<TMessage>
     private bool IsDeliveringInputFirst => _state is DisconnectingState { Teardown.OutputFailed: true };
 
     /// <summary>
-    /// Ends the session when a flush or a framer that broke off mid-frame failed it: with
-    /// <paramref name="error"/> as its root cause, unless the peer was expected to close (then
-    /// without an error); either way the input that arrived first is delivered first.
+    /// Ends the session of <paramref name="outbound"/>, unless it is over already (a later one is
+    /// never ended). Without <paramref name="error"/>, for <see cref="MessageContext{TMessage}.EndSession"/>:
+    /// a graceful disconnect, as if the application had called <see cref="DisconnectAsync"/>, so the
+    /// runstate returns to <see cref="Runstate.Idle"/> by itself once the teardown is done; no effect
+    /// unless <see cref="Runstate.Running"/>. With it, when a flush or a framer that broke off
+    /// mid-frame failed: <paramref name="error"/> is the root cause, unless the peer was expected to
+    /// close (then there is none); either way the input that arrived first is delivered first.
     /// </summary>
-    private void FailSession(OutboundWriter<TMessage> outbound, Exception error)
+    internal void EndSession(OutboundWriter<TMessage> outbound, Exception? error = null)
     {
-        var rootCause = RootCauseOf("Sender", error);
+        var rootCause = error is null ? null : RootCauseOf("Sender", error);
         lock (_gate)
         {
-            if (_state.SessionOutbound == outbound)
+            if (_state.SessionOutbound == outbound && (error is not null || _state is RunningState))
             {
-                ScheduleDisconnect(outputFailed: true, rootCause: rootCause);
+                ScheduleDisconnect(requested: error is null, outputFailed: error is not null, rootCause: rootCause);
             }
         }
     }

@@ -1,6 +1,4 @@
-using System.Runtime.CompilerServices;
 using Aqmp.Pipelines.Framing;
-using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
@@ -42,7 +40,7 @@ public abstract partial class PipeProtocol<TMessage>
         cancellationToken.ThrowIfCancellationRequested();
         return _state is RunningState running && running.Outbound.TryWrite(message) == OutboundWriter<TMessage>.WriteResult.Written
             ? ValueTask.CompletedTask
-            : SendQueuedAsync(message, cancellationToken);
+            : SendQueuedAsync(new[] { message }, null, cancellationToken);
     }
 
     /// <summary>
@@ -67,69 +65,43 @@ public abstract partial class PipeProtocol<TMessage>
         => SendManyAsync(messages, readLoopFlushes: false, session: null, cancellationToken);
 
     /// <summary>
-    /// Frames what it can at once (one lock), then waits in call order for the rest, one message at
-    /// a time; with <paramref name="session"/> (a context's own session), only into that session.
+    /// Frames what it can at once (one lock), then waits in call order for the rest; with
+    /// <paramref name="session"/> (a context's own session), only into that session.
     /// </summary>
     internal ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, bool readLoopFlushes, OutboundWriter<TMessage>? session, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var written = 0;
-        if ((session ?? (_state as RunningState)?.Outbound) is { } outbound
-            && outbound.TryWrite(messages.Span, readLoopFlushes, out written) == OutboundWriter<TMessage>.WriteResult.Written)
-        {
-            return ValueTask.CompletedTask;
-        }
-
-        return SendRestAsync(messages[written..], session, cancellationToken);
-    }
-
-    private async ValueTask SendRestAsync(ReadOnlyMemory<TMessage> rest, OutboundWriter<TMessage>? session, CancellationToken cancellationToken)
-    {
-        while (!rest.IsEmpty)
-        {
-            // The first waits its turn behind the transport (or raises why it cannot be sent)...
-            await SendQueuedAsync(rest.Span[0], cancellationToken, session).ConfigureAwait(false);
-            rest = rest[1..];
-
-            // ...and the rest follow at once, while the transport has room.
-            var written = 0;
-            if (!rest.IsEmpty && (session ?? (_state as RunningState)?.Outbound) is { } outbound)
-            {
-                outbound.TryWrite(rest.Span, readLoopFlushes: false, out written);
-            }
-
-            rest = rest[written..];
-        }
+        return (session ?? (_state as RunningState)?.Outbound) is { } outbound
+            && outbound.TryWrite(messages.Span, readLoopFlushes, out written) == OutboundWriter<TMessage>.WriteResult.Written
+            ? ValueTask.CompletedTask
+            : SendQueuedAsync(messages[written..], session, cancellationToken);
     }
 
     /// <summary>
-    /// The slow path of a send while <see cref="Runstate.Running"/>: waits in call order for room
-    /// in the transport's buffer (or raises why the message cannot be sent). With
-    /// <paramref name="session"/> (a context's own session), a later session is never written to.
+    /// The slow path of a send: waits in call order for room in the transport's buffer, then
+    /// frames as many as it can at once, until all are framed; or raises why they cannot be sent.
+    /// With <paramref name="session"/> (a context's own session), a later session is never written to.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    internal async ValueTask SendQueuedAsync(TMessage message, CancellationToken cancellationToken, OutboundWriter<TMessage>? session = null)
+    private async ValueTask SendQueuedAsync(ReadOnlyMemory<TMessage> rest, OutboundWriter<TMessage>? session, CancellationToken cancellationToken)
     {
-        while (true)
+        var hasTurn = false;
+        while (!rest.IsEmpty)
         {
-            var outbound = SendableOutbound(session);
-            switch (outbound.TryWrite(message))
+            var state = _state;
+            var outbound = SendableOutbound(state, session);
+            var result = outbound.TryWrite(rest.Span, readLoopFlushes: false, out var written, hasTurn);
+            rest = rest[written..];
+            hasTurn = false;
+            if (result == OutboundWriter<TMessage>.WriteResult.Busy)
             {
-                case OutboundWriter<TMessage>.WriteResult.Written:
-                    return;
-                case OutboundWriter<TMessage>.WriteResult.Busy:
-                    if (outbound.TryQueue(message, cancellationToken) is { } queued && await queued.ConfigureAwait(false))
-                    {
-                        return;
-                    }
-
-                    // Not busy any more (write again), or closed first (the state says how).
-                    break;
-                default:
-                    // Closed: the session is ending; the state says how, on the next turn.
-                    SendableOutbound(session);
-                    await Task.Yield();
-                    break;
+                // Null: not busy any more (write again); false: closed first (the state says how).
+                hasTurn = await (outbound.TryQueue(cancellationToken) ?? Task.FromResult(false)).ConfigureAwait(false);
+            }
+            else if (result == OutboundWriter<TMessage>.WriteResult.Closed)
+            {
+                // The session is ending: the next runstate says how.
+                await state.Next.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
         }
     }
@@ -139,11 +111,10 @@ public abstract partial class PipeProtocol<TMessage>
     /// <see cref="StateException"/> to the application, or, to the read loop while the session is
     /// disconnecting, an <see cref="OperationCanceledException"/> (a reply that can no longer be
     /// sent ends the handler, not the session with an error). With <paramref name="session"/> (a
-    /// context's own session), only that session's writer. Takes no lock: it reads the state once.
+    /// context's own session), only that session's writer. Takes no lock.
     /// </summary>
-    private OutboundWriter<TMessage> SendableOutbound(OutboundWriter<TMessage>? session)
+    private OutboundWriter<TMessage> SendableOutbound(SessionState state, OutboundWriter<TMessage>? session)
     {
-        var state = _state;
         if (session is not null && session != state.SessionOutbound)
         {
             // A context kept past its session: the session it belongs to is over.
@@ -268,14 +239,14 @@ public abstract partial class PipeProtocol<TMessage>
     protected virtual string FormatForLog(TMessage message) => message?.ToString() ?? "(null)";
 
     /// <summary>Frames and flushes a message directly, for <see cref="HandshakeContext{TMessage}.SendAsync"/> (QEMU's <c>aqmp</c> <c>_send</c>).</summary>
-    internal async ValueTask SendDuringHandshakeAsync(TransportConnection connection, TMessage message, CancellationToken cancellationToken)
+    internal async ValueTask SendDuringHandshakeAsync(MessageReader<TMessage> reader, TMessage message, CancellationToken cancellationToken)
     {
-        var output = connection.Pipe.Output;
+        var output = reader.Connection.Pipe.Output;
         _framer.WriteMessage(OnOutbound(message), output);
         var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (flush.IsCompleted)
         {
-            MessageReader<TMessage>.ThrowPeerGone(connection);
+            reader.ThrowPeerGone();
         }
     }
 }
