@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Aqmp.Pipelines.Cli.Commands;
+using Aqmp.Pipelines.Cli.Shell;
 using Aqmp.Pipelines.Cli.Shell.Editor;
 using Aqmp.Pipelines.Qmp.Client;
 using Aqmp.Pipelines.Session;
@@ -14,10 +15,17 @@ internal static class AqmpTool
         aqmp: talk to QEMU (or anything else speaking QMP) from the command line.
 
         usage:
-          aqmp shell [--history-file FILE] [ADDRESS]          interactive shell (built-in simulator without ADDRESS)
+          aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [ADDRESS]  interactive shell, as qmp-shell (built-in simulator without ADDRESS)
           aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]       run one command, print its return value
           aqmp events ADDRESS [--name NAME]... [--count N]    print events as JSON lines
           aqmp serve ADDRESS                                  run the QMP simulator
+
+        exit codes:
+          0   success (shell: input ended, exit, or quit)
+          1   a QMP error (shell reading piped lines: some command failed)
+          2   the connection failed or was lost
+          64  the command line is wrong
+          130 interrupted (Ctrl-C, SIGTERM) before the reply arrived
 
         ADDRESS is unix:PATH, a path containing '/', HOST:PORT or [IPv6]:PORT.
         'aqmp COMMAND --help' tells more. QEMU serves QMP with, for example:
@@ -39,7 +47,7 @@ internal static class AqmpTool
                     await output.WriteLineAsync(Help).ConfigureAwait(false);
                     return verb is null ? ExitCodes.Usage : ExitCodes.Success;
                 case "shell":
-                    return await WithHelpAsync(CliArguments.Parse(rest, ShellCommand.HistoryFileOption), ShellCommand.Help, output, a => ShellCommand.RunAsync(a, input, output, error, interactive ? new SystemTerminal(output, error) : null, interrupted.Token)).ConfigureAwait(false);
+                    return await WithHelpAsync(CliArguments.Parse(rest, ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames), ShellCommand.Help, output, a => ShellCommand.RunAsync(a, input, output, error, interactive ? new SystemTerminal(output, error) : null, interrupted.Token)).ConfigureAwait(false);
                 case "execute":
                     return await WithHelpAsync(CliArguments.Parse(rest), ExecuteCommand.Help, output, a => ExecuteCommand.RunAsync(a, output, error, interrupted.Token)).ConfigureAwait(false);
                 case "events":

@@ -8,7 +8,7 @@ public sealed class CommandLineTests
 {
     private static readonly string[] SubcommandUsages =
     [
-        "aqmp shell [--history-file FILE] [ADDRESS]",
+        "aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [ADDRESS]",
         "aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]",
         "aqmp events ADDRESS [--name NAME]... [--count N]",
         "aqmp serve ADDRESS",
@@ -33,7 +33,7 @@ public sealed class CommandLineTests
         yield return Case("option '--name' needs a value", "events", "unix:/tmp/x.sock", "--name");
         yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "serve");
         yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "serve", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
-        yield return Case("usage: aqmp shell [--history-file FILE] [ADDRESS]", "shell", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
+        yield return Case("usage: aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]", "shell", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
     }
 
     [TestCase("--help")]
@@ -51,7 +51,7 @@ public sealed class CommandLineTests
         }
     }
 
-    [TestCase("shell", "usage: aqmp shell [--history-file FILE] [ADDRESS]", "built-in QMP simulator")]
+    [TestCase("shell", "usage: aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]", "built-in QMP simulator")]
     [TestCase("execute", "usage: aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]", "exits 1")]
     [TestCase("events", "usage: aqmp events ADDRESS [--name NAME]... [--count N]", "--count")]
     [TestCase("serve", "usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "quit")]

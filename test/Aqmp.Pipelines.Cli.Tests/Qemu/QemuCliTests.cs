@@ -89,12 +89,12 @@ public sealed class QemuCliTests
     {
         var input = $"query-status{Nl}stop{Nl}query-status{Nl}human-monitor-command command-line=\"info status\"{Nl}nosuch{Nl}cont{Nl}exit{Nl}";
 
-        var result = await AqmpProcess.RunAsync(["shell", Qemu.Address], input);
+        var result = await AqmpProcess.RunAsync(["shell", "-p", Qemu.Address], input);
 
         ToolAssert.NoStackTrace(result);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCode.Success), result.ToString());
+            Assert.That(result.ExitCode, Is.EqualTo(ExitCode.QmpError), "piped, and nosuch failed: " + result);
             Assert.That(result.StdoutLines.FirstOrDefault(), Does.StartWith("Connected to QEMU 7.").And.Contain("capabilities: [oob]"), result.ToString());
             Assert.That(result.Stdout, Does.Contain("\"status\": \"running\"").And.Contain("\"status\": \"paused\""), result.ToString());
             Assert.That(result.Stdout, Does.Contain("\"VM status: paused\\r\\n\""), result.ToString());

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Aqmp.Pipelines.Cli.Commands;
+using Aqmp.Pipelines.Cli.Shell;
 using Aqmp.Pipelines.Cli.Tests.Support;
 
 namespace Aqmp.Pipelines.Cli.Tests.Shell;
@@ -102,7 +103,7 @@ public sealed class ShellOnTerminalTests : TempDirectoryTest
     private async Task<(FakeTerminal Terminal, Task<int> Shell)> StartAtPromptAsync(SimulatorFixture simulator)
     {
         var terminal = new FakeTerminal(100);
-        var args = CliArguments.Parse(["--history-file", HistoryFile, simulator.Address], ShellCommand.HistoryFileOption);
+        var args = CliArguments.Parse(["-p", "--history-file", HistoryFile, simulator.Address], ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames);
         var shell = Task.Run(() => ShellCommand.RunAsync(args, TextReader.Null, TextWriter.Null, TextWriter.Null, terminal, CancellationToken.None));
         await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd());
         return (terminal, shell);
