@@ -104,6 +104,47 @@ public sealed class QemuCliTests
     }
 
     [Test]
+    public async Task Shell_H_sends_HMP_lines_and_prints_HMPs_text_as_it_is()
+    {
+        var result = await AqmpProcess.RunAsync(["shell", "-H", Qemu.SocketPath], $"info status{Nl}stop{Nl}info status{Nl}");
+
+        ToolAssert.Success(result);
+        var text = result.StdoutLines.Where(l => !l.StartsWith("event: ", StringComparison.Ordinal)).Skip(2).ToList();
+        Assert.That(text, Is.EqualTo(new[] { "VM status: running", "VM status: paused" }), result.ToString());
+    }
+
+    [Test]
+    public async Task Shell_quit_with_more_lines_piped_after_it_exits_0_at_once_without_Broken_pipe()
+    {
+        var result = await AqmpProcess.RunAsync(["shell", Qemu.Address], $"quit{Nl}query-status{Nl}");
+
+        ToolAssert.Success(result);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(result.StdoutLines, Does.Contain("{}"), result.ToString());
+            Assert.That(result.StdoutLines.Where(l => l.StartsWith("event: ", StringComparison.Ordinal) && l.Contains("SHUTDOWN", StringComparison.Ordinal)), Has.Exactly(1).Items, result.ToString());
+            Assert.That(result.StdoutLines.LastOrDefault(), Is.EqualTo("The server quit: session closed."), result.ToString());
+            Assert.That(result.Stderr, Is.Empty, result.ToString());
+        }
+
+        Assert.That(await Qemu.WaitForExitAsync(), Is.Zero);
+    }
+
+    [Test]
+    public async Task Shell_waiting_for_input_notices_QEMU_killed_and_exits_2_at_once()
+    {
+        await using var shell = AqmpProcess.Start("shell", Qemu.Address);
+        await shell.WaitForStdoutLineAsync(l => l.StartsWith("Connected to QEMU", StringComparison.Ordinal), "'Connected to QEMU ...'");
+
+        Qemu.Process.Kill();
+        var result = await shell.WaitForExitAsync(within: TimeSpan.FromSeconds(5));
+
+        ToolAssert.NoStackTrace(result);
+        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.ConnectionFailed), result.ToString());
+        Assert.That(result.StderrLines, Has.Count.EqualTo(1).And.All.StartWith("aqmp: connection lost: "), result.ToString());
+    }
+
+    [Test]
     public async Task Execute_quit_ends_QEMU_and_exits_0()
     {
         var result = await AqmpProcess.RunAsync("execute", Qemu.Address, "quit");
