@@ -125,6 +125,21 @@ internal sealed class CliArguments
         values.Add(value);
     }
 
+    /// <summary>The value of <c>--name</c> as a positive number of seconds (fractions allowed), or null when absent.</summary>
+    /// <exception cref="UsageException">The value is not a positive number, or is more than a day.</exception>
+    public TimeSpan? PositiveSeconds(string name)
+    {
+        var values = All(name);
+        if (values.Count == 0)
+        {
+            return null;
+        }
+
+        return double.TryParse(values[^1], System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 && seconds <= 86_400
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new UsageException($"option '--{name}' needs a number of seconds above 0 (at most 86400), not '{values[^1]}'");
+    }
+
     /// <summary>Fails unless there are between <paramref name="min"/> and <paramref name="max"/> positional arguments.</summary>
     public void ExpectPositional(int min, int max, string usage)
     {

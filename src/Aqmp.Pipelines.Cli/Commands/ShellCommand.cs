@@ -43,6 +43,7 @@ internal static class ShellCommand
           -N, --skip-negotiation  await no greeting, send no qmp_capabilities (qemu-ga)
           -l, --logfile FILE      append every message sent and received to FILE, a JSON line each
           --history-file FILE     where line history is kept ('' for none)
+          --connect-timeout SECS  limit on connecting and on the QMP greeting (default 5; exit 3)
 
         On a terminal, lines are edited as with readline: arrows, Home/End, Ctrl-A/E/U/K/W,
         Up/Down for earlier lines (kept in ~/.aqmp_history, or FILE, or $AQMP_HISTORY; empty:
@@ -100,7 +101,7 @@ internal static class ShellCommand
 
         var console = editor is null ? TextWriter.Synchronized(output) : output;
         await using var log = options.LogFile is null ? null : OpenLog(options.LogFile);
-        await using var client = new ShellQmpClient(options.SkipNegotiation, log);
+        await using var client = new ShellQmpClient(ClientTimeouts.Apply(args, QmpClientOptions.Default), options.SkipNegotiation, log);
         using var events = client.Listen();
         await client.ConnectAsync(address, cancellationToken: cancellationToken).ConfigureAwait(false);
         await console.WriteLineAsync(client.Greeting is { } greeting

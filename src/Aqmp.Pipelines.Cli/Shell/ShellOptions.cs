@@ -7,7 +7,7 @@ internal sealed record ShellOptions
     public static readonly string[] Flags = ["pretty", "hmp", "verbose", "skip-negotiation"];
 
     /// <summary>The long names of the options that take a value.</summary>
-    public static readonly string[] ValueOptions = ["logfile", "history-file"];
+    public static readonly string[] ValueOptions = ["logfile", "history-file", ClientTimeouts.ConnectOption];
 
     /// <summary>qmp-shell's one-letter options.</summary>
     public static readonly IReadOnlyDictionary<char, string> ShortNames = new Dictionary<char, string>

@@ -10,7 +10,7 @@ namespace Aqmp.Pipelines.Cli.Shell;
 /// received, greeting and <c>qmp_capabilities</c> included, to a log as one JSON line each
 /// (qmp-shell's <c>-l</c>).
 /// </summary>
-internal sealed class ShellQmpClient(bool skipNegotiation, TextWriter? log) : QmpClient
+internal sealed class ShellQmpClient(QmpClientOptions options, bool skipNegotiation, TextWriter? log) : QmpClient(options)
 {
     private readonly Lock _logGate = new();
 

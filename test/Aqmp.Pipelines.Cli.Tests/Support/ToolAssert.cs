@@ -56,5 +56,8 @@ internal static class ExitCode
     public const int Success = 0;
     public const int QmpError = 1;
     public const int ConnectionFailed = 2;
+    public const int ConnectTimedOut = 3;
+    public const int TimedOut = 4;
+    public const int Interrupted = 130;
     public const int Usage = 64;
 }
