@@ -68,10 +68,7 @@ public sealed class QemuCliTests
     {
         var result = await AqmpProcess.RunAsync("execute", Qemu.Address, "nosuch");
 
-        ToolAssert.NoStackTrace(result);
-        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.QmpError), result.ToString());
-        Assert.That(result.StderrLines, Is.EqualTo(new[] { "error: CommandNotFound: The command nosuch has not been found" }), result.ToString());
-        Assert.That(result.Stdout, Is.Empty);
+        ToolAssert.FailsWith(result, ExitCode.QmpError, "error: CommandNotFound: The command nosuch has not been found");
     }
 
     [Test]
@@ -134,14 +131,12 @@ public sealed class QemuCliTests
     public async Task Shell_waiting_for_input_notices_QEMU_killed_and_exits_2_at_once()
     {
         await using var shell = AqmpProcess.Start("shell", Qemu.Address);
-        await shell.WaitForStdoutLineAsync(l => l.StartsWith("Connected to QEMU", StringComparison.Ordinal), "'Connected to QEMU ...'");
+        await shell.WaitForConnectedAsync();
 
         Qemu.Process.Kill();
         var result = await shell.WaitForExitAsync(within: TimeSpan.FromSeconds(5));
 
-        ToolAssert.NoStackTrace(result);
-        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.ConnectionFailed), result.ToString());
-        Assert.That(result.StderrLines, Has.Count.EqualTo(1).And.All.StartWith("aqmp: connection lost: "), result.ToString());
+        ToolAssert.ConnectionLost(result);
     }
 
     [Test]

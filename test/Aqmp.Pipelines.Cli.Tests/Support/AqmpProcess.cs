@@ -118,6 +118,9 @@ internal sealed class AqmpProcess : IAsyncDisposable
         return aqmp;
     }
 
+    /// <summary>Waits for the shell's "Connected to QEMU ..." line.</summary>
+    public Task<string> WaitForConnectedAsync() => WaitForStdoutLineAsync(l => l.StartsWith("Connected to QEMU", StringComparison.Ordinal), "'Connected to QEMU ...'");
+
     /// <summary>Runs <c>aqmp ARGUMENTS</c> with empty stdin until it exits.</summary>
     public static Task<AqmpResult> RunAsync(params string[] arguments) => RunAsync(arguments, input: null);
 
