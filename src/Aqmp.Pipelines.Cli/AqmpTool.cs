@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Aqmp.Pipelines.Cli.Commands;
+using Aqmp.Pipelines.Cli.Shell;
 using Aqmp.Pipelines.Cli.Shell.Editor;
 using Aqmp.Pipelines.Qmp.Client;
 using Aqmp.Pipelines.Session;
@@ -14,10 +15,22 @@ internal static class AqmpTool
         aqmp: talk to QEMU (or anything else speaking QMP) from the command line.
 
         usage:
-          aqmp shell [--history-file FILE] [ADDRESS]          interactive shell (built-in simulator without ADDRESS)
+          aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [ADDRESS]  interactive shell, as qmp-shell (built-in simulator without ADDRESS)
           aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]       run one command, print its return value
+                       [--timeout SECONDS]
           aqmp events ADDRESS [--name NAME]... [--count N]    print events as JSON lines
+                      [--timeout SECONDS]
           aqmp serve ADDRESS                                  run the QMP simulator
+
+        exit codes:
+          0   success (shell: input ended, exit, or quit)
+          1   a QMP error (shell reading piped lines: some command failed)
+          2   the connection failed or was lost
+          3   no connection or no QMP greeting within --connect-timeout SECONDS (default 5;
+              shell, execute, events): another client may hold the monitor
+          4   --timeout SECONDS elapsed (execute: no reply; events: not finished)
+          64  the command line is wrong
+          130 interrupted (Ctrl-C, SIGTERM) before the reply arrived
 
         ADDRESS is unix:PATH, a path containing '/', HOST:PORT or [IPv6]:PORT.
         'aqmp COMMAND --help' tells more. QEMU serves QMP with, for example:
@@ -39,11 +52,11 @@ internal static class AqmpTool
                     await output.WriteLineAsync(Help).ConfigureAwait(false);
                     return verb is null ? ExitCodes.Usage : ExitCodes.Success;
                 case "shell":
-                    return await WithHelpAsync(CliArguments.Parse(rest, ShellCommand.HistoryFileOption), ShellCommand.Help, output, a => ShellCommand.RunAsync(a, input, output, error, interactive ? new SystemTerminal(output, error) : null, interrupted.Token)).ConfigureAwait(false);
+                    return await WithHelpAsync(CliArguments.Parse(rest, ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames), ShellCommand.Help, output, a => ShellCommand.RunAsync(a, input, output, error, interactive ? new SystemTerminal(output, error) : null, interrupted.Token)).ConfigureAwait(false);
                 case "execute":
-                    return await WithHelpAsync(CliArguments.Parse(rest), ExecuteCommand.Help, output, a => ExecuteCommand.RunAsync(a, output, error, interrupted.Token)).ConfigureAwait(false);
+                    return await WithHelpAsync(CliArguments.Parse(rest, ClientTimeouts.Option, ClientTimeouts.ConnectOption), ExecuteCommand.Help, output, a => ExecuteCommand.RunAsync(a, output, error, interrupted.Token)).ConfigureAwait(false);
                 case "events":
-                    return await WithHelpAsync(CliArguments.Parse(rest, "name", "count"), EventsCommand.Help, output, a => EventsCommand.RunAsync(a, output, interrupted.Token)).ConfigureAwait(false);
+                    return await WithHelpAsync(CliArguments.Parse(rest, "name", "count", ClientTimeouts.Option, ClientTimeouts.ConnectOption), EventsCommand.Help, output, a => EventsCommand.RunAsync(a, output, error, interrupted.Token)).ConfigureAwait(false);
                 case "serve":
                     return await WithHelpAsync(CliArguments.Parse(rest, ServeCommand.NegotiationTimeoutOption), ServeCommand.Help, output, a => ServeCommand.RunAsync(a, output, error, interrupted.Token)).ConfigureAwait(false);
                 default:
@@ -58,6 +71,11 @@ internal static class AqmpTool
         catch (OperationCanceledException) when (interrupted.IsCancellationRequested)
         {
             return ExitCodes.Success;
+        }
+        catch (Exception ex) when (ClientTimeouts.IsConnectTimeout(ex))
+        {
+            await error.WriteLineAsync($"aqmp: error: {Describe(ex)}").ConfigureAwait(false);
+            return ExitCodes.ConnectTimedOut;
         }
         catch (Exception ex) when (ex is ConnectException or SocketException or IOException or ProtocolException or QmpExecuteInterruptedException)
         {

@@ -8,7 +8,7 @@ public sealed class CommandLineTests
 {
     private static readonly string[] SubcommandUsages =
     [
-        "aqmp shell [--history-file FILE] [ADDRESS]",
+        "aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [ADDRESS]",
         "aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]",
         "aqmp events ADDRESS [--name NAME]... [--count N]",
         "aqmp serve ADDRESS",
@@ -24,16 +24,16 @@ public sealed class CommandLineTests
         yield return Case("unknown option '--bogus'", "events", "unix:/tmp/x.sock", "--bogus=1");
         yield return Case("unknown option '--name'", "shell", "--name", "STOP");
         yield return Case("unknown option '--count'", "execute", "unix:/tmp/x.sock", "query-status", "--count", "1");
-        yield return Case("usage: aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]", "execute");
-        yield return Case("usage: aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]", "execute", "unix:/tmp/x.sock");
-        yield return Case("usage: aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]", "execute", "unix:/tmp/x.sock", "stop", "{}", "extra");
+        yield return Case("usage: aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]", "execute");
+        yield return Case("usage: aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]", "execute", "unix:/tmp/x.sock");
+        yield return Case("usage: aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]", "execute", "unix:/tmp/x.sock", "stop", "{}", "extra");
         yield return Case("usage: aqmp events ADDRESS", "events");
         yield return Case("'--count' needs a positive whole number, not '0'", "events", "unix:/tmp/x.sock", "--count", "0");
         yield return Case("'--count' needs a positive whole number, not 'many'", "events", "unix:/tmp/x.sock", "--count", "many");
         yield return Case("option '--name' needs a value", "events", "unix:/tmp/x.sock", "--name");
         yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "serve");
         yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "serve", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
-        yield return Case("usage: aqmp shell [--history-file FILE] [ADDRESS]", "shell", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
+        yield return Case("usage: aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]", "shell", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
     }
 
     [TestCase("--help")]
@@ -51,9 +51,9 @@ public sealed class CommandLineTests
         }
     }
 
-    [TestCase("shell", "usage: aqmp shell [--history-file FILE] [ADDRESS]", "built-in QMP simulator")]
-    [TestCase("execute", "usage: aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]", "exits 1")]
-    [TestCase("events", "usage: aqmp events ADDRESS [--name NAME]... [--count N]", "--count")]
+    [TestCase("shell", "usage: aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]", "built-in QMP simulator")]
+    [TestCase("execute", "usage: aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]", "exits 1")]
+    [TestCase("events", "usage: aqmp events ADDRESS [--name NAME]... [--count N] [--timeout SECONDS] [--connect-timeout SECONDS]", "--count")]
     [TestCase("serve", "usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "quit")]
     public async Task Subcommand_help_prints_its_usage_and_exits_0(string subcommand, string usage, string detail)
     {
@@ -75,7 +75,7 @@ public sealed class CommandLineTests
         var result = await AqmpProcess.RunAsync("execute", missing, "query-status", "--help");
 
         ToolAssert.Success(result);
-        Assert.That(result.StdoutLines.FirstOrDefault(), Is.EqualTo("usage: aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]"), result.ToString());
+        Assert.That(result.StdoutLines.FirstOrDefault(), Is.EqualTo("usage: aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]"), result.ToString());
     }
 
     [Test]

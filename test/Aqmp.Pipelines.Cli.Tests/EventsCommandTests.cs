@@ -117,4 +117,19 @@ public sealed class EventsCommandTests
 
         ToolAssert.ConnectionFailure(result, "Failed to establish connection");
     }
+
+    [Test]
+    public async Task Timeout_before_the_count_is_reached_exits_4_saying_how_many_events_came()
+    {
+        await using var events = AqmpProcess.Start("events", _simulator.Address, "--count", "2", "--timeout", "1.5");
+        events.CloseInput();
+        await _simulator.EmitWhenConnectedAsync("RESUME");
+
+        var result = await events.WaitForExitAsync();
+
+        ToolAssert.NoStackTrace(result);
+        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.TimedOut), result.ToString());
+        Assert.That(result.StdoutLines, Has.Count.EqualTo(1).And.All.Contains("RESUME"), result.ToString());
+        Assert.That(result.StderrLines, Is.EqualTo(new[] { "aqmp: 1 of 2 events within 1.5 s (--timeout)" }), result.ToString());
+    }
 }

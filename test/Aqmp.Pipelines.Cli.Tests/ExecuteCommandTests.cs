@@ -165,19 +165,71 @@ public sealed class ExecuteCommandTests
     }
 
     [Test]
-    public async Task A_server_that_never_greets_exits_2_after_5_seconds_saying_another_client_may_hold_the_monitor()
+    public async Task A_server_that_never_greets_exits_3_after_5_seconds_saying_another_client_may_hold_the_monitor()
     {
-        // Listening but never accepting: the kernel completes the connection, and nothing is ever said.
-        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        silent.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        silent.Listen(1);
-        var port = ((IPEndPoint)silent.LocalEndPoint!).Port;
+        using var silent = SilentListener(out var port);
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = await AqmpProcess.RunAsync("execute", $"127.0.0.1:{port}", "query-status");
 
-        ToolAssert.ConnectionFailure(result, "no QMP greeting within 5 s: another client may hold the monitor (QEMU serves one client per monitor)");
-        Assert.That(result.StderrLines[0], Is.EqualTo("aqmp: error: no QMP greeting within 5 s: another client may hold the monitor (QEMU serves one client per monitor)"));
+        ToolAssert.NoStackTrace(result);
+        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.ConnectTimedOut), result.ToString());
+        Assert.That(result.StderrLines, Is.EqualTo(new[] { "aqmp: error: no QMP greeting within 5 s: another client may hold the monitor (QEMU serves one client per monitor)" }), result.ToString());
         Assert.That(clock.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(5)));
+    }
+
+    [TestCase("execute", "query-status")]
+    [TestCase("events")]
+    public async Task Connect_timeout_bounds_the_wait_for_the_greeting_of_every_client_subcommand(params string[] subcommand)
+    {
+        using var silent = SilentListener(out var port);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = await AqmpProcess.RunAsync([subcommand[0], "--connect-timeout", "0.5", $"127.0.0.1:{port}", .. subcommand.Skip(1)], input: null);
+
+        ToolAssert.NoStackTrace(result);
+        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.ConnectTimedOut), result.ToString());
+        Assert.That(result.StderrLines, Is.EqualTo(new[] { "aqmp: error: no QMP greeting within 0.5 s: another client may hold the monitor (QEMU serves one client per monitor)" }), result.ToString());
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(4)));
+    }
+
+    [Test]
+    public async Task Timeout_ends_an_execute_without_a_reply_with_exit_4_naming_the_command()
+    {
+        _simulator.Simulator.Handle("hang", async (_, token) =>
+        {
+            await Task.Delay(Timeout.Infinite, token);
+            return null;
+        });
+
+        var result = await AqmpProcess.RunAsync("execute", "--timeout", "0.5", _simulator.Address, "hang");
+
+        ToolAssert.FailsWith(result, ExitCode.TimedOut, "aqmp: no reply to hang within 0.5 s (--timeout)");
+    }
+
+    [Test]
+    public async Task Ctrl_C_while_waiting_for_the_greeting_says_so_and_that_the_command_was_not_sent()
+    {
+        using var silent = SilentListener(out var port);
+        await using var execute = AqmpProcess.Start("execute", $"127.0.0.1:{port}", "query-status");
+        execute.CloseInput();
+        await Task.Delay(500);
+
+        await execute.SignalAsync("INT");
+        var result = await execute.WaitForExitAsync();
+
+        ToolAssert.NoStackTrace(result);
+        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.Interrupted), result.ToString());
+        Assert.That(result.StderrLines, Is.EqualTo(new[] { $"aqmp: interrupted while connecting to 127.0.0.1:{port} (no QMP greeting yet); query-status was not sent" }), result.ToString());
+    }
+
+    /// <summary>Listening but never accepting: the kernel completes the connection, and nothing is ever said.</summary>
+    private static Socket SilentListener(out int port)
+    {
+        var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        silent.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        silent.Listen(1);
+        port = ((IPEndPoint)silent.LocalEndPoint!).Port;
+        return silent;
     }
 }

@@ -6,7 +6,7 @@ namespace Aqmp.Pipelines.Cli.Commands;
 /// <summary><c>aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]</c>: runs one command and prints its return value.</summary>
 internal static class ExecuteCommand
 {
-    public const string Usage = "aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]";
+    public const string Usage = "aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]";
 
     public const string Help = $$"""
         usage: {{Usage}}
@@ -14,7 +14,9 @@ internal static class ExecuteCommand
         Connects to the QMP server at ADDRESS, runs COMMAND with the JSON object JSON-ARGUMENTS
         (if given), prints the command's return value as JSON on stdout and exits 0.
         A QMP error prints 'error: CLASS: DESCRIPTION' on stderr and exits 1; a connection
-        failure prints its cause and exits 2; Ctrl-C before the reply exits 130.
+        failure prints its cause and exits 2; no connection or no greeting within
+        --connect-timeout (default 5 s; another client may hold the monitor) exits 3; no reply
+        within --timeout exits 4; Ctrl-C exits 130, saying what it was waiting for.
 
         ADDRESS is unix:PATH, a path containing '/', HOST:PORT or [IPv6]:PORT.
         example: aqmp execute /run/qemu.sock query-status
@@ -37,10 +39,13 @@ internal static class ExecuteCommand
             arguments = parsed;
         }
 
-        await using var client = new QmpClient();
+        var timeout = args.PositiveSeconds(ClientTimeouts.Option);
+        await using var client = new QmpClient(ClientTimeouts.Apply(args, QmpClientOptions.Default) with { DefaultExecuteTimeout = timeout });
+        var connected = false;
         try
         {
             await client.ConnectAsync(address, cancellationToken: cancellationToken).ConfigureAwait(false);
+            connected = true;
             var value = await client.ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
             await output.WriteLineAsync(JsonText.Pretty(value)).ConfigureAwait(false);
             return ExitCodes.Success;
@@ -50,10 +55,18 @@ internal static class ExecuteCommand
             await error.WriteLineAsync($"error: {ex.ErrorClass}: {ex.Description}").ConfigureAwait(false);
             return ExitCodes.QmpError;
         }
+        catch (TimeoutException) when (timeout is { } limit)
+        {
+            // Whether the command ran is unknown, as when interrupted.
+            await error.WriteLineAsync($"aqmp: no reply to {command} within {ClientTimeouts.Describe(limit)} (--timeout)").ConfigureAwait(false);
+            return ExitCodes.TimedOut;
+        }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Interrupted before the reply: whether the command ran is unknown, so never exit 0.
-            await error.WriteLineAsync("aqmp: interrupted before the reply arrived").ConfigureAwait(false);
+            await error.WriteLineAsync(connected
+                ? $"aqmp: interrupted before the reply to {command} arrived (it may have run)"
+                : $"aqmp: interrupted while connecting to {address} (no QMP greeting yet); {command} was not sent").ConfigureAwait(false);
             return ExitCodes.Interrupted;
         }
     }

@@ -12,44 +12,72 @@ namespace Aqmp.Pipelines.Cli.Commands;
 /// <summary><c>aqmp shell [ADDRESS]</c>: an interactive QMP shell, like QEMU's qmp-shell.</summary>
 internal static class ShellCommand
 {
-    public const string Usage = "aqmp shell [--history-file FILE] [ADDRESS]";
+    public const string Usage = "aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]";
+
+    /// <summary>What the shell's local <c>help</c> prints: the line syntax and the shell's own commands.</summary>
+    public const string Syntax = """
+        Type a command as
+            command key=value ...      e.g.  query-status
+                                             human-monitor-command command-line='info version'
+                                             blockdev-add driver=null-co node-name=n0 size=1048576
+        (values are JSON where they parse, strings otherwise; 'text' is a string as typed; dotted
+        keys nest: a.b=1), or as raw JSON: {"execute": "query-status"}. A transaction is typed as
+            transaction(
+            type key=value ...          one action a line; nothing is sent yet (prompt TRANS>)
+            )                           sends one 'transaction' command with the actions
+        Shell commands (not sent): help, history (earlier lines), !N (line N again), exit or Ctrl-D.
+        """;
 
     public const string Help = $$"""
         usage: {{Usage}}
 
-        An interactive QMP shell. Type a command as
-            command key=value ...      e.g.  query-status
-                                             human-monitor-command command-line="info version"
-                                             blockdev-add driver=null-co node-name=n0 size=1048576
-        (values are JSON where they parse, strings otherwise; dotted keys nest: a.b=1), or as raw
-        JSON: {"execute": "query-status"}. Replies are pretty-printed; events are printed as they
-        arrive (one line each). 'history' lists earlier lines, '!N' repeats line N, 'exit' or Ctrl-D leaves.
+        An interactive QMP shell, like QEMU's qmp-shell.
+        {{Syntax}}
+        Replies are printed as one line of JSON (-p: indented); QMP errors as 'error: CLASS: DESC';
+        events as they arrive, one line each.
+
+          -p, --pretty            indent replies
+          -H, --hmp               HMP mode: lines are HMP commands (info status, cpu N, ...),
+                                  sent with human-monitor-command; HMP's text is printed as is
+          -v, --verbose           print each command, as JSON, before sending it
+          -N, --skip-negotiation  await no greeting, send no qmp_capabilities (qemu-ga)
+          -l, --logfile FILE      append every message sent and received to FILE, a JSON line each
+          --history-file FILE     where line history is kept ('' for none)
+          --connect-timeout SECS  limit on connecting and on the QMP greeting (default 5; exit 3)
 
         On a terminal, lines are edited as with readline: arrows, Home/End, Ctrl-A/E/U/K/W,
         Up/Down for earlier lines (kept in ~/.aqmp_history, or FILE, or $AQMP_HISTORY; empty:
         none), Tab completes command and argument names, Ctrl-C drops the line or interrupts a
         running command. Events are printed above the prompt.
 
-        Without ADDRESS, the shell starts the built-in QMP simulator and connects to it.
+        ADDRESS is HOST:PORT, [IPv6]:PORT, unix:PATH or any other text as a socket path (as
+        qmp-shell); without it, $QMP_SOCKET; without either, the shell starts the
+        built-in QMP simulator and connects to it.
+
+        The shell ends at once when the session does: after quit (exit 0) or when the server goes
+        away (exit 2, even while waiting at the prompt). Reading piped lines, it exits 1 if any
+        command failed (a QMP error or a line that is not a command), else 0.
         """;
 
     /// <summary>The prompt the line editor shows, as qmp-shell's.</summary>
     private const string Prompt = "(QEMU) ";
 
-    /// <summary>The option naming the history file (see <see cref="ShellHistoryPath"/>).</summary>
-    public const string HistoryFileOption = "history-file";
+    /// <summary>How long, after its reply to quit, the server is given to close the connection (and send its last events).</summary>
+    private static readonly TimeSpan QuitGrace = TimeSpan.FromSeconds(3);
 
     /// <summary>
     /// Runs the shell. With a <paramref name="terminal"/>, lines are read with the
     /// <see cref="LineEditor"/> (history file, Tab completion from the server's commands, events
     /// printed above the prompt, Ctrl-C cancelling a running command); without one, plain lines
-    /// are read from <paramref name="input"/> and nothing is prompted.
+    /// are read from <paramref name="input"/>, nothing is prompted, and the exit code is 1 if a
+    /// command failed. The shell ends as soon as the session does: 0 after <c>quit</c>, 2 when
+    /// the server went away (noticed while waiting at the prompt too).
     /// </summary>
     public static async Task<int> RunAsync(CliArguments args, TextReader input, TextWriter output, TextWriter error, ITerminal? terminal, CancellationToken cancellationToken)
     {
-        args.ExpectPositional(0, 1, Usage);
+        var options = ShellOptions.From(args, Environment.GetEnvironmentVariable(ShellOptions.SocketVariable), Usage);
         var completion = new ShellCompletion();
-        var editor = terminal is null ? null : new LineEditor(terminal, new LineHistory(ShellHistoryPath.Resolve(args.All(HistoryFileOption).LastOrDefault())), completion);
+        var editor = terminal is null ? null : new LineEditor(terminal, new LineHistory(ShellHistoryPath.Resolve(options.HistoryFile)), completion);
         if (editor is not null)
         {
             // Every write goes through the editor, under its lock, above the prompt.
@@ -57,11 +85,11 @@ internal static class ShellCommand
             error = new LineEditorWriter(editor, error: true);
         }
 
-        await using var simulator = args.Positional.Count == 0 ? new QmpSimulator() : null;
+        await using var simulator = options.Address is null ? new QmpSimulator() : null;
         string address;
         if (simulator is null)
         {
-            address = args.Positional[0];
+            address = options.Address!;
         }
         else
         {
@@ -72,28 +100,39 @@ internal static class ShellCommand
         }
 
         var console = editor is null ? TextWriter.Synchronized(output) : output;
-        await using var client = new QmpClient();
+        await using var log = options.LogFile is null ? null : OpenLog(options.LogFile);
+        await using var client = new ShellQmpClient(ClientTimeouts.Apply(args, QmpClientOptions.Default), options.SkipNegotiation, log);
         using var events = client.Listen();
         await client.ConnectAsync(address, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var greeting = client.Greeting!;
-        await console.WriteLineAsync($"Connected to QEMU {greeting.Version}; capabilities: [{string.Join(", ", greeting.Capabilities)}]").ConfigureAwait(false);
-        var printing = PrintEventsAsync(events, console);
-        using var stopFilling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var filling = editor is null ? Task.CompletedTask : FillCompletionAsync(client, completion, stopFilling.Token);
+        await console.WriteLineAsync(client.Greeting is { } greeting
+            ? $"Connected to QEMU {greeting.Version}; capabilities: [{string.Join(", ", greeting.Capabilities)}]"
+            : $"Connected to {address} (no negotiation)").ConfigureAwait(false);
+        if (options.Hmp)
+        {
+            await console.WriteLineAsync("HMP mode: lines are sent to the human monitor; 'help' lists its commands.").ConfigureAwait(false);
+        }
 
+        var printing = PrintEventsAsync(events, console);
+        using var sessionOver = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var watching = WatchSessionAsync(client, sessionOver);
+        var filling = editor is null || options.Hmp ? Task.CompletedTask : FillCompletionAsync(client, completion, sessionOver.Token);
+
+        var run = new ShellLineRunner(client, options, console, error);
         var history = new List<string>();
-        var status = ExitCodes.Success;
+        var failed = false;
+        var outcome = ShellLineOutcome.Done;
         while (!cancellationToken.IsCancellationRequested)
         {
             string? line;
             try
             {
                 line = editor is null
-                    ? await ReadPlainLineAsync(input, cancellationToken).ConfigureAwait(false)
-                    : await editor.ReadLineAsync(Prompt, cancellationToken).ConfigureAwait(false);
+                    ? await ReadPlainLineAsync(input, sessionOver.Token).ConfigureAwait(false)
+                    : await editor.ReadLineAsync(run.Transaction.IsOpen ? ShellTransaction.Prompt : Prompt, sessionOver.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (sessionOver.IsCancellationRequested)
             {
+                outcome = cancellationToken.IsCancellationRequested ? ShellLineOutcome.Done : ShellLineOutcome.SessionLost;
                 break;
             }
 
@@ -105,6 +144,12 @@ internal static class ShellCommand
             line = line.Trim();
             if (line.Length == 0)
             {
+                continue;
+            }
+
+            if (line == "help" && !options.Hmp)
+            {
+                await console.WriteLineAsync(Syntax).ConfigureAwait(false);
                 continue;
             }
 
@@ -123,6 +168,7 @@ internal static class ShellCommand
                 if (!int.TryParse(line[1..], out var number) || number < 1 || number > history.Count)
                 {
                     await error.WriteLineAsync($"no history line '{line[1..]}'").ConfigureAwait(false);
+                    failed = true;
                     continue;
                 }
 
@@ -131,32 +177,92 @@ internal static class ShellCommand
             }
 
             history.Add(line);
-            var more = editor is null
-                ? await RunLineAsync(client, line, console, error, cancellationToken).ConfigureAwait(false)
-                : await RunInterruptibleLineAsync(editor, client, line, console, error, cancellationToken).ConfigureAwait(false);
-            if (!more)
+            outcome = editor is null
+                ? await run.RunAsync(line, cancellationToken).ConfigureAwait(false)
+                : await RunInterruptibleLineAsync(editor, run, line, error, cancellationToken).ConfigureAwait(false);
+            failed |= outcome == ShellLineOutcome.Failed;
+            if (outcome is ShellLineOutcome.Quit or ShellLineOutcome.SessionLost)
             {
-                status = client.IsPeerGoneCleanly() ? ExitCodes.Success : ExitCodes.ConnectionFailed;
                 break;
             }
         }
 
-        await stopFilling.CancelAsync().ConfigureAwait(false);
+        if (outcome == ShellLineOutcome.Quit)
+        {
+            // Let the server close the connection by itself, delivering what it sent before exiting (SHUTDOWN).
+            await Task.Delay(QuitGrace, sessionOver.Token).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        }
+
+        await sessionOver.CancelAsync().ConfigureAwait(false);
         await filling.ConfigureAwait(false);
+        await watching.ConfigureAwait(false);
+        string? lostBecause = null;
         try
         {
             await client.DisconnectAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is EndOfStreamException or IOException or ProtocolException)
         {
-            await error.WriteLineAsync($"connection closed: {ex.Message}").ConfigureAwait(false);
-            status = ExitCodes.ConnectionFailed;
+            lostBecause = ex.Message;
         }
 
         await printing.ConfigureAwait(false);
+        int status;
+        if (outcome == ShellLineOutcome.Quit || run.QuitSent && lostBecause is null)
+        {
+            await console.WriteLineAsync("The server quit: session closed.").ConfigureAwait(false);
+            status = failed && editor is null ? ExitCodes.QmpError : ExitCodes.Success;
+        }
+        else if (outcome == ShellLineOutcome.SessionLost || lostBecause is not null)
+        {
+            await error.WriteLineAsync($"aqmp: connection lost: {lostBecause ?? "the server closed the connection"}").ConfigureAwait(false);
+            status = ExitCodes.ConnectionFailed;
+        }
+        else
+        {
+            status = failed && editor is null ? ExitCodes.QmpError : ExitCodes.Success;
+        }
+
         await console.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         await error.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         return status;
+    }
+
+    private static StreamWriter OpenLog(string path)
+    {
+        try
+        {
+            return new StreamWriter(path, append: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"cannot open the log file '{path}': {ex.Message}");
+        }
+    }
+
+    /// <summary>Cancels <paramref name="sessionOver"/> as soon as the client's session is no longer running (the server went away).</summary>
+    private static async Task WatchSessionAsync(QmpClient client, CancellationTokenSource sessionOver)
+    {
+        try
+        {
+            while (true)
+            {
+                // Wait on the current state's successor first, then look: no transition is missed.
+                var change = client.WaitForRunstateChangeAsync(sessionOver.Token);
+                if (client.Runstate != Runstate.Running)
+                {
+                    break;
+                }
+
+                await change.ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        await sessionOver.CancelAsync().ConfigureAwait(false);
     }
 
     /// <summary>Reads one line from piped input; null at its end.</summary>
@@ -169,22 +275,22 @@ internal static class ShellCommand
     }
 
     /// <summary>
-    /// Runs one line as <see cref="RunLineAsync"/>, while Ctrl-C on the terminal stops waiting for
+    /// Runs one line as <see cref="ShellLineRunner.RunAsync"/>, while Ctrl-C on the terminal stops waiting for
     /// its reply (the session stays usable; the late reply is dropped) and returns to the prompt.
     /// </summary>
-    private static async Task<bool> RunInterruptibleLineAsync(LineEditor editor, QmpClient client, string line, TextWriter console, TextWriter error, CancellationToken cancellationToken)
+    private static async Task<ShellLineOutcome> RunInterruptibleLineAsync(LineEditor editor, ShellLineRunner run, string line, TextWriter error, CancellationToken cancellationToken)
     {
         using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var stopWatching = new CancellationTokenSource();
         var watching = CancelOnInterruptAsync(editor, interrupt, stopWatching.Token);
         try
         {
-            return await RunLineAsync(client, line, console, error, interrupt.Token).ConfigureAwait(false);
+            return await run.RunAsync(line, interrupt.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (interrupt.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             await error.WriteLineAsync("interrupted: the reply, if any, will be dropped").ConfigureAwait(false);
-            return true;
+            return ShellLineOutcome.Done;
         }
         finally
         {
@@ -227,40 +333,6 @@ internal static class ShellCommand
         }
     }
 
-    /// <summary>Runs one line; false when the session is over.</summary>
-    private static async Task<bool> RunLineAsync(QmpClient client, string line, TextWriter console, TextWriter error, CancellationToken cancellationToken)
-    {
-        QmpMessage command;
-        try
-        {
-            command = ShellLineParser.Parse(line);
-        }
-        catch (FormatException ex)
-        {
-            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
-            return true;
-        }
-
-        try
-        {
-            var reply = await client.ExecuteMessageAsync(command, cancellationToken).ConfigureAwait(false);
-            if (reply.Kind == QmpMessageKind.Error)
-            {
-                await error.WriteLineAsync($"error: {reply.ErrorClass}: {reply.ErrorDescription}").ConfigureAwait(false);
-            }
-            else
-            {
-                await console.WriteLineAsync(JsonText.Pretty(reply.ReturnValue!.Value)).ConfigureAwait(false);
-            }
-
-            return client.Runstate == Runstate.Running;
-        }
-        catch (Exception ex) when (ex is QmpExecuteInterruptedException or StateException)
-        {
-            return false;
-        }
-    }
-
     private static async Task PrintEventsAsync(QmpEventListener events, TextWriter console)
     {
         try
@@ -275,6 +347,4 @@ internal static class ShellCommand
             // The session ended; the main loop reports it.
         }
     }
-
-    private static bool IsPeerGoneCleanly(this QmpClient client) => client.Runstate != Runstate.Running;
 }

@@ -8,7 +8,8 @@ namespace Aqmp.Pipelines.Cli.Shell;
 /// Reads a shell line as a QMP command, as QEMU's qmp-shell does: either raw JSON
 /// (<c>{"execute": "query-status"}</c>) or <c>command key=value ...</c>, where each value is parsed
 /// as JSON when it parses (<c>n=1</c>, <c>on=true</c>, <c>list=[1,2]</c>, <c>s="a b"</c>) and taken as
-/// a string otherwise (<c>id=disk0</c>), and dotted keys nest (<c>a.b=1</c> → <c>{"a":{"b":1}}</c>).
+/// a string otherwise (<c>id=disk0</c>), a value in single quotes is the string between them
+/// (<c>command-line='info status'</c>), and dotted keys nest (<c>a.b=1</c> → <c>{"a":{"b":1}}</c>).
 /// </summary>
 internal static class ShellLineParser
 {
@@ -40,19 +41,21 @@ internal static class ShellLineParser
             throw new FormatException("empty command");
         }
 
-        var name = tokens[0];
-        if (name.Contains('=', StringComparison.Ordinal))
-        {
-            throw new FormatException($"'{name}' is not a command name");
-        }
+        var name = CommandName(tokens[0]);
+        return tokens.Count == 1 ? QmpMessage.Command(name) : QmpMessage.Command(name, Arguments(tokens.Skip(1)));
+    }
 
-        if (tokens.Count == 1)
-        {
-            return QmpMessage.Command(name);
-        }
+    /// <summary>Checks that <paramref name="token"/> can name a command (or a transaction action) and returns it.</summary>
+    /// <exception cref="FormatException">It is a key=value pair.</exception>
+    public static string CommandName(string token) =>
+        token.Contains('=', StringComparison.Ordinal) ? throw new FormatException($"'{token}' is not a command name") : token;
 
+    /// <summary>The JSON object that <c>key=value</c> <paramref name="tokens"/> make (empty for none).</summary>
+    /// <exception cref="FormatException">A token is not key=value, or a key is given twice.</exception>
+    public static JsonElement Arguments(IEnumerable<string> tokens)
+    {
         var root = new Dictionary<string, object>(StringComparer.Ordinal);
-        foreach (var token in tokens.Skip(1))
+        foreach (var token in tokens)
         {
             var equals = token.IndexOf('=', StringComparison.Ordinal);
             if (equals <= 0)
@@ -63,7 +66,7 @@ internal static class ShellLineParser
             Assign(root, token[..equals], token[(equals + 1)..]);
         }
 
-        return QmpMessage.Command(name, QmpJson.Write(writer => WriteObject(writer, root)));
+        return QmpJson.Write(writer => WriteObject(writer, root));
     }
 
     private static void Assign(Dictionary<string, object> root, string key, string text)
@@ -86,7 +89,26 @@ internal static class ShellLineParser
             throw new FormatException($"argument '{key}' is empty or given twice");
         }
 
-        node[leaf] = JsonText.TryParse(text, out var json) ? json : text;
+        node[leaf] = IsSingleQuoted(text) ? Unquote(text) : JsonText.TryParse(text, out var json) ? json : text;
+    }
+
+    private static bool IsSingleQuoted(string text) => text.Length >= 2 && text[0] == '\'' && text[^1] == '\'';
+
+    /// <summary>The text between single quotes, with <c>\'</c> and <c>\\</c> read as the character escaped.</summary>
+    private static string Unquote(string text)
+    {
+        var inner = new StringBuilder(text.Length);
+        for (var i = 1; i < text.Length - 1; i++)
+        {
+            if (text[i] == '\\' && i + 1 < text.Length - 1 && text[i + 1] is '\'' or '\\')
+            {
+                i++;
+            }
+
+            inner.Append(text[i]);
+        }
+
+        return inner.ToString();
     }
 
     private static void WriteObject(Utf8JsonWriter writer, Dictionary<string, object> node)
@@ -112,26 +134,27 @@ internal static class ShellLineParser
         writer.WriteEndObject();
     }
 
-    /// <summary>Splits on spaces outside double quotes, brackets and braces.</summary>
-    private static List<string> Tokenize(string line)
+    /// <summary>Splits on spaces outside single or double quotes, brackets and braces; quotes are kept in the words.</summary>
+    /// <exception cref="FormatException">A quote or bracket is left open.</exception>
+    public static List<string> Tokenize(string line)
     {
         var tokens = new List<string>();
         var current = new StringBuilder();
         var depth = 0;
-        var quoted = false;
+        var quote = '\0';
         for (var i = 0; i < line.Length; i++)
         {
             var c = line[i];
-            if (quoted)
+            if (quote != '\0')
             {
                 current.Append(c);
                 if (c == '\\' && i + 1 < line.Length)
                 {
                     current.Append(line[++i]);
                 }
-                else if (c == '"')
+                else if (c == quote)
                 {
-                    quoted = false;
+                    quote = '\0';
                 }
 
                 continue;
@@ -139,8 +162,8 @@ internal static class ShellLineParser
 
             switch (c)
             {
-                case '"':
-                    quoted = true;
+                case '"' or '\'':
+                    quote = c;
                     break;
                 case '[' or '{':
                     depth++;
@@ -161,7 +184,7 @@ internal static class ShellLineParser
             current.Append(c);
         }
 
-        if (quoted || depth != 0)
+        if (quote != '\0' || depth != 0)
         {
             throw new FormatException("unbalanced quotes or brackets");
         }

@@ -68,10 +68,7 @@ public sealed class QemuCliTests
     {
         var result = await AqmpProcess.RunAsync("execute", Qemu.Address, "nosuch");
 
-        ToolAssert.NoStackTrace(result);
-        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.QmpError), result.ToString());
-        Assert.That(result.StderrLines, Is.EqualTo(new[] { "error: CommandNotFound: The command nosuch has not been found" }), result.ToString());
-        Assert.That(result.Stdout, Is.Empty);
+        ToolAssert.FailsWith(result, ExitCode.QmpError, "error: CommandNotFound: The command nosuch has not been found");
     }
 
     [Test]
@@ -89,18 +86,57 @@ public sealed class QemuCliTests
     {
         var input = $"query-status{Nl}stop{Nl}query-status{Nl}human-monitor-command command-line=\"info status\"{Nl}nosuch{Nl}cont{Nl}exit{Nl}";
 
-        var result = await AqmpProcess.RunAsync(["shell", Qemu.Address], input);
+        var result = await AqmpProcess.RunAsync(["shell", "-p", Qemu.Address], input);
 
         ToolAssert.NoStackTrace(result);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCode.Success), result.ToString());
+            Assert.That(result.ExitCode, Is.EqualTo(ExitCode.QmpError), "piped, and nosuch failed: " + result);
             Assert.That(result.StdoutLines.FirstOrDefault(), Does.StartWith("Connected to QEMU 7.").And.Contain("capabilities: [oob]"), result.ToString());
             Assert.That(result.Stdout, Does.Contain("\"status\": \"running\"").And.Contain("\"status\": \"paused\""), result.ToString());
             Assert.That(result.Stdout, Does.Contain("\"VM status: paused\\r\\n\""), result.ToString());
             Assert.That(result.StdoutLines.Where(l => l.StartsWith("event: ", StringComparison.Ordinal) && l.Contains("\"STOP\"", StringComparison.Ordinal)), Has.Exactly(1).Items, result.ToString());
             Assert.That(result.StderrLines, Is.EqualTo(new[] { "error: CommandNotFound: The command nosuch has not been found" }), result.ToString());
         }
+    }
+
+    [Test]
+    public async Task Shell_H_sends_HMP_lines_and_prints_HMPs_text_as_it_is()
+    {
+        var result = await AqmpProcess.RunAsync(["shell", "-H", Qemu.SocketPath], $"info status{Nl}stop{Nl}info status{Nl}");
+
+        ToolAssert.Success(result);
+        var text = result.StdoutLines.Where(l => !l.StartsWith("event: ", StringComparison.Ordinal)).Skip(2).ToList();
+        Assert.That(text, Is.EqualTo(new[] { "VM status: running", "VM status: paused" }), result.ToString());
+    }
+
+    [Test]
+    public async Task Shell_quit_with_more_lines_piped_after_it_exits_0_at_once_without_Broken_pipe()
+    {
+        var result = await AqmpProcess.RunAsync(["shell", Qemu.Address], $"quit{Nl}query-status{Nl}");
+
+        ToolAssert.Success(result);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(result.StdoutLines, Does.Contain("{}"), result.ToString());
+            Assert.That(result.StdoutLines.Where(l => l.StartsWith("event: ", StringComparison.Ordinal) && l.Contains("SHUTDOWN", StringComparison.Ordinal)), Has.Exactly(1).Items, result.ToString());
+            Assert.That(result.StdoutLines.LastOrDefault(), Is.EqualTo("The server quit: session closed."), result.ToString());
+            Assert.That(result.Stderr, Is.Empty, result.ToString());
+        }
+
+        Assert.That(await Qemu.WaitForExitAsync(), Is.Zero);
+    }
+
+    [Test]
+    public async Task Shell_waiting_for_input_notices_QEMU_killed_and_exits_2_at_once()
+    {
+        await using var shell = AqmpProcess.Start("shell", Qemu.Address);
+        await shell.WaitForConnectedAsync();
+
+        Qemu.Process.Kill();
+        var result = await shell.WaitForExitAsync(within: TimeSpan.FromSeconds(5));
+
+        ToolAssert.ConnectionLost(result);
     }
 
     [Test]

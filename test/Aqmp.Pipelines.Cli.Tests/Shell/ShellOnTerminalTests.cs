@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Aqmp.Pipelines.Cli.Commands;
+using Aqmp.Pipelines.Cli.Shell;
 using Aqmp.Pipelines.Cli.Tests.Support;
 
 namespace Aqmp.Pipelines.Cli.Tests.Shell;
@@ -98,11 +99,47 @@ public sealed class ShellOnTerminalTests : TempDirectoryTest
         Assert.That(simulator.Simulator.SessionsServed, Is.EqualTo(1));
     }
 
+    [Test]
+    public async Task After_transaction_open_paren_the_prompt_is_TRANS_and_nothing_is_sent_until_the_closing_paren()
+    {
+        await using var simulator = await SimulatorFixture.StartAsync();
+        var (terminal, shell) = await StartAtPromptAsync(simulator);
+
+        terminal.Type("transaction(").Press(ConsoleKey.Enter);
+        await WaitForScreenAsync(terminal, s => s.CursorLine == "TRANS>");
+        terminal.Type($"{SimulatorFixture.EchoCommand} a=1").Press(ConsoleKey.Enter);
+        await WaitForScreenAsync(terminal, s => s.CursorLine == "TRANS>" && s.Lines.Contains($"TRANS> {SimulatorFixture.EchoCommand} a=1"));
+        Assert.That(simulator.Echoed, Is.Empty, "an action line is kept, not run");
+
+        terminal.Type(")").Press(ConsoleKey.Enter);
+        await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd() && s.Lines.Contains("TRANS> )"));
+        terminal.Ctrl('D');
+
+        Assert.That(await shell.Bounded(), Is.EqualTo(ExitCodes.Success), terminal.Screen.ToString());
+        Assert.That(terminal.Errors, Has.Some.Contains($"Parameter 'type' does not accept value '{SimulatorFixture.EchoCommand}'"), "one transaction reached the simulator, with the action typed (which its transaction refuses)");
+        Assert.That(simulator.Echoed, Is.Empty);
+    }
+
+    [Test]
+    public async Task A_server_that_goes_away_while_the_prompt_waits_ends_the_shell_at_once_with_exit_2()
+    {
+        await using var simulator = await SimulatorFixture.StartAsync();
+        var (terminal, shell) = await StartAtPromptAsync(simulator);
+        terminal.Type("query-st");
+        await terminal.WhenIdle();
+
+        await simulator.Simulator.StopAsync().Bounded();
+
+        Assert.That(await shell.Bounded(), Is.EqualTo(ExitCodes.ConnectionFailed), terminal.Screen.ToString());
+        Assert.That(terminal.Errors, Has.Some.StartWith("aqmp: connection lost: "), terminal.Screen.ToString());
+        Assert.That(terminal.Screen.Lines, Does.Contain(Prompt + "query-st"), "the unfinished line stays on the screen");
+    }
+
     /// <summary>Starts the shell on a 100-column fake terminal and waits for its first prompt.</summary>
     private async Task<(FakeTerminal Terminal, Task<int> Shell)> StartAtPromptAsync(SimulatorFixture simulator)
     {
         var terminal = new FakeTerminal(100);
-        var args = CliArguments.Parse(["--history-file", HistoryFile, simulator.Address], ShellCommand.HistoryFileOption);
+        var args = CliArguments.Parse(["-p", "--history-file", HistoryFile, simulator.Address], ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames);
         var shell = Task.Run(() => ShellCommand.RunAsync(args, TextReader.Null, TextWriter.Null, TextWriter.Null, terminal, CancellationToken.None));
         await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd());
         return (terminal, shell);

@@ -82,8 +82,11 @@ internal sealed class AqmpProcess : IAsyncDisposable
     /// <summary>Starts <c>aqmp ARGUMENTS</c> with the default time limit.</summary>
     public static AqmpProcess Start(params string[] arguments) => Start(arguments, DefaultLimit);
 
-    /// <summary>Starts <c>aqmp ARGUMENTS</c>, to be killed after <paramref name="limit"/>.</summary>
-    public static AqmpProcess Start(IReadOnlyList<string> arguments, TimeSpan limit)
+    /// <summary>
+    /// Starts <c>aqmp ARGUMENTS</c>, to be killed after <paramref name="limit"/>, with
+    /// <paramref name="environment"/> added to its environment (and no <c>QMP_SOCKET</c> inherited).
+    /// </summary>
+    public static AqmpProcess Start(IReadOnlyList<string> arguments, TimeSpan limit, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(HostPath)
         {
@@ -103,19 +106,28 @@ internal sealed class AqmpProcess : IAsyncDisposable
 
         info.Environment["DOTNET_NOLOGO"] = "1";
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        info.Environment.Remove("QMP_SOCKET");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
+
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {HostPath} {ToolPath}.");
         var aqmp = new AqmpProcess(process, [.. arguments], limit);
         s_live[aqmp] = 0;
         return aqmp;
     }
 
+    /// <summary>Waits for the shell's "Connected to QEMU ..." line.</summary>
+    public Task<string> WaitForConnectedAsync() => WaitForStdoutLineAsync(l => l.StartsWith("Connected to QEMU", StringComparison.Ordinal), "'Connected to QEMU ...'");
+
     /// <summary>Runs <c>aqmp ARGUMENTS</c> with empty stdin until it exits.</summary>
     public static Task<AqmpResult> RunAsync(params string[] arguments) => RunAsync(arguments, input: null);
 
     /// <summary>Runs <c>aqmp ARGUMENTS</c>, writes <paramref name="input"/> to its stdin, closes stdin and waits for the exit.</summary>
-    public static async Task<AqmpResult> RunAsync(IReadOnlyList<string> arguments, string? input, TimeSpan? limit = null)
+    public static async Task<AqmpResult> RunAsync(IReadOnlyList<string> arguments, string? input, TimeSpan? limit = null, IReadOnlyDictionary<string, string>? environment = null)
     {
-        await using var aqmp = Start(arguments, limit ?? DefaultLimit);
+        await using var aqmp = Start(arguments, limit ?? DefaultLimit, environment);
         if (input is not null)
         {
             await aqmp.WriteInputAsync(input);

@@ -28,6 +28,23 @@ internal static class ToolAssert
         }
     }
 
+    /// <summary>Exit <paramref name="exitCode"/>, nothing on stdout, and exactly <paramref name="stderrLine"/> on stderr.</summary>
+    public static void FailsWith(AqmpResult result, int exitCode, string stderrLine)
+    {
+        NoStackTrace(result);
+        Assert.That(result.ExitCode, Is.EqualTo(exitCode), result.ToString());
+        Assert.That(result.StderrLines, Is.EqualTo(new[] { stderrLine }), result.ToString());
+        Assert.That(result.Stdout, Is.Empty, result.ToString());
+    }
+
+    /// <summary>The shell's end when its server went away: exit 2 and exactly one stderr line "aqmp: connection lost: ...".</summary>
+    public static void ConnectionLost(AqmpResult result)
+    {
+        NoStackTrace(result);
+        Assert.That(result.ExitCode, Is.EqualTo(ExitCode.ConnectionFailed), result.ToString());
+        Assert.That(result.StderrLines, Has.Count.EqualTo(1).And.All.StartWith("aqmp: connection lost: "), result.ToString());
+    }
+
     /// <summary>Exit 2, stdout empty, exactly one stderr line "aqmp: error: ..." containing <paramref name="fragment"/>.</summary>
     public static void ConnectionFailure(AqmpResult result, string fragment)
     {
@@ -56,5 +73,8 @@ internal static class ExitCode
     public const int Success = 0;
     public const int QmpError = 1;
     public const int ConnectionFailed = 2;
+    public const int ConnectTimedOut = 3;
+    public const int TimedOut = 4;
+    public const int Interrupted = 130;
     public const int Usage = 64;
 }

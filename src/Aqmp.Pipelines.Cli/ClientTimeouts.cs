@@ -1,0 +1,32 @@
+using System.Globalization;
+using Aqmp.Pipelines.Qmp.Client;
+using Aqmp.Pipelines.Session;
+
+namespace Aqmp.Pipelines.Cli;
+
+/// <summary>
+/// The time limits the client subcommands share: <c>--connect-timeout SECONDS</c> bounds both the
+/// transport's connection and the wait for the QMP greeting (<see cref="QmpClientOptions.ConnectTimeout"/>,
+/// <see cref="QmpClientOptions.GreetingTimeout"/>; 5 s each by default), and <c>--timeout SECONDS</c>
+/// is each subcommand's own limit on what follows.
+/// </summary>
+internal static class ClientTimeouts
+{
+    /// <summary>The option bounding the connection and the greeting.</summary>
+    public const string ConnectOption = "connect-timeout";
+
+    /// <summary>The option bounding a subcommand's work once connected.</summary>
+    public const string Option = "timeout";
+
+    /// <summary><paramref name="options"/> with <c>--connect-timeout</c>, when given, as its connect and greeting timeouts.</summary>
+    /// <exception cref="UsageException">The value is not a positive number of seconds.</exception>
+    public static QmpClientOptions Apply(CliArguments args, QmpClientOptions options) =>
+        args.PositiveSeconds(ConnectOption) is { } limit ? options with { ConnectTimeout = limit, GreetingTimeout = limit } : options;
+
+    /// <summary>Whether <paramref name="error"/> is the connect or greeting timeout running out.</summary>
+    public static bool IsConnectTimeout(Exception error) =>
+        error is QmpNegotiationException { InnerException: TimeoutException } or ConnectException { InnerException: TimeoutException };
+
+    /// <summary>A duration as people read it: <c>5 s</c>, <c>0.5 s</c>.</summary>
+    public static string Describe(TimeSpan limit) => limit.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) + " s";
+}
