@@ -30,7 +30,7 @@ internal static class AqmpTool
               shell, execute, events): another client may hold the monitor
           4   --timeout SECONDS elapsed (execute: no reply; events: not finished)
           64  the command line is wrong
-          130 interrupted (Ctrl-C, SIGTERM) before the reply arrived
+          130 interrupted (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) before the reply arrived
 
         ADDRESS is unix:PATH, a path containing '/', HOST:PORT or [IPv6]:PORT.
         'aqmp COMMAND --help' tells more. QEMU serves QMP with, for example:
@@ -42,6 +42,8 @@ internal static class AqmpTool
         using var interrupted = new CancellationTokenSource();
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Interrupt(context, interrupted));
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Interrupt(context, interrupted));
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Interrupt(context, interrupted));
+        using var sigquit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, context => Interrupt(context, interrupted));
         var verb = args.FirstOrDefault();
         var rest = args.Skip(1);
         try

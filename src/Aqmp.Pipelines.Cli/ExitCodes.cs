@@ -21,6 +21,6 @@ internal static class ExitCodes
     /// <summary>The command line is wrong.</summary>
     public const int Usage = 64;
 
-    /// <summary>A command that had not finished was interrupted (SIGINT/SIGTERM), as shells report 128 + SIGINT.</summary>
+    /// <summary>A command that had not finished was interrupted (SIGINT, SIGTERM, SIGHUP or SIGQUIT), as shells report 128 + SIGINT.</summary>
     public const int Interrupted = 130;
 }

@@ -90,6 +90,8 @@ public sealed class ServeCommandTests
 
     [TestCase("TERM")]
     [TestCase("INT")]
+    [TestCase("HUP")]
+    [TestCase("QUIT")]
     public async Task Serve_stops_with_exit_0_on_a_signal_and_removes_its_socket(string signal)
     {
         await using var serve = await StartServeAsync();
