@@ -80,6 +80,36 @@ public sealed class ServeCommandTests
     }
 
     [Test]
+    public async Task Serve_replaces_a_socket_file_left_by_a_server_that_did_not_stop_cleanly()
+    {
+        // A listener's socket file moved to the path outlives the listener, as a killed server's does.
+        var elsewhere = _path + ".first";
+        using (await Aqmp.Pipelines.Transports.SocketListener.BindAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(elsewhere)).AsTask().Bounded())
+        {
+            File.Move(elsewhere, _path);
+        }
+
+        Assert.That(File.Exists(_path), Is.True, "a stale socket file is at the path");
+        await using var serve = await StartServeAsync();
+
+        var status = await AqmpProcess.RunAsync("execute", Address, "query-status");
+        ToolAssert.Success(status);
+    }
+
+    [Test]
+    public async Task Serve_on_the_socket_of_a_running_server_exits_2_saying_a_server_is_listening_and_leaves_it()
+    {
+        await using var first = await StartServeAsync();
+
+        var second = await AqmpProcess.RunAsync("serve", Address);
+
+        Assert.That(second.ExitCode, Is.EqualTo(2), second.ToString());
+        Assert.That(second.Stderr, Does.Contain(_path).And.Contain("a server is listening on it"), second.ToString());
+        var status = await AqmpProcess.RunAsync("execute", Address, "query-status");
+        ToolAssert.Success(status);
+    }
+
+    [Test]
     public async Task Serve_with_a_negotiation_timeout_that_is_not_a_positive_number_is_a_usage_error()
     {
         var result = await AqmpProcess.RunAsync("serve", "--negotiation-timeout", "0", Address);

@@ -20,7 +20,9 @@ internal static class ServeCommand
         system_reset, system_powerdown, quit, query-version, query-name, query-uuid, query-kvm,
         query-commands, query-qmp-schema and human-monitor-command (info, help) like QEMU's
         '-M none' machine, and answers the schema's other commands with a GenericError.
-        Like QEMU's monitor it serves one client at a time; once a client has negotiated oob,
+        A socket file at PATH that no server answers on (left by a server that did not stop
+        cleanly) is replaced; one a server answers on, or a file that is not a socket, is reported
+        and left alone. Like QEMU's monitor it serves one client at a time; once a client has negotiated oob,
         exec-oob commands overtake its in-band ones.
 
           --negotiation-timeout SECONDS  disconnect a client that has not sent qmp_capabilities
@@ -34,7 +36,7 @@ internal static class ServeCommand
     public static async Task<int> RunAsync(CliArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         args.ExpectPositional(1, 1, Usage);
-        var options = QmpSimulatorOptions.Default;
+        var options = QmpSimulatorOptions.Default with { ReplaceStaleSocket = true };
         if (args.PositiveInteger(NegotiationTimeoutOption) is { } seconds)
         {
             options = options with { NegotiationTimeout = TimeSpan.FromSeconds(seconds) };

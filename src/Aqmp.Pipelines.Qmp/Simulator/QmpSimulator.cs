@@ -127,7 +127,7 @@ public sealed class QmpSimulator : IAsyncDisposable
             throw new InvalidOperationException("The simulator is already started.");
         }
 
-        _listener = await SocketListener.BindAsync(endPoint, backlog: 16, cancellationToken).ConfigureAwait(false);
+        _listener = await SocketListener.BindAsync(endPoint, backlog: 16, _options.ReplaceStaleSocket, cancellationToken).ConfigureAwait(false);
         _ = Task.Run(RunAcceptLoopAsync, CancellationToken.None);
         return _listener.LocalEndPoint;
     }

@@ -36,6 +36,13 @@ public sealed record QmpSimulatorOptions
     /// </summary>
     public TimeSpan NegotiationTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Whether <c>StartAsync</c> on a Unix-domain path replaces a socket file there that no server
+    /// answers on (what a simulator or QEMU that did not stop cleanly leaves behind). A socket a
+    /// server answers on, and a file that is not a socket, are never removed. Default false.
+    /// </summary>
+    public bool ReplaceStaleSocket { get; init; }
+
     /// <summary>The sessions' buffering and shutdown settings.</summary>
     public PipeProtocolOptions Session { get; init; } = PipeProtocolOptions.Default;
 

@@ -58,7 +58,28 @@ public sealed class SocketListener : IDisposable
     /// is left as it was.
     /// </exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired during name resolution.</exception>
-    public static async ValueTask<SocketListener> BindAsync(EndPoint endPoint, int backlog = 1, CancellationToken cancellationToken = default)
+    public static ValueTask<SocketListener> BindAsync(EndPoint endPoint, int backlog = 1, CancellationToken cancellationToken = default)
+        => BindAsync(endPoint, backlog, replaceStaleSocket: false, cancellationToken);
+
+    /// <summary>
+    /// Binds to <paramref name="endPoint"/> and starts listening, as
+    /// <see cref="BindAsync(EndPoint, int, CancellationToken)"/> does; with
+    /// <paramref name="replaceStaleSocket"/>, a socket file at a Unix-domain path (on Linux) that no
+    /// server answers on (a connection to it is refused: what a server that did not stop cleanly
+    /// leaves behind) is removed and the path bound again.
+    /// </summary>
+    /// <param name="endPoint">Where to listen, as for the other overload.</param>
+    /// <param name="backlog">How many not-yet-accepted connections the system queues.</param>
+    /// <param name="replaceStaleSocket">Whether a stale Unix socket file is replaced.</param>
+    /// <param name="cancellationToken">Cancels name resolution.</param>
+    /// <returns>The listener.</returns>
+    /// <exception cref="SocketException">
+    /// As for the other overload; a socket file that a server answers on, and anything at the path
+    /// that is not a socket, give <see cref="SocketError.AddressAlreadyInUse"/> naming the path, and
+    /// are left as they were.
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired during name resolution.</exception>
+    public static async ValueTask<SocketListener> BindAsync(EndPoint endPoint, int backlog, bool replaceStaleSocket, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         if (endPoint is DnsEndPoint dns)
@@ -69,7 +90,7 @@ public sealed class SocketListener : IDisposable
 
         if (endPoint is UnixDomainSocketEndPoint unix && UnixSocketFile.Handles(unix))
         {
-            var file = UnixSocketFile.Bind(unix, backlog);
+            var file = UnixSocketFile.Bind(unix, backlog, replaceStaleSocket);
             return new SocketListener(file.Socket, file);
         }
 

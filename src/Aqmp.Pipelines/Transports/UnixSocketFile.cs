@@ -42,11 +42,18 @@ internal sealed class UnixSocketFile : IDisposable
         => OperatingSystem.IsLinux() && endPoint.ToString() is { Length: > 0 } path && path[0] is not ('\0' or '@');
 
     /// <summary>Binds a new socket to <paramref name="endPoint"/>'s path and starts listening.</summary>
+    /// <param name="endPoint">The path.</param>
+    /// <param name="backlog">How many not-yet-accepted connections the system queues.</param>
+    /// <param name="replaceStaleSocket">
+    /// Whether a socket file already at the path that no listener answers (a connection to it is
+    /// refused: what a crashed server leaves) is removed and the path bound again.
+    /// </param>
     /// <exception cref="SocketException">
     /// <see cref="SocketError.AddressAlreadyInUse"/> when something is at the path (the message names
-    /// the path and says whether it is a socket); another code when the path cannot be bound.
+    /// the path and says whether it is a socket, and when stale sockets are replaced, that a server
+    /// answers on it); another code when the path cannot be bound.
     /// </exception>
-    public static UnixSocketFile Bind(UnixDomainSocketEndPoint endPoint, int backlog)
+    public static UnixSocketFile Bind(UnixDomainSocketEndPoint endPoint, int backlog, bool replaceStaleSocket = false)
     {
         var path = endPoint.ToString();
         var address = SockAddrUn(path);
@@ -57,7 +64,16 @@ internal sealed class UnixSocketFile : IDisposable
         using var raw = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         if (bind(raw.SafeHandle, address, address.Length) != 0)
         {
-            throw BindFailure(path, Marshal.GetLastPInvokeError());
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == EAddrInUse && replaceStaleSocket && RemoveIfStale(endPoint, fullPath, path))
+            {
+                errno = bind(raw.SafeHandle, address, address.Length) == 0 ? 0 : Marshal.GetLastPInvokeError();
+            }
+
+            if (errno != 0)
+            {
+                throw BindFailure(path, errno);
+            }
         }
 
         if (!TryIdentify(fullPath, out var identity) || !identity.IsSocket)
@@ -99,6 +115,35 @@ internal sealed class UnixSocketFile : IDisposable
         {
             _ = unlink(path);
         }
+    }
+
+    /// <summary>
+    /// Removes the socket file at the path when no listener answers on it (a connection is refused)
+    /// and it is still the same file afterwards; false when it is not a socket, or a server answers.
+    /// </summary>
+    /// <exception cref="SocketException"><see cref="SocketError.AddressAlreadyInUse"/>: a server answers on the path.</exception>
+    private static bool RemoveIfStale(UnixDomainSocketEndPoint endPoint, string fullPath, string path)
+    {
+        if (!TryIdentify(fullPath, out var before) || !before.IsSocket)
+        {
+            return false;
+        }
+
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try
+            {
+                probe.Connect(endPoint);
+                throw new SocketException((int)SocketError.AddressAlreadyInUse, $"Cannot listen on '{path}': a server is listening on it.");
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                // Nobody listens: the file is what a server that did not stop cleanly left behind.
+            }
+        }
+
+        RemoveIfOurs(fullPath, before);
+        return true;
     }
 
     private static SocketException BindFailure(string path, int errno)

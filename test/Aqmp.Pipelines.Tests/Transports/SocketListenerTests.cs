@@ -116,6 +116,59 @@ public class SocketListenerTests
 
     [Test]
     [Platform("Linux")]
+    public async Task BindAsync_replacing_stale_sockets_removes_a_socket_file_nobody_listens_on_and_listens_there()
+    {
+        var path = TempPaths.NewSocketPath();
+        await LeaveStaleSocketFileAsync(path);
+
+        using var listener = await SocketListener.BindAsync(new UnixDomainSocketEndPoint(path), backlog: 1, replaceStaleSocket: true).Bounded();
+
+        var accept = listener.AcceptAsync().AsTask();
+        await using var client = await SocketTransport.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+        await using var server = await accept.Bounded();
+        await PipeIO.WriteAsync(client.Pipe.Output, [9]);
+        Assert.That(await PipeIO.ReadExactlyAsync(server.Pipe.Input, 1), Is.EqualTo(new byte[] { 9 }));
+    }
+
+    [Test]
+    [Platform("Linux")]
+    public async Task BindAsync_replacing_stale_sockets_leaves_a_live_listeners_socket_and_says_a_server_is_listening()
+    {
+        var path = TempPaths.NewSocketPath();
+        using var live = await SocketListener.BindAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+
+        var ex = await Assert.ThrowsAsync<SocketException>(() => SocketListener.BindAsync(new UnixDomainSocketEndPoint(path), backlog: 1, replaceStaleSocket: true).Bounded());
+
+        Assert.That(ex!.SocketErrorCode, Is.EqualTo(SocketError.AddressAlreadyInUse));
+        Assert.That(ex.Message, Does.Contain(path).And.Contain("a server is listening on it"));
+        var accept = live.AcceptAsync().AsTask();
+        await using var client = await SocketTransport.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded();
+        await using var server = await accept.Bounded();
+        Assert.That(server, Is.Not.Null, "the live listener still accepts on its file");
+    }
+
+    [Test]
+    [Platform("Linux")]
+    public async Task BindAsync_replacing_stale_sockets_leaves_a_regular_file_as_it_was()
+    {
+        var path = TempPaths.NewSocketPath();
+        await File.WriteAllTextAsync(path, "not a socket");
+        try
+        {
+            var ex = await Assert.ThrowsAsync<SocketException>(() => SocketListener.BindAsync(new UnixDomainSocketEndPoint(path), backlog: 1, replaceStaleSocket: true).Bounded());
+
+            Assert.That(ex!.SocketErrorCode, Is.EqualTo(SocketError.AddressAlreadyInUse));
+            Assert.That(ex.Message, Does.Contain("not a socket"));
+            Assert.That(await File.ReadAllTextAsync(path), Is.EqualTo("not a socket"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Test]
+    [Platform("Linux")]
     public async Task Disposing_a_listener_whose_file_was_replaced_leaves_the_new_listeners_file_and_it_keeps_accepting()
     {
         var path = TempPaths.NewSocketPath();
