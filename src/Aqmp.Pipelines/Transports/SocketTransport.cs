@@ -120,7 +120,13 @@ public static class SocketTransport
         catch (SocketException ex) when (endPoint is UnixDomainSocketEndPoint unix && ex.SocketErrorCode == SocketError.AddressNotAvailable)
         {
             // The system reports a missing socket file as "Cannot assign requested address".
-            throw new SocketException((int)ex.SocketErrorCode, $"No Unix socket at '{unix}' ({ex.Message})");
+            throw new SocketException((int)ex.SocketErrorCode, $"No Unix socket at '{unix}': there is no such file.");
+        }
+        catch (SocketException ex) when (endPoint is UnixDomainSocketEndPoint unix && ex.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            throw new SocketException((int)ex.SocketErrorCode, UnixSocketFile.IsSocket(unix.ToString()) is false
+                ? $"No Unix socket at '{unix}': the file there is not a socket."
+                : $"Nothing listens on the Unix socket '{unix}' (connection refused): its server has stopped or is not accepting.");
         }
     }
 

@@ -37,6 +37,10 @@ internal sealed class UnixSocketFile : IDisposable
     /// <summary>The listening socket; it owns its descriptor and has no bound file name of the runtime's.</summary>
     public Socket Socket { get; }
 
+    /// <summary>Whether the file at <paramref name="path"/> is a socket; null when there is none, or on systems other than Linux.</summary>
+    public static bool? IsSocket(string path)
+        => OperatingSystem.IsLinux() && TryIdentify(path, out var identity) ? identity.IsSocket : null;
+
     /// <summary>Whether <paramref name="endPoint"/> is bound through libc: on Linux, a filesystem path (not an abstract name).</summary>
     public static bool Handles(UnixDomainSocketEndPoint endPoint)
         => OperatingSystem.IsLinux() && endPoint.ToString() is { Length: > 0 } path && path[0] is not ('\0' or '@');

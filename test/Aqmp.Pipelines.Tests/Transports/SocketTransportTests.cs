@@ -411,11 +411,56 @@ public class SocketTransportTests
     }
 
     [Test]
-    public async Task ConnectAsync_to_a_missing_unix_path_throws_SocketException()
+    public async Task ConnectAsync_to_a_missing_unix_path_throws_SocketException_saying_there_is_no_such_file()
     {
         var path = TempPaths.NewSocketPath();
 
-        await Assert.ThrowsAsync<SocketException>(() => SocketTransport.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded());
+        var ex = await Assert.ThrowsAsync<SocketException>(() => SocketTransport.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded());
+
+        Assert.That(ex!.Message, Is.EqualTo($"No Unix socket at '{path}': there is no such file."));
+    }
+
+    [Test]
+    [Platform("Linux")]
+    public async Task ConnectAsync_to_a_unix_path_holding_a_regular_file_says_it_is_not_a_socket()
+    {
+        var path = TempPaths.NewSocketPath();
+        await File.WriteAllTextAsync(path, "x");
+        try
+        {
+            var ex = await Assert.ThrowsAsync<SocketException>(() => SocketTransport.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded());
+
+            Assert.That(ex!.SocketErrorCode, Is.EqualTo(SocketError.ConnectionRefused));
+            Assert.That(ex.Message, Is.EqualTo($"No Unix socket at '{path}': the file there is not a socket."));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Test]
+    [Platform("Linux")]
+    public async Task ConnectAsync_to_a_socket_file_nobody_listens_on_says_nothing_listens_there()
+    {
+        var path = TempPaths.NewSocketPath();
+        var elsewhere = TempPaths.NewSocketPath();
+        using (await SocketListener.BindAsync(new UnixDomainSocketEndPoint(elsewhere)).Bounded())
+        {
+            File.Move(elsewhere, path);
+        }
+
+        try
+        {
+            var ex = await Assert.ThrowsAsync<SocketException>(() => SocketTransport.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded());
+
+            Assert.That(ex!.SocketErrorCode, Is.EqualTo(SocketError.ConnectionRefused));
+            Assert.That(ex.Message, Does.StartWith($"Nothing listens on the Unix socket '{path}' (connection refused)"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     [Test]
