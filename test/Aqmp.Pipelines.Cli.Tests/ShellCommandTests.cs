@@ -72,6 +72,21 @@ public sealed class ShellCommandTests
     }
 
     [Test]
+    public async Task Shell_interrupted_while_waiting_for_the_greeting_says_so_and_exits_130()
+    {
+        var path = SimulatorFixture.TempSocketPath("silent");
+        using var silent = await Aqmp.Pipelines.Transports.SocketListener.BindAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(path)).AsTask().Bounded();
+        await using var shell = AqmpProcess.Start("shell", "--connect-timeout", "60", "unix:" + path);
+        await using var connection = await silent.AcceptAsync().AsTask().Bounded();
+
+        await shell.SignalAsync("INT");
+        var result = await shell.WaitForExitAsync();
+
+        Assert.That(result.ExitCode, Is.EqualTo(130), result.ToString());
+        Assert.That(result.Stderr, Does.Contain($"interrupted while connecting to unix:{path} (no QMP greeting yet)"), result.ToString());
+    }
+
+    [Test]
     public async Task Shell_with_address_talks_to_that_server_and_ends_with_exit_0_at_the_end_of_input()
     {
         await using var simulator = await SimulatorFixture.StartAsync();

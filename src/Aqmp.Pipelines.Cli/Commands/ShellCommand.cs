@@ -103,7 +103,16 @@ internal static class ShellCommand
         await using var log = options.LogFile is null ? null : OpenLog(options.LogFile);
         await using var client = new ShellQmpClient(ClientTimeouts.Apply(args, QmpClientOptions.Default), options.SkipNegotiation, log);
         using var events = client.Listen();
-        await client.ConnectAsync(address, cancellationToken: cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await client.ConnectAsync(address, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await error.WriteLineAsync($"aqmp: interrupted while connecting to {address} (no QMP greeting yet)").ConfigureAwait(false);
+            return ExitCodes.Interrupted;
+        }
+
         await console.WriteLineAsync(client.Greeting is { } greeting
             ? $"Connected to QEMU {greeting.Version}; capabilities: [{string.Join(", ", greeting.Capabilities)}]"
             : $"Connected to {address} (no negotiation)").ConfigureAwait(false);
