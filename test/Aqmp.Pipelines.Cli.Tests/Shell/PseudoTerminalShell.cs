@@ -73,6 +73,17 @@ internal sealed class PseudoTerminalShell : IDisposable
         }
     }
 
+    /// <summary>Waits until the output holds <paramref name="text"/> at least <paramref name="times"/> times; fails the test after <see cref="TestTimeouts.Default"/>.</summary>
+    public async Task WaitForAsync(string text, int times)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (Output.Split(text).Length - 1 < times)
+        {
+            Assert.That(deadline.Elapsed, Is.LessThan(TestTimeouts.Default), $"never saw {text} {times} times in:\n{Output}");
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>Waits for the shell to exit and returns its exit code.</summary>
     public async Task<int> ExitCodeAsync()
     {

@@ -49,4 +49,50 @@ public sealed class ShellUnderPseudoTerminalTests : TempDirectoryTest
         Assert.That(await shell.ExitCodeAsync(), Is.Zero, shell.Output);
         Assert.That(shell.Output, Does.Not.Contain("RESET"), "the dropped line was not run");
     }
+
+    [Test]
+    public async Task Up_recalls_an_earlier_line_which_Enter_runs_again()
+    {
+        using var shell = PseudoTerminalShell.Start(HistoryFile);
+
+        await shell.WaitForAsync(Prompt);
+        await shell.SendAsync("stop\r");
+        await shell.WaitForAsync("STOP", 1);
+        await shell.SendAsync("cont\r");
+        await shell.WaitForAsync("RESUME", 1);
+        await shell.SendAsync("\x1b[A\x1b[A\r");
+        await shell.WaitForAsync("STOP", 2);
+        await shell.SendAsync("exit\r");
+
+        Assert.That(await shell.ExitCodeAsync(), Is.Zero, shell.Output);
+        Assert.That(File.ReadAllLines(HistoryFile), Is.EqualTo(new[] { "stop", "cont", "stop", "exit" }));
+    }
+
+    [Test]
+    public async Task Tab_completes_a_command_name_from_the_servers_commands()
+    {
+        using var shell = PseudoTerminalShell.Start(HistoryFile);
+
+        await shell.WaitForAsync(Prompt);
+        // The command names are fetched once connected; give the fetch a moment.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await shell.SendAsync("query-versi\t\r");
+        await shell.WaitForAsync("\"package\": \"aqmp-simulator\"");
+        await shell.SendAsync("exit\r");
+
+        Assert.That(await shell.ExitCodeAsync(), Is.Zero, shell.Output);
+        Assert.That(File.ReadAllLines(HistoryFile)[0], Is.EqualTo("query-version "), "the name completed, with the space after it");
+    }
+
+    [Test]
+    public async Task Quit_ends_the_shell_at_once_with_exit_0()
+    {
+        using var shell = PseudoTerminalShell.Start(HistoryFile);
+
+        await shell.WaitForAsync(Prompt);
+        await shell.SendAsync("quit\r");
+
+        Assert.That(await shell.ExitCodeAsync(), Is.Zero, shell.Output);
+        Assert.That(shell.Output, Does.Contain("SHUTDOWN"));
+    }
 }
