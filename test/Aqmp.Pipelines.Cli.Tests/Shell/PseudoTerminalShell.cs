@@ -38,8 +38,8 @@ internal sealed class PseudoTerminalShell : IDisposable
         }
     }
 
-    /// <summary>Starts the shell with the history kept in <paramref name="historyFile"/>.</summary>
-    public static PseudoTerminalShell Start(string historyFile)
+    /// <summary>Starts the shell with the history kept in <paramref name="historyFile"/>, on its built-in simulator or on <paramref name="address"/>.</summary>
+    public static PseudoTerminalShell Start(string historyFile, string? address = null)
     {
         var info = new ProcessStartInfo(Script)
         {
@@ -49,7 +49,7 @@ internal sealed class PseudoTerminalShell : IDisposable
             StandardOutputEncoding = Encoding.UTF8,
         };
         info.ArgumentList.Add("-qfec");
-        info.ArgumentList.Add($"stty cols 100 rows 40; exec '{AqmpProcess.HostPath}' '{AqmpProcess.ToolPath}' shell -p --history-file '{historyFile}'");
+        info.ArgumentList.Add($"stty cols 100 rows 40; exec '{AqmpProcess.HostPath}' '{AqmpProcess.ToolPath}' shell -p --history-file '{historyFile}'{(address is null ? string.Empty : $" '{address}'")}");
         info.ArgumentList.Add("/dev/null");
         info.Environment["DOTNET_NOLOGO"] = "1";
         return new PseudoTerminalShell(Process.Start(info) ?? throw new InvalidOperationException("could not start script"));

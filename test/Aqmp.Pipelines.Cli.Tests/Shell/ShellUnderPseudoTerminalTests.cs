@@ -95,4 +95,23 @@ public sealed class ShellUnderPseudoTerminalTests : TempDirectoryTest
         Assert.That(await shell.ExitCodeAsync(), Is.Zero, shell.Output);
         Assert.That(shell.Output, Does.Contain("SHUTDOWN"));
     }
+
+    [Test]
+    public async Task An_event_arriving_while_typing_is_printed_above_and_the_typed_line_is_kept()
+    {
+        await using var server = await SimulatorFixture.StartAsync();
+        using var shell = PseudoTerminalShell.Start(HistoryFile, server.Address);
+
+        await shell.WaitForAsync(Prompt);
+        await shell.SendAsync("query-sta");
+        await shell.WaitForAsync("query-sta");
+        await server.EmitAsync("X_TYPING_EVENT");
+        await shell.WaitForAsync("X_TYPING_EVENT");
+        await shell.SendAsync("tus\r");
+        await shell.WaitForAsync("\"status\": \"running\"");
+        await shell.SendAsync("exit\r");
+
+        Assert.That(await shell.ExitCodeAsync(), Is.Zero, shell.Output);
+        Assert.That(File.ReadAllLines(HistoryFile)[0], Is.EqualTo("query-status"), "the line typed around the event is whole");
+    }
 }
