@@ -82,14 +82,7 @@ public sealed class ServeCommandTests
     [Test]
     public async Task Serve_replaces_a_socket_file_left_by_a_server_that_did_not_stop_cleanly()
     {
-        // A listener's socket file moved to the path outlives the listener, as a killed server's does.
-        var elsewhere = _path + ".first";
-        using (await Aqmp.Pipelines.Transports.SocketListener.BindAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(elsewhere)).AsTask().Bounded())
-        {
-            File.Move(elsewhere, _path);
-        }
-
-        Assert.That(File.Exists(_path), Is.True, "a stale socket file is at the path");
+        await Aqmp.Pipelines.Testing.StaleSocketFile.LeaveAtAsync(_path);
         await using var serve = await StartServeAsync();
 
         var status = await AqmpProcess.RunAsync("execute", Address, "query-status");

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Aqmp.Pipelines.Testing;
 using Aqmp.Pipelines.Tests.Support;
 using Aqmp.Pipelines.Transports;
 
@@ -95,7 +96,7 @@ public class SocketListenerTests
     public async Task BindAsync_to_a_unix_path_holding_a_stale_socket_file_fails_with_address_in_use_and_leaves_the_file_there()
     {
         var path = TempPaths.NewSocketPath();
-        await LeaveStaleSocketFileAsync(path);
+        await StaleSocketFile.LeaveAtAsync(path);
         try
         {
             var ex = await Assert.ThrowsAsync<SocketException>(() => SocketListener.BindAsync(new UnixDomainSocketEndPoint(path)).Bounded());
@@ -119,7 +120,7 @@ public class SocketListenerTests
     public async Task BindAsync_replacing_stale_sockets_removes_a_socket_file_nobody_listens_on_and_listens_there()
     {
         var path = TempPaths.NewSocketPath();
-        await LeaveStaleSocketFileAsync(path);
+        await StaleSocketFile.LeaveAtAsync(path);
 
         using var listener = await SocketListener.BindAsync(new UnixDomainSocketEndPoint(path), backlog: 1, replaceStaleSocket: true).Bounded();
 
@@ -301,20 +302,5 @@ public class SocketListenerTests
         var buffer = new byte[16];
         var read = await raw.ReceiveAsync(buffer).Bounded();
         Assert.That(read, Is.Zero, "the accepted socket was closed");
-    }
-
-    /// <summary>
-    /// Leaves a socket file nobody listens on at <paramref name="path"/>, as a crashed server does:
-    /// a listener binds elsewhere, its file is moved to the path, and the listener is disposed.
-    /// </summary>
-    private static async Task LeaveStaleSocketFileAsync(string path)
-    {
-        var elsewhere = TempPaths.NewSocketPath();
-        using (await SocketListener.BindAsync(new UnixDomainSocketEndPoint(elsewhere)).Bounded())
-        {
-            File.Move(elsewhere, path);
-        }
-
-        Assert.That(File.Exists(path), Is.True, "a stale socket file was left");
     }
 }

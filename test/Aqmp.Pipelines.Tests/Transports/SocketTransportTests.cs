@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using Aqmp.Pipelines.Testing;
 using Aqmp.Pipelines.Tests.Support;
 using Aqmp.Pipelines.Transports;
 
@@ -444,12 +445,7 @@ public class SocketTransportTests
     public async Task ConnectAsync_to_a_socket_file_nobody_listens_on_says_nothing_listens_there()
     {
         var path = TempPaths.NewSocketPath();
-        var elsewhere = TempPaths.NewSocketPath();
-        using (await SocketListener.BindAsync(new UnixDomainSocketEndPoint(elsewhere)).Bounded())
-        {
-            File.Move(elsewhere, path);
-        }
-
+        await StaleSocketFile.LeaveAtAsync(path);
         try
         {
             var ex = await Assert.ThrowsAsync<SocketException>(() => SocketTransport.ConnectAsync(new UnixDomainSocketEndPoint(path)).Bounded());
