@@ -23,7 +23,7 @@ public class BackpressureTests
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
 
-        var (completed, pending) = await FillUntilSendPendsAsync(client);
+        var (completed, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendLineAsync(Fill(i)), 64 * 1024 * 1024 / LineLength);
 
         // The pipe pauses at 1 MiB and the kernel buffers are finite: far less than 64 MiB is queued.
         Assert.That(completed, Is.LessThan(64 * 1024 * 1024 / LineLength));
@@ -47,7 +47,7 @@ public class BackpressureTests
         using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
-        var (completed, pending) = await FillUntilSendPendsAsync(client);
+        var (completed, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendLineAsync(Fill(i)), 64 * 1024 * 1024 / LineLength);
 
         using var cts = new CancellationTokenSource();
         var cancelled = client.SendLineAsync("cancelled", cts.Token).AsTask();
@@ -76,7 +76,7 @@ public class BackpressureTests
         using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         var socket = await peer.AcceptAsync();
-        var (_, pending) = await FillUntilSendPendsAsync(client);
+        var (_, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendLineAsync(Fill(i)), 64 * 1024 * 1024 / LineLength);
         var change = client.WaitForRunstateChangeAsync();
 
         socket.Close(); // unread data: the peer resets the connection
@@ -95,7 +95,7 @@ public class BackpressureTests
         using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
-        var (completed, pending) = await FillUntilSendPendsAsync(client);
+        var (completed, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendLineAsync(Fill(i)), 64 * 1024 * 1024 / LineLength);
 
         var disconnect = client.DisconnectAsync();
         await Assert.ThrowsAsync<StateException>(() => pending.Bounded());
@@ -143,25 +143,4 @@ public class BackpressureTests
     // ---------------------------------------------------------------------------------------
 
     private static string Fill(int i) => $"{i:D6}" + new string('f', LineLength - 6);
-
-    /// <summary>
-    /// Sends distinct lines (<see cref="Fill"/>) until one send stays pending; returns how many
-    /// completed before it (the pending one is line number <c>completed</c>) and the pending send.
-    /// </summary>
-    private static async Task<(int Completed, Task Pending)> FillUntilSendPendsAsync(LineProtocol client)
-    {
-        for (var i = 0; i < 64 * 1024 * 1024 / LineLength; i++)
-        {
-            var send = client.SendLineAsync(Fill(i)).AsTask();
-            if (await Task.WhenAny(send, Task.Delay(200)) != send)
-            {
-                return (i, send);
-            }
-
-            await send;
-        }
-
-        Assert.Fail("SendLineAsync never waited although the peer does not read: the outbound buffering is unbounded.");
-        return default;
-    }
 }

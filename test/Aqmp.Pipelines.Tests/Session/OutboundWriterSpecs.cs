@@ -20,6 +20,7 @@ namespace Aqmp.Pipelines.Tests.Session;
 public class OutboundWriterSpecs : SessionSpecBase
 {
     private const int FillLength = 4096;
+    private const int MaxFill = 64 * 1024 * 1024 / FillLength;
 
     /// <summary>A 16 KiB send buffer flushed every 4 KiB: backpressure after a handful of messages.</summary>
     private static readonly PipeProtocolOptions SmallSendBuffer = SessionSpecKit.Quick with
@@ -113,7 +114,7 @@ public class OutboundWriterSpecs : SessionSpecBase
         var framer = new SabotagingFramer();
         var client = Own(new ProbeBlobProtocol(framer, SmallSendBuffer));
         await client.OpenAsync(left).Bounded();
-        var (framed, pending) = FillInMemoryUntilSendPends(client);
+        var (framed, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendBlobAsync(Payload(i, FillLength)), 1000);
         var small = client.SendBlobAsync(Payload(1001, 100)).AsTask();
         var askThenThrow = client.SendBlobAsync(SabotagingFramer.AskForRoomThenThrow).AsTask();
         var last = client.SendBlobAsync(Payload(1002, 100)).AsTask();
@@ -232,7 +233,7 @@ public class OutboundWriterSpecs : SessionSpecBase
         using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
-        var (completed, pending) = await FillUntilSendPendsAsync(client);
+        var (completed, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendLineAsync(Fill(i)), MaxFill);
 
         var tokens = Enumerable.Range(0, 5).Select(_ => new CancellationTokenSource()).ToList();
         var names = new[] { "A", "B", "C", "D", "E" };
@@ -264,7 +265,7 @@ public class OutboundWriterSpecs : SessionSpecBase
         using var peer = RawPeer.ListenTcp(receiveBufferSize: 4096);
         await client.ConnectAsync(peer.EndPoint).Bounded();
         using var socket = await peer.AcceptAsync();
-        var (completed, pending) = await FillUntilSendPendsAsync(client);
+        var (completed, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendLineAsync(Fill(i)), MaxFill);
         using var cts = new CancellationTokenSource();
         var queued = new List<Task> { pending };
         queued.AddRange(Enumerable.Range(0, 4).Select(i => client.SendLineAsync($"queued {i}", i % 2 == 0 ? cts.Token : default).AsTask()));
@@ -346,7 +347,7 @@ public class OutboundWriterSpecs : SessionSpecBase
             seen.Add(line);
             return line;
         };
-        var (framed, pending) = FillLinesInMemoryUntilSendPends(client);
+        var (framed, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendLineAsync(Fill(i)), MaxFill);
         Assert.That(seen, Has.Count.EqualTo(framed), "the pending message was not filtered yet: it is not framed");
 
         using var cancel = new CancellationTokenSource();
@@ -377,7 +378,7 @@ public class OutboundWriterSpecs : SessionSpecBase
             seenTags.Add((line, CallerTag.Value));
             return line;
         };
-        var (framed, pending) = FillLinesInMemoryUntilSendPends(client);
+        var (framed, pending) = await SessionSpecKit.SendUntilOneStaysPendingAsync(i => client.SendLineAsync(Fill(i)), MaxFill);
 
         var queued = new[] { "A", "B", "C" }.Select(line => SendTaggedAsync(client, line)).ToList();
         var reading = Task.Run(() => ReadLinesAsync(right.Input, framed + 4));
@@ -431,66 +432,6 @@ public class OutboundWriterSpecs : SessionSpecBase
         var receiver = Own(new BlobProtocol(new LengthPrefixedFramer(), SessionSpecKit.Quick));
         await Task.WhenAll(client.OpenAsync(left), receiver.OpenAsync(right)).Bounded();
         return (client, receiver);
-    }
-
-    /// <summary>
-    /// Sends distinct 4 KiB lines (<see cref="Fill"/>) until one send stays pending; returns how many
-    /// completed before it (the pending one is line number <c>completed</c>) and the pending send.
-    /// </summary>
-    private static async Task<(int Completed, Task Pending)> FillUntilSendPendsAsync(LineProtocol client)
-    {
-        for (var i = 0; i < 64 * 1024 * 1024 / FillLength; i++)
-        {
-            var send = client.SendLineAsync(Fill(i)).AsTask();
-            if (await Task.WhenAny(send, Task.Delay(200)) != send)
-            {
-                return (i, send);
-            }
-
-            await send;
-        }
-
-        Assert.Fail("SendLineAsync never waited although the peer does not read.");
-        return default;
-    }
-
-    /// <summary>
-    /// On an in-memory pipe nobody reads, sends 4 KiB blobs until a send does not complete at once
-    /// (the pipe is over its pause threshold and the sender queued). Returns how many were framed.
-    /// </summary>
-    private static (int Framed, Task Pending) FillInMemoryUntilSendPends(ProbeBlobProtocol client)
-    {
-        for (var i = 0; i < 1000; i++)
-        {
-            var send = client.SendBlobAsync(Payload(i, FillLength));
-            if (!send.IsCompleted)
-            {
-                return (i, send.AsTask());
-            }
-
-            send.GetAwaiter().GetResult();
-        }
-
-        Assert.Fail("SendAsync never waited although nobody reads the pipe.");
-        return default;
-    }
-
-    /// <summary>As <see cref="FillInMemoryUntilSendPends"/>, with <see cref="Fill"/> lines.</summary>
-    private static (int Framed, Task Pending) FillLinesInMemoryUntilSendPends(ProbeLineProtocol client)
-    {
-        for (var i = 0; i < 1000; i++)
-        {
-            var send = client.SendLineAsync(Fill(i));
-            if (!send.IsCompleted)
-            {
-                return (i, send.AsTask());
-            }
-
-            send.GetAwaiter().GetResult();
-        }
-
-        Assert.Fail("SendAsync never waited although nobody reads the pipe.");
-        return default;
     }
 
     /// <summary>Reads <paramref name="count"/> length-prefixed frames from a pipe (fewer if it completes first).</summary>

@@ -157,6 +157,30 @@ internal static class SessionSpecKit
     }
 
     /// <summary>Polls <paramref name="condition"/> until it holds; fails after the default bound.</summary>
+    /// <summary>
+    /// Sends message number 0, 1, 2, … through <paramref name="send"/> until one stays pending for
+    /// 200 ms: the outbound path has stalled (the peer does not read), so nothing moves until it
+    /// does. Returns how many completed before it (the pending one is number <c>Completed</c>) and
+    /// the pending send. A send that pends only briefly, while the send loop still makes room, is
+    /// awaited and counted; fails the test if <paramref name="limit"/> sends never stall.
+    /// </summary>
+    public static async Task<(int Completed, Task Pending)> SendUntilOneStaysPendingAsync(Func<int, ValueTask> send, int limit)
+    {
+        for (var i = 0; i < limit; i++)
+        {
+            var sending = send(i).AsTask();
+            if (await Task.WhenAny(sending, Task.Delay(200)) != sending)
+            {
+                return (i, sending);
+            }
+
+            await sending;
+        }
+
+        Assert.Fail($"{limit} sends never waited although the peer does not read: the outbound buffering is unbounded.");
+        return default;
+    }
+
     public static async Task WaitUntilAsync(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + TestTimeouts.Default;
