@@ -192,7 +192,9 @@ prepare() {
   if [[ $side == b && $rev == WORKTREE ]]; then
     # Uncommitted changes (staged or not) and untracked, non-ignored files.
     git -C "$repo" diff HEAD --binary | git -C "$dir" apply --binary --allow-empty
-    (cd "$repo" && git ls-files --others --exclude-standard -z | xargs -0r tar cf - --) | tar xf - -C "$dir"
+    if [[ -n $(cd "$repo" && git ls-files --others --exclude-standard) ]]; then
+      (cd "$repo" && git ls-files --others --exclude-standard -z | xargs -0r tar cf - --) | tar xf - -C "$dir"
+    fi
   fi
   local loop="$dir/$project_rel/BenchmarkLoop.cs"
   [[ -f $loop ]] || die "revision $rev has no $project_rel/BenchmarkLoop.cs (--loop mode)"
