@@ -8,7 +8,7 @@ namespace Aqmp.Pipelines.Session;
 
 /// <summary>
 /// The outbound side of a running session. Senders frame their messages straight into the
-/// transport's <see cref="PipeWriter"/>, in their own context and in the order they take this
+/// transport's send buffer (<c>SendBuffer</c>), in their own context and in the order they take this
 /// writer's lock, and flush them there: no queue, no copy, no hand-off per message. A transport's
 /// flush only hands the bytes to its send loop (see <c>SendBuffer</c>), so a flush per send is cheap.
 /// </summary>
@@ -40,13 +40,12 @@ namespace Aqmp.Pipelines.Session;
 /// <para>Lock order: the session's gate may be held while this writer's lock is taken, never the reverse.</para>
 /// </remarks>
 /// <typeparam name="TMessage">The protocol's message type.</typeparam>
-internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
+internal sealed class OutboundWriter<TMessage>
 {
     private static readonly Task<bool> NotSent = Task.FromResult(false);
 
     private readonly Lock _lock;
-    private readonly PipeWriter _output;
-    private readonly SendBuffer? _sendBuffer; // _output, when it is a transport's own send buffer
+    private readonly SendBuffer _output;
     private readonly IMessageFramer<TMessage> _framer;
     private readonly Func<TMessage, TMessage> _onOutbound;
     private readonly Action<Exception> _fail;
@@ -55,30 +54,24 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     // Guarded by _lock.
     private readonly Queue<TaskCompletionSource<bool>> _waiting = new(); // senders waiting for their turn, in call order
     private bool _turnGiven;             // the first of the queue was given its turn and has not framed yet
-    private Memory<byte> _buffer;        // space the pipe lent for framing, not yet committed
-    private int _buffered;               // bytes framed into _buffer
-    private int _frameStart = -1;        // where the frame being written starts in _buffer; -1 between frames
-    private bool _frameCommitted;        // part of the frame being written has reached the pipe
-    private long _unflushedBytes;        // framed since the last flush (committed or not)
-    private int _unflushedMessages;
+    private int _unflushedMessages;      // framed since the last flush
     private Task? _flushWait;            // awaits a flush that waits for the transport: senders queue up meanwhile
     private bool _closed;                // no more messages: the session is ending
     private bool _finished;              // the session let go of the pipe: it is no longer touched
     private volatile bool _deferred;     // the read loop framed replies it will flush itself
 
     /// <summary>Creates the writer of one session.</summary>
-    /// <param name="output">The transport's outbound pipe.</param>
+    /// <param name="output">The transport's send buffer; messages are framed straight into it.</param>
     /// <param name="framer">Frames each message.</param>
     /// <param name="onOutbound">The session's outbound filter, applied to each message as it is framed.</param>
     /// <param name="fail">Ends the session with an error (called outside this writer's lock).</param>
     /// <param name="batchBytes">Unflushed bytes at which a batch (held-back replies, a burst) is flushed on the way.</param>
-    public OutboundWriter(PipeWriter output, IMessageFramer<TMessage> framer, Func<TMessage, TMessage> onOutbound, Action<Exception> fail, long batchBytes)
+    public OutboundWriter(SendBuffer output, IMessageFramer<TMessage> framer, Func<TMessage, TMessage> onOutbound, Action<Exception> fail, long batchBytes)
     {
         _output = output;
-        _sendBuffer = output as SendBuffer;
 
         // Framing and publishing under the send buffer's own lock: a flush is then two plain writes.
-        _lock = _sendBuffer?.SyncRoot ?? new Lock();
+        _lock = output.SyncRoot;
         (_framer, _onOutbound, _fail, _batchBytes) = (framer, onOutbound, fail, batchBytes);
     }
 
@@ -144,7 +137,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
 
             for (; written < messages.Length; written++)
             {
-                if (_unflushedBytes >= _batchBytes && ((failure = Flush()) is not null || _flushWait is not null))
+                if (_output.UnflushedBytes >= _batchBytes && ((failure = Flush()) is not null || _flushWait is not null))
                 {
                     // Failed, or waiting for the transport: the rest waits its turn.
                     result = failure is null ? WriteResult.Busy : WriteResult.Closed;
@@ -168,7 +161,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
                 }
             }
 
-            if (failure is null && _flushWait is null && _unflushedBytes > 0)
+            if (failure is null && _flushWait is null && _output.UnflushedBytes > 0)
             {
                 if (readLoopFlushes)
                 {
@@ -252,31 +245,28 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     /// <summary>Frames one message under the lock; returns an error that corrupted the stream, or throws one that did not.</summary>
     private Exception? Frame(TMessage message)
     {
-        var unflushed = _unflushedBytes;
-        _frameStart = _buffered;
-        _frameCommitted = false;
+        _output.BeginFrame();
         try
         {
-            _framer.WriteMessage(_onOutbound(message), this);
+            _framer.WriteMessage(_onOutbound(message), _output);
             _unflushedMessages++;
             return null;
         }
-        catch (Exception ex) when (_frameCommitted)
+        catch (Exception ex)
         {
+            if (_output.TryWithdrawFrame())
+            {
+                // None of its bytes stay (earlier messages' do): only this message is refused.
+                throw;
+            }
+
+            // Part of its frame is in a block the buffer has moved past: the stream is corrupt.
             Closing();
             return ex;
         }
-        catch
-        {
-            // None of its bytes reached the pipe (earlier messages' may have): forget them; only
-            // this message is refused.
-            _buffered = _frameStart;
-            _unflushedBytes = unflushed;
-            throw;
-        }
         finally
         {
-            _frameStart = -1;
+            _output.EndFrame();
         }
     }
 
@@ -304,7 +294,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         lock (_lock)
         {
             _deferred = false;
-            if (!_closed && !_finished && _flushWait is null && (closing || !_turnGiven) && _unflushedBytes > 0)
+            if (!_closed && !_finished && _flushWait is null && (closing || !_turnGiven) && _output.UnflushedBytes > 0)
             {
                 // Otherwise closing flushed them, or the flush under way (or the sender given the turn) flushes them.
                 failure = Flush();
@@ -320,7 +310,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
     }
 
     /// <summary>
-    /// Commits and flushes what has been framed. Returns an error if the transport refused it (the
+    /// Flushes what has been framed. Returns an error if the transport refused it (the
     /// writer is then closed); when the flush waits for the transport, hands it to
     /// <see cref="AwaitFlushAsync"/>. Call under the lock, with no flush waiting.
     /// </summary>
@@ -329,10 +319,8 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         ValueTask<FlushResult> flush;
         try
         {
-            Commit();
-            _unflushedBytes = 0;
             _unflushedMessages = 0;
-            flush = _sendBuffer is { } sendBuffer ? sendBuffer.FlushHeld() : _output.FlushAsync();
+            flush = _output.FlushHeld();
             if (flush.IsCompletedSuccessfully)
             {
                 ThrowIfTransportClosed(flush.Result);
@@ -382,7 +370,7 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
             else if (!_finished)
             {
                 PassTurn();
-                failure = !_turnGiven && _unflushedBytes > 0 ? Flush() : null;
+                failure = !_turnGiven && _output.UnflushedBytes > 0 ? Flush() : null;
             }
         }
 
@@ -417,58 +405,11 @@ internal sealed class OutboundWriter<TMessage> : IBufferWriter<byte>
         {
             Closing();
             _finished = true;
+            _output.WithholdHeld();
             var discarded = _unflushedMessages;
-            (_unflushedMessages, _unflushedBytes, _buffer, _buffered) = (0, 0, default, 0);
+            _unflushedMessages = 0;
             return discarded;
         }
-    }
-
-    // ---- IBufferWriter<byte>, for the framer (always called under _lock) ------------------------
-
-    /// <inheritdoc/>
-    public void Advance(int count)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _buffer.Length - _buffered);
-        _buffered += count;
-        _unflushedBytes += count;
-    }
-
-    /// <inheritdoc/>
-    public Memory<byte> GetMemory(int sizeHint = 0)
-    {
-        if (_buffer.Length - _buffered < Math.Max(sizeHint, 1))
-        {
-            Commit();
-            // No more than asked: messages are flushed one by one, and a larger request would leave
-            // the rest of the transport's current segment unused after every message.
-            _buffer = _output.GetMemory(Math.Max(sizeHint, 1));
-        }
-
-        return _buffer[_buffered..];
-    }
-
-    /// <inheritdoc/>
-    public Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
-
-    /// <summary>Hands the framed bytes of the current buffer to the pipe.</summary>
-    private void Commit()
-    {
-        if (_buffered > 0)
-        {
-            _output.Advance(_buffered);
-        }
-
-        if (_frameStart >= 0)
-        {
-            // Committed while a frame is being written: did any of the frame's own bytes go?
-            _frameCommitted |= _buffered > _frameStart;
-            _frameStart = 0;
-        }
-
-        // A send buffer's memory stays valid past Advance: the next message goes on filling it.
-        _buffer = _sendBuffer is null ? default : _buffer[_buffered..];
-        _buffered = 0;
     }
 
     /// <summary>Ends the session with <paramref name="failure"/>, if any. Call outside the lock.</summary>

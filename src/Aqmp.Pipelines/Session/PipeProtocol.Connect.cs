@@ -229,7 +229,7 @@ public abstract partial class PipeProtocol<TMessage>
     public Task OpenAsync(TransportConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        return OpenAsync(() => connection, cancellationToken);
+        return OpenAsync(() => SocketTransport.Adopt(connection, _transportOptions), cancellationToken);
     }
 
     /// <summary>

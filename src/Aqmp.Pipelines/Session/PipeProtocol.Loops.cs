@@ -1,3 +1,5 @@
+using Aqmp.Pipelines.Transports;
+
 namespace Aqmp.Pipelines.Session;
 
 // Bottom half: the read loop, which runs the session while it is Running, and the senders' failures.
@@ -11,7 +13,7 @@ public abstract partial class PipeProtocol<TMessage>
     {
         var (connection, reader) = (connecting.Connection!, connecting.Reader!);
         OutboundWriter<TMessage>? outbound = null;
-        outbound = new OutboundWriter<TMessage>(connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes);
+        outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes);
         var abort = new CancellationTokenSource();
         var context = new MessageContext<TMessage>(this, outbound);
         var readLoop = Task.Run(() => RunReadLoopAsync(reader, outbound, context, abort.Token));

@@ -1,11 +1,13 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net;
 
 namespace Aqmp.Pipelines.Transports;
 
 /// <summary>
 /// A transport over an existing <see cref="IDuplexPipe"/> (in-memory pipes, a pipe of another
-/// framework). Its reader is the pipe's own input. Its writer is a <see cref="SendBuffer"/> whose
+/// framework), or over the pipe of a <see cref="TransportConnection"/> implemented outside this
+/// library (then closing and aborting end that connection too). Its reader is the pipe's own input. Its writer is a <see cref="SendBuffer"/> whose
 /// send loop copies everything flushed since its last turn into the pipe's output and flushes it
 /// once, so that the pipe's reader is woken once per batch, not once per message; the pipe's own
 /// backpressure holds the send loop back. Closing completes both ends of the pipe; aborting
@@ -15,20 +17,32 @@ namespace Aqmp.Pipelines.Transports;
 internal sealed class DuplexPipeConnection : TransportConnection
 {
     private readonly IDuplexPipe _inner;
+    private readonly TransportConnection? _wrapped;
     private readonly SendBuffer _output;
     private readonly Task _sendLoop;
     private int _released;
     private int _aborted;
 
-    public DuplexPipeConnection(IDuplexPipe pipe, TransportOptions options)
+    /// <summary>Runs a send loop of its own into <paramref name="pipe"/>'s output.</summary>
+    /// <param name="pipe">The pipe.</param>
+    /// <param name="options">The send buffer's options.</param>
+    /// <param name="wrapped">The connection <paramref name="pipe"/> belongs to, closed or aborted after the pipe; or null.</param>
+    public DuplexPipeConnection(IDuplexPipe pipe, TransportOptions options, TransportConnection? wrapped = null)
     {
         _inner = pipe;
+        _wrapped = wrapped;
         _output = new SendBuffer(options.SendPipeOptions);
         Pipe = new DuplexPipe(pipe.Input, _output);
         _sendLoop = Task.Run(SendLoopAsync);
     }
 
     public override IDuplexPipe Pipe { get; }
+
+    public override EndPoint? LocalEndPoint => _wrapped?.LocalEndPoint;
+
+    public override EndPoint? RemoteEndPoint => _wrapped?.RemoteEndPoint;
+
+    public override Exception? InputError => _wrapped?.InputError;
 
     public override async ValueTask CloseAsync(CancellationToken cancellationToken = default)
     {
@@ -43,6 +57,10 @@ internal sealed class DuplexPipeConnection : TransportConnection
             await _sendLoop.WaitAsync(cancellationToken).ConfigureAwait(false);
             await _output.WaitUntilSentAsync(cancellationToken).ConfigureAwait(false);
             await _inner.Input.CompleteAsync().ConfigureAwait(false);
+            if (_wrapped is not null)
+            {
+                await _wrapped.CloseAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
         catch
         {
@@ -73,6 +91,7 @@ internal sealed class DuplexPipeConnection : TransportConnection
         _output.Complete();
         _inner.Output.CancelPendingFlush();
         _inner.Input.Complete();
+        _wrapped?.Abort();
     }
 
     /// <summary>

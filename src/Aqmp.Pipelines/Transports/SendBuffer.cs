@@ -45,6 +45,9 @@ internal sealed class SendBuffer : PipeWriter
     private Segment? _tail;
     private long _written;            // bytes advanced so far
     private long _sentSeen;           // _sent when the writer last read it
+    private long _frameStart = -1;    // _written when the open frame began; -1 when none is open
+    private bool _frameSpansBlocks;   // the open frame has bytes in a block before the tail
+    private long _publishLimit = long.MaxValue; // nothing past this is ever published (Withhold)
 
     // Shared between the writer and the send loop.
     private Segment? _first;
@@ -126,6 +129,51 @@ internal sealed class SendBuffer : PipeWriter
         Volatile.Write(ref _tail.End, _tail.End + bytes);
         _written += bytes;
     }
+
+    /// <summary>
+    /// Opens a frame: what is written from here until <see cref="EndFrame"/> can be taken back
+    /// whole with <see cref="TryWithdrawFrame"/>, as long as it is not flushed and stays in one block.
+    /// </summary>
+    public void BeginFrame()
+    {
+        _frameStart = _written;
+        _frameSpansBlocks = false;
+    }
+
+    /// <summary>Closes the open frame: its bytes stay, to be sent at the next flush.</summary>
+    public void EndFrame() => _frameStart = -1;
+
+    /// <summary>
+    /// Takes back the bytes written since <see cref="BeginFrame"/> (a framer failed part-way) and
+    /// closes the frame. Returns false, taking nothing back, when they reach into more than one
+    /// block: the frame's start is then in a block the writer has left, and the stream is corrupt.
+    /// </summary>
+    /// <returns>Whether the frame's bytes were taken back.</returns>
+    public bool TryWithdrawFrame()
+    {
+        var start = _frameStart;
+        _frameStart = -1;
+        if (start < 0 || _frameSpansBlocks)
+        {
+            return false;
+        }
+
+        if (_written > start)
+        {
+            // All in the tail, none published: the send loop reads the tail only up to what was published.
+            Volatile.Write(ref _tail!.End, _tail.End - (int)(_written - start));
+            _written = start;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Never publishes what is written but not flushed yet, nor anything written later: a writer
+    /// that gives up (its session ends) drops it, and <see cref="Complete"/> publishes nothing more.
+    /// Call under <see cref="SyncRoot"/>.
+    /// </summary>
+    public void WithholdHeld() => _publishLimit = _published;
 
     /// <summary>
     /// Hands everything written so far to the send loop. Completes at once unless more than the
@@ -278,9 +326,10 @@ internal sealed class SendBuffer : PipeWriter
     /// <summary>Makes what was written visible to the send loop and wakes it if it is parked. Call under <see cref="SyncRoot"/>.</summary>
     private void PublishHeld()
     {
-        if (_written > _published)
+        var publish = Math.Min(_written, _publishLimit);
+        if (publish > _published)
         {
-            Volatile.Write(ref _published, _written);
+            Volatile.Write(ref _published, publish);
         }
 
         if (_parked)
@@ -332,6 +381,8 @@ internal sealed class SendBuffer : PipeWriter
             ? new Segment(_pool.Rent(size))
             : new Segment(ArrayPool<byte>.Shared.Rent(size));
         segment.RunningIndex = _written;
+        _frameSpansBlocks |= _frameStart >= 0 && _written > _frameStart;
+
         if (_tail is null)
         {
             Volatile.Write(ref _first, segment);

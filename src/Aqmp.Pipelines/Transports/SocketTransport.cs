@@ -111,6 +111,14 @@ public static class SocketTransport
         return new DuplexPipeConnection(pipe, options ?? TransportOptions.Default);
     }
 
+    /// <summary>
+    /// The connection itself when it is one of this library's (its output is a send buffer with a
+    /// send loop of its own); otherwise a connection with a send buffer and send loop that writes
+    /// into <paramref name="connection"/>'s output, and closes or aborts it after its pipe.
+    /// </summary>
+    internal static TransportConnection Adopt(TransportConnection connection, TransportOptions options)
+        => connection.Pipe.Output is SendBuffer ? connection : new DuplexPipeConnection(connection.Pipe, options, connection);
+
     private static async ValueTask ConnectSocketAsync(Socket socket, EndPoint endPoint, CancellationToken cancellationToken)
     {
         try

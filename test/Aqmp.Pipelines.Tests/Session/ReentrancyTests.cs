@@ -1011,42 +1011,6 @@ public class ReentrancyTests : SessionSpecBase
         }
     }
 
-    /// <summary>A transport over in-memory pipes that records how it was released.</summary>
-    private sealed class RecordingConnection(IDuplexPipe pipe) : TransportConnection
-    {
-        private int _abortCalls;
-        private int _closeCalls;
-        private int _released;
-
-        public override IDuplexPipe Pipe { get; } = pipe;
-
-        public int AbortCalls => Volatile.Read(ref _abortCalls);
-
-        public int CloseCalls => Volatile.Read(ref _closeCalls);
-
-        public override ValueTask CloseAsync(CancellationToken cancellationToken = default)
-        {
-            Interlocked.Increment(ref _closeCalls);
-            Release();
-            return ValueTask.CompletedTask;
-        }
-
-        public override void Abort()
-        {
-            Interlocked.Increment(ref _abortCalls);
-            Release();
-        }
-
-        private void Release()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                Pipe.Output.Complete();
-                Pipe.Input.Complete();
-            }
-        }
-    }
-
     /// <summary>An error tagged with the round of the session that raised it.</summary>
     private sealed class RoundException(int round) : Exception($"boom in round {round}")
     {

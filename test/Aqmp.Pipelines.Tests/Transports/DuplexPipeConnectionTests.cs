@@ -30,6 +30,31 @@ public class DuplexPipeConnectionTests
     }
 
     [Test]
+    public async Task A_foreign_connection_is_adopted_with_a_send_buffer_of_its_own_that_reports_its_endpoints_and_input_error()
+    {
+        var (local, _) = DuplexPipePair.Create();
+        var foreign = new EndPointConnection(local);
+
+        await using var adopted = SocketTransport.Adopt(foreign, TransportOptions.Default);
+
+        Assert.That(adopted, Is.Not.SameAs(foreign));
+        Assert.That(adopted.Pipe.Output, Is.InstanceOf<SendBuffer>());
+        Assert.That(adopted.Pipe.Input, Is.SameAs(local.Input));
+        Assert.That(adopted.LocalEndPoint, Is.SameAs(EndPointConnection.Local));
+        Assert.That(adopted.RemoteEndPoint, Is.SameAs(EndPointConnection.Remote));
+        Assert.That(adopted.InputError, Is.SameAs(EndPointConnection.Error));
+    }
+
+    [Test]
+    public async Task One_of_the_librarys_own_connections_is_adopted_as_it_is()
+    {
+        var (local, _) = DuplexPipePair.Create();
+        await using var own = SocketTransport.Open(local);
+
+        Assert.That(SocketTransport.Adopt(own, TransportOptions.Default), Is.SameAs(own));
+    }
+
+    [Test]
     public async Task Bytes_written_on_the_connection_reach_the_other_end_and_back()
     {
         var (local, remote) = DuplexPipePair.Create();
@@ -162,5 +187,26 @@ public class DuplexPipeConnectionTests
 
         Assert.That((await remote.Input.ReadAsync().Bounded()).IsCompleted, Is.True);
         Assert.That((await remote.Output.WriteAsync(new byte[] { 1 }).AsTask().Bounded()).IsCompleted, Is.True);
+    }
+
+    private sealed class EndPointConnection(System.IO.Pipelines.IDuplexPipe pipe) : TransportConnection
+    {
+        public static readonly System.Net.EndPoint Local = new System.Net.DnsEndPoint("local.example", 1);
+        public static readonly System.Net.EndPoint Remote = new System.Net.DnsEndPoint("remote.example", 2);
+        public static readonly Exception Error = new IOException("reset");
+
+        public override System.IO.Pipelines.IDuplexPipe Pipe { get; } = pipe;
+
+        public override System.Net.EndPoint? LocalEndPoint => Local;
+
+        public override System.Net.EndPoint? RemoteEndPoint => Remote;
+
+        public override Exception? InputError => Error;
+
+        public override ValueTask CloseAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
+        public override void Abort()
+        {
+        }
     }
 }

@@ -414,6 +414,85 @@ public class SendBufferSpecs
         Assert.That(buffer.Unsent, Is.EqualTo(Pause), "the bytes were published all the same");
     }
 
+    // ---- Frames: taking back what a failed framer wrote -------------------------------------------
+
+    [Test]
+    public void A_frame_withdrawn_within_one_segment_leaves_the_bytes_before_it_and_the_next_write_continues_where_it_began()
+    {
+        var buffer = NewBuffer();
+        Write(buffer, Pattern(0, 40));
+        buffer.BeginFrame();
+        Write(buffer, [9, 9, 9, 9, 9, 9, 9]);
+
+        Assert.That(buffer.TryWithdrawFrame(), Is.True);
+        buffer.EndFrame();
+        Write(buffer, Pattern(40, 30));
+        Flush(buffer);
+
+        Assert.That(SendAll(buffer), Is.EqualTo(Pattern(0, 70)), "nothing of the withdrawn frame");
+    }
+
+    [Test]
+    public void A_frame_that_asked_for_a_new_segment_before_writing_a_byte_is_withdrawn_and_the_next_frame_goes_into_that_segment()
+    {
+        var buffer = NewBuffer();
+        Write(buffer, Pattern(0, SegmentSize - 10));
+        buffer.BeginFrame();
+        Write(buffer, new byte[100], sizeHint: 100); // does not fit the 10 bytes left: a new segment from its first byte
+
+        Assert.That(buffer.TryWithdrawFrame(), Is.True);
+        Write(buffer, Pattern(SegmentSize - 10, 50));
+        Flush(buffer);
+
+        Assert.That(SendAll(buffer), Is.EqualTo(Pattern(0, SegmentSize + 40)));
+    }
+
+    [Test]
+    public void A_frame_whose_bytes_reach_into_a_second_segment_cannot_be_withdrawn_and_stays_written()
+    {
+        var buffer = NewBuffer();
+        Write(buffer, Pattern(0, SegmentSize - 10));
+        buffer.BeginFrame();
+        Write(buffer, Pattern(SegmentSize - 10, 30)); // 10 bytes in the first segment, 20 in the next
+
+        Assert.That(buffer.TryWithdrawFrame(), Is.False, "part of the frame is in a segment the writer has left");
+        Flush(buffer);
+        Assert.That(SendAll(buffer), Is.EqualTo(Pattern(0, SegmentSize + 20)), "nothing was taken back");
+    }
+
+    [Test]
+    public void A_frame_that_is_ended_cannot_be_withdrawn_afterwards()
+    {
+        var buffer = NewBuffer();
+        buffer.BeginFrame();
+        Write(buffer, Pattern(0, 12));
+        buffer.EndFrame();
+
+        Assert.That(buffer.TryWithdrawFrame(), Is.False);
+        Assert.That(buffer.UnflushedBytes, Is.EqualTo(12));
+    }
+
+    [Test]
+    public async Task Withheld_bytes_written_but_not_flushed_are_never_sent_not_even_by_Complete_and_nothing_written_later_is()
+    {
+        var buffer = NewBuffer();
+        var loop = Task.Run(() => RecordAsync(buffer));
+        Write(buffer, Pattern(0, 300));
+        Flush(buffer);
+        Write(buffer, Pattern(300, 77));
+
+        lock (buffer.SyncRoot)
+        {
+            buffer.WithholdHeld();
+        }
+
+        Write(buffer, Pattern(377, 5));
+        Assert.That(buffer.FlushAsync().IsCompletedSuccessfully, Is.True);
+        buffer.Complete();
+
+        Assert.That(await loop.Bounded(), Is.EqualTo(Pattern(0, 300)));
+    }
+
     // ---- Complete ------------------------------------------------------------------------------
 
     [Test]
