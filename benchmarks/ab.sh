@@ -41,6 +41,9 @@
 #   --keep         keep the temporary worktrees and raw logs (printed at the end)
 #   --dry-run      print the resolved revisions, cases and time estimate, then stop
 #   --no-overlay   build each revision's own BenchmarkLoop.cs
+#   --cpu          compare processor time per operation (all threads, user and system) instead of
+#                  wall time: steadier than wall time while other processes load the machine, but
+#                  blind to time spent waiting (a change that idles more looks cheaper)
 #   cases          each one argument: 'Type.Method Name=Value ...' (replaces the default set)
 set -euo pipefail
 
@@ -109,7 +112,7 @@ normalise() {
 
 die() { echo "ab.sh: $*" >&2; exit 2; }
 
-rev_a="" rev_b="HEAD" rounds=3 seconds=4 warmup=2 only="" keep=0 dry_run=0 overlay=1
+rev_a="" rev_b="HEAD" rounds=3 seconds=4 warmup=2 only="" keep=0 dry_run=0 overlay=1 metric=wall
 cases=()
 while (($#)); do
   case $1 in
@@ -128,6 +131,7 @@ while (($#)); do
     --keep) keep=1; shift ;;
     --dry-run) dry_run=1; shift ;;
     --no-overlay) overlay=0; shift ;;
+    --cpu) metric=cpu; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) cases+=("$(normalise "$1")"); shift ;;
@@ -228,7 +232,11 @@ run_one() {
   read -ra words <<<"${cases[$i]}"
   if dotnet "$dll" --loop "${words[@]}" --seconds="$seconds" --warmup="$warmup" >"$log" 2>&1; then
     local ms cold
-    ms=$(sed -n 's/.* operations in .* s, \([0-9.]*\) ms each$/\1/p' "$log" | head -1)
+    if [[ $metric == cpu ]]; then
+      ms=$(sed -n 's/.*processor time (all threads, user and system): \([0-9.]*\) ms each$/\1/p' "$log" | head -1)
+    else
+      ms=$(sed -n 's/.* operations in .* s, \([0-9.]*\) ms each$/\1/p' "$log" | head -1)
+    fi
     cold=$(sed -n 's/.*cold (first second after set-up): .* operations, \([0-9.]*\) ms each$/\1/p' "$log" | head -1)
     echo "${ms:-nan}" >"$work/ms-$i-$side-$r"
     echo "${cold:-nan}" >"$work/cold-$i-$side-$r"
@@ -290,7 +298,7 @@ done
 echo
 echo "## A/B, $(date -u +%Y-%m-%d), $rounds rounds × $seconds s (+ $warmup s warm-up), medians"
 echo
-echo "A = $label_a, B = $label_b; ms per operation (stream: 32 MiB; echo: 4096 round trips)."
+echo "A = $label_a, B = $label_b; ms per operation (stream: 32 MiB; echo: 4096 round trips), $([[ $metric == cpu ]] && echo "processor time of all threads" || echo "wall time")."
 echo "$(nproc 2>/dev/null || echo ?) cores; load average at start $load_start, at end $(load)."
 echo "B/A = A_ms / B_ms (> 1: B faster); A/raw, B/raw = raw_ms / ours_ms (throughput relative to the raw baseline)."
 echo

@@ -75,6 +75,8 @@ internal static class BenchmarkLoop
         }
 
         var operations = 0;
+        var process = Process.GetCurrentProcess();
+        var processorBefore = process.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         var sinceSetup = warmupClock.Elapsed;
         while (clock.Elapsed.TotalSeconds < seconds)
@@ -85,9 +87,12 @@ internal static class BenchmarkLoop
         }
 
         var elapsed = clock.Elapsed;
+        process.Refresh();
+        var processor = process.TotalProcessorTime - processorBefore;
         await InvokeAsync(Hook<GlobalCleanupAttribute>(type, methodName, a => a.Targets), instance);
         Console.WriteLine(FormattableString.Invariant($"{args[0]}: {operations} operations in {elapsed.TotalSeconds:F1} s, {elapsed.TotalMilliseconds / operations:F3} ms each"));
         Console.WriteLine(FormattableString.Invariant($"  warm-up: {warmupOperations} operations in {sinceSetup.TotalSeconds:F1} s; cold (first second after set-up): {cold.Operations} operations, {cold.MillisecondsEach:F3} ms each"));
+        Console.WriteLine(FormattableString.Invariant($"  processor time (all threads, user and system): {processor.TotalMilliseconds / operations:F3} ms each"));
         return 0;
     }
 
