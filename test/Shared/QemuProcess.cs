@@ -84,10 +84,11 @@ internal sealed class QemuProcess : IAsyncDisposable
 
     /// <summary>Starts QEMU on a fresh socket path (or a free TCP port on 127.0.0.1) and waits until the socket accepts connections.</summary>
     /// <param name="overTcp">Listen on TCP instead of a Unix socket.</param>
+    /// <param name="machine">The machine options; <c>-M none</c> (no CPU) when null.</param>
     /// <returns>The running QEMU.</returns>
     /// <exception cref="InvalidOperationException">QEMU exited during startup (its stderr is quoted).</exception>
     /// <exception cref="TimeoutException">The socket did not accept connections in time.</exception>
-    public static async Task<QemuProcess> StartAsync(bool overTcp = false)
+    public static async Task<QemuProcess> StartAsync(bool overTcp = false, IReadOnlyList<string>? machine = null)
     {
         RequireOrIgnore();
         var path = overTcp ? string.Empty : Path.Combine(Path.GetTempPath(), $"aqmp-qemu-{Guid.NewGuid():N}.sock");
@@ -100,7 +101,7 @@ internal sealed class QemuProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var argument in (string[])["-M", "none", "-nodefaults", "-display", "none", "-qmp", monitor])
+        foreach (var argument in (string[])[.. machine ?? ["-M", "none"], "-nodefaults", "-display", "none", "-qmp", monitor])
         {
             info.ArgumentList.Add(argument);
         }

@@ -65,6 +65,9 @@ internal static class ShellCommand
     /// <summary>How long, after its reply to quit, the server is given to close the connection (and send its last events).</summary>
     private static readonly TimeSpan QuitGrace = TimeSpan.FromSeconds(3);
 
+    /// <summary>How long the first prompt waits for the server's command names (Tab completion); a server that does not answer by then gets the prompt anyway.</summary>
+    private static readonly TimeSpan CommandNamesWait = TimeSpan.FromSeconds(2);
+
     /// <summary>
     /// Runs the shell. With a <paramref name="terminal"/>, lines are read with the
     /// <see cref="LineEditor"/> (history file, Tab completion from the server's commands, events
@@ -124,7 +127,13 @@ internal static class ShellCommand
         var printing = PrintEventsAsync(events, console);
         using var sessionOver = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var watching = WatchSessionAsync(client, sessionOver);
-        var filling = editor is null || options.Hmp ? Task.CompletedTask : FillCompletionAsync(client, completion, sessionOver.Token);
+        var commandsKnown = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var filling = editor is null || options.Hmp ? Task.CompletedTask : FillCompletionAsync(client, completion, commandsKnown, sessionOver.Token);
+        if (!filling.IsCompleted)
+        {
+            // As qmp-shell, know the command names before the first prompt, so that Tab completes at once.
+            await Task.WhenAny(commandsKnown.Task, Task.Delay(CommandNamesWait, sessionOver.Token)).ConfigureAwait(false);
+        }
 
         var run = new ShellLineRunner(client, options, console, error);
         var history = new List<string>();
@@ -319,9 +328,10 @@ internal static class ShellCommand
     /// <summary>
     /// Fills Tab completion from the server: command names from <c>query-commands</c>, then their
     /// argument names from <c>query-qmp-schema</c>. A server that answers neither leaves completion
-    /// empty (or with command names only); nothing is reported.
+    /// empty (or with command names only); nothing is reported. <paramref name="commandsKnown"/>
+    /// completes once the command names are set, or could not be had.
     /// </summary>
-    private static async Task FillCompletionAsync(QmpClient client, ShellCompletion completion, CancellationToken cancellationToken)
+    private static async Task FillCompletionAsync(QmpClient client, ShellCompletion completion, TaskCompletionSource commandsKnown, CancellationToken cancellationToken)
     {
         try
         {
@@ -334,11 +344,17 @@ internal static class ShellCommand
                     .Concat(["exit", "history"]));
             }
 
+            commandsKnown.TrySetResult();
+
             completion.SetArgumentsFromSchema(await client.ExecuteAsync("query-qmp-schema", cancellationToken: cancellationToken).ConfigureAwait(false));
         }
         catch (Exception ex) when (ex is OperationCanceledException or QmpExecuteException or QmpExecuteInterruptedException or StateException or IOException or ProtocolException or EndOfStreamException)
         {
             // Completion is a convenience: the shell works without it.
+        }
+        finally
+        {
+            commandsKnown.TrySetResult();
         }
     }
 

@@ -6,10 +6,13 @@ namespace Aqmp.Pipelines.Cli.Shell;
 
 /// <summary>
 /// Reads a shell line as a QMP command, as QEMU's qmp-shell does: either raw JSON
-/// (<c>{"execute": "query-status"}</c>) or <c>command key=value ...</c>, where each value is parsed
-/// as JSON when it parses (<c>n=1</c>, <c>on=true</c>, <c>list=[1,2]</c>, <c>s="a b"</c>) and taken as
-/// a string otherwise (<c>id=disk0</c>), a value in single quotes is the string between them
-/// (<c>command-line='info status'</c>), and dotted keys nest (<c>a.b=1</c> → <c>{"a":{"b":1}}</c>).
+/// (<c>{"execute": "query-status"}</c>) or <c>command key=value ...</c>. A value is read as qmp-shell
+/// reads it: an integer as Python's <c>int()</c> reads it (<c>n=1</c>, <c>+7</c>, <c>007</c>,
+/// <c>1_000</c>), <c>true</c> and <c>false</c> in any case, and after <c>{</c> or <c>[</c> JSON or
+/// else a Python literal (<c>{'a':None,'b':True}</c>); beyond qmp-shell, any other JSON value
+/// (<c>x=1.5</c>, <c>null</c>, <c>s="a b"</c>) is taken as JSON and a value in single quotes is
+/// the string between them (<c>command-line='info status'</c>). Anything else is a string
+/// (<c>id=disk0</c>). Dotted keys nest (<c>a.b=1</c> → <c>{"a":{"b":1}}</c>).
 /// </summary>
 internal static class ShellLineParser
 {
@@ -89,7 +92,28 @@ internal static class ShellLineParser
             throw new FormatException($"argument '{key}' is empty or given twice");
         }
 
-        node[leaf] = IsSingleQuoted(text) ? Unquote(text) : JsonText.TryParse(text, out var json) ? json : text;
+        node[leaf] = Value(text);
+    }
+
+    /// <summary>The value of <c>key=<paramref name="text"/></c>: a <see cref="JsonElement"/>, or the text as a string.</summary>
+    private static object Value(string text)
+    {
+        if (IsSingleQuoted(text))
+        {
+            return Unquote(text);
+        }
+
+        if (PythonLiteral.TryInteger(text, out var integer) || PythonLiteral.TryBoolean(text, out integer))
+        {
+            return integer;
+        }
+
+        if (JsonText.TryParse(text, out var json))
+        {
+            return json;
+        }
+
+        return text.StartsWith('{') || text.StartsWith('[') ? PythonLiteral.TryContainer(text, out json) ? json : text : text;
     }
 
     private static bool IsSingleQuoted(string text) => text.Length >= 2 && text[0] == '\'' && text[^1] == '\'';

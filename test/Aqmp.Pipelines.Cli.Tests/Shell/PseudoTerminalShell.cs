@@ -5,8 +5,8 @@ using Aqmp.Pipelines.Cli.Tests.Support;
 namespace Aqmp.Pipelines.Cli.Tests.Shell;
 
 /// <summary>
-/// The built tool's <c>aqmp shell</c> (built-in simulator) on a real pseudo-terminal 100 columns
-/// wide, made by util-linux's <c>script</c>: bytes a terminal sends for keys go in, what the
+/// The built tool's <c>aqmp shell</c> (built-in simulator), or another command, on a real
+/// pseudo-terminal 100 columns wide, made by util-linux's <c>script</c>: bytes a terminal sends for keys go in, what the
 /// terminal would show is collected. Killed if still running after <see cref="AqmpProcess.DefaultLimit"/>.
 /// </summary>
 internal sealed class PseudoTerminalShell : IDisposable
@@ -39,7 +39,13 @@ internal sealed class PseudoTerminalShell : IDisposable
     }
 
     /// <summary>Starts the shell with the history kept in <paramref name="historyFile"/>, on its built-in simulator or on <paramref name="address"/>.</summary>
-    public static PseudoTerminalShell Start(string historyFile, string? address = null)
+    public static PseudoTerminalShell Start(string historyFile, string? address = null) =>
+        StartCommand(
+            $"'{AqmpProcess.HostPath}' '{AqmpProcess.ToolPath}' shell -p --history-file '{historyFile}'{(address is null ? string.Empty : $" '{address}'")}",
+            new Dictionary<string, string> { ["DOTNET_NOLOGO"] = "1" });
+
+    /// <summary>Starts <paramref name="command"/> (a <c>sh</c> command line) on the terminal, with <paramref name="environment"/> added to its environment.</summary>
+    public static PseudoTerminalShell StartCommand(string command, IReadOnlyDictionary<string, string> environment)
     {
         var info = new ProcessStartInfo(Script)
         {
@@ -49,9 +55,13 @@ internal sealed class PseudoTerminalShell : IDisposable
             StandardOutputEncoding = Encoding.UTF8,
         };
         info.ArgumentList.Add("-qfec");
-        info.ArgumentList.Add($"stty cols 100 rows 40; exec '{AqmpProcess.HostPath}' '{AqmpProcess.ToolPath}' shell -p --history-file '{historyFile}'{(address is null ? string.Empty : $" '{address}'")}");
+        info.ArgumentList.Add($"stty cols 100 rows 40; exec {command}");
         info.ArgumentList.Add("/dev/null");
-        info.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
         return new PseudoTerminalShell(Process.Start(info) ?? throw new InvalidOperationException("could not start script"));
     }
 
