@@ -381,6 +381,10 @@ internal sealed class SendBuffer : PipeWriter
             ? new Segment(_pool.Rent(size))
             : new Segment(ArrayPool<byte>.Shared.Rent(size));
         segment.RunningIndex = _written;
+
+        // Own every line of the block before framing into it, in one sweep of full-line writes
+        // (the send loop's core read it last): framing then stores into lines this core holds.
+        segment.Memory.Span.Clear();
         _frameSpansBlocks |= _frameStart >= 0 && _written > _frameStart;
 
         if (_tail is null)
