@@ -1,9 +1,11 @@
 // Aqmp.Pipelines build script.
 //   dotnet tool restore && dotnet cake --target=Test     (default target)
-// Targets: Clean, Build, Test, Bench, Soak, Pack (the three libraries' packages and the aqmp dotnet tool).
+// Targets: Clean, Build, Test, Bench, Soak, Pack (the three libraries' packages and the aqmp dotnet tool),
+// PublishNative (aqmp as one NativeAOT executable for linux-x64 in artifacts/native), ColdStart.
 // Test runs every test project and prints one line, "N passed, N failed, N skipped", right after
 // the last one (Cake's task table follows it). On CI (CI=true) it also runs the reliability tests
-// again under DOTNET_GCgen0size=0x4000000 and a 30 s soak, counted as one more test.
+// again under DOTNET_GCgen0size=0x4000000 and a 30 s soak, counted as one more test, and publishes
+// the native aqmp (PublishNative) and runs the CLI tests once more against it (AQMP_TOOL).
 // Soak runs echo traffic with random faults against the QMP simulator: --duration=SECONDS (default 60).
 using System.Xml.Linq;
 
@@ -14,6 +16,10 @@ var artifacts = Directory("./artifacts");
 var testResults = artifacts + Directory("test-results");
 var soakProject = "./test/Aqmp.Pipelines.Soak/Aqmp.Pipelines.Soak.csproj";
 var reliabilityProject = "./test/Aqmp.Pipelines.Reliability.Tests/Aqmp.Pipelines.Reliability.Tests.csproj";
+var cliProject = "./src/Aqmp.Pipelines.Cli/Aqmp.Pipelines.Cli.csproj";
+var cliTestsProject = "./test/Aqmp.Pipelines.Cli.Tests/Aqmp.Pipelines.Cli.Tests.csproj";
+var nativeDirectory = artifacts + Directory("native");
+var nativeTool = nativeDirectory + File("aqmp");
 
 // On CI (CI=true) the reliability tests run a second time with DOTNET_GCgen0size set to 64 MiB;
 // --gen0size=HEX does the same anywhere, --gen0size= turns it off.
@@ -29,6 +35,23 @@ void RunSoak(double seconds, string soakConfiguration, bool noBuild)
     }
 
     DotNetRun(soakProject, arguments, new DotNetRunSettings { Configuration = soakConfiguration, NoBuild = noBuild });
+}
+
+// Publishes aqmp as one native executable (NativeAOT, linux-x64) into artifacts/native. Every
+// trimming and AOT warning is an error (TreatWarningsAsErrors reaches ILC as --warnaserror).
+void PublishNative()
+{
+    DotNetPublish(cliProject, new DotNetPublishSettings
+    {
+        Configuration = configuration,
+        Runtime = "linux-x64",
+        OutputDirectory = nativeDirectory,
+        NoLogo = true,
+        Verbosity = DotNetVerbosity.Minimal,
+        MSBuildSettings = new DotNetMSBuildSettings()
+            .WithProperty("PublishAot", "true")
+            .WithProperty("TreatWarningsAsErrors", "true"),
+    });
 }
 
 Task("Clean")
@@ -80,6 +103,21 @@ Task("Test")
     foreach (var project in GetFiles("./test/**/*.Tests.csproj"))
     {
         RunTests(project, project.GetFilenameWithoutExtension().ToString(), new Dictionary<string, string>());
+    }
+
+    if (EnvironmentVariable("CI") == "true")
+    {
+        // The CLI tests once more against the native executable, so that it cannot drift from the JIT build.
+        try
+        {
+            PublishNative();
+            RunTests(File(cliTestsProject), "Aqmp.Pipelines.Cli.Tests.native", new Dictionary<string, string> { ["AQMP_TOOL"] = MakeAbsolute(nativeTool).FullPath });
+        }
+        catch (Exception ex)
+        {
+            Error($"PublishNative: {ex.Message}");
+            failedProjects.Add("PublishNative");
+        }
     }
 
     if (!string.IsNullOrEmpty(gen0Size))
@@ -148,6 +186,23 @@ Task("Soak")
     .Does(() =>
 {
     RunSoak(Argument("duration", 60.0), "Release", noBuild: false);
+});
+
+Task("PublishNative")
+    .Description("Publishes aqmp for linux-x64 as one native executable (NativeAOT) into artifacts/native; trimming and AOT warnings fail it.")
+    .Does(() => PublishNative());
+
+Task("ColdStart")
+    .Description("Times whole aqmp processes, JIT and native (--help; execute query-status against aqmp serve and QEMU): benchmarks/cold-start.sh; --runs=N (default 30).")
+    .IsDependentOn("Build")
+    .IsDependentOn("PublishNative")
+    .Does(() =>
+{
+    var exitCode = StartProcess("bash", new ProcessSettings { Arguments = new ProcessArgumentBuilder().Append("benchmarks/cold-start.sh").Append(Argument("runs", 30).ToString()) });
+    if (exitCode != 0)
+    {
+        throw new Exception($"benchmarks/cold-start.sh exited with {exitCode}");
+    }
 });
 
 Task("Pack")

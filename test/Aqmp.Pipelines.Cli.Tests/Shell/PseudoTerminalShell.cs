@@ -49,7 +49,7 @@ internal sealed class PseudoTerminalShell : IDisposable
             StandardOutputEncoding = Encoding.UTF8,
         };
         info.ArgumentList.Add("-qfec");
-        info.ArgumentList.Add($"stty cols 100 rows 40; exec '{AqmpProcess.HostPath}' '{AqmpProcess.ToolPath}' shell -p --history-file '{historyFile}'{(address is null ? string.Empty : $" '{address}'")}");
+        info.ArgumentList.Add($"stty cols 100 rows 40; exec {string.Join(' ', AqmpProcess.CommandWords.Select(word => $"'{word}'"))} shell -p --history-file '{historyFile}'{(address is null ? string.Empty : $" '{address}'")}");
         info.ArgumentList.Add("/dev/null");
         info.Environment["DOTNET_NOLOGO"] = "1";
         return new PseudoTerminalShell(Process.Start(info) ?? throw new InvalidOperationException("could not start script"));
