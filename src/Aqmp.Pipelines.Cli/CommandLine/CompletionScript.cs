@@ -41,6 +41,8 @@ internal static class CompletionScript
             # bash completion for aqmp; load with:
             #   source <(aqmp completion bash)
             _aqmp() {
+                # zsh (through bashcompinit): arrays indexed from 0, as in bash.
+                [ -n "${ZSH_VERSION:-}" ] && setopt localoptions ksharrays
                 local cur="${COMP_WORDS[COMP_CWORD]}" prev="" sub="" i word positional=0 values=""
                 [ "$COMP_CWORD" -gt 0 ] && prev="${COMP_WORDS[COMP_CWORD-1]}"
                 COMPREPLY=()
