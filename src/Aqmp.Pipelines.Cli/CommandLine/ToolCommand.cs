@@ -14,4 +14,22 @@ internal abstract class ToolCommand(string name, string description) : Command(n
 
     /// <summary>What the command does, its exit codes and examples: the help's text under the synopsis.</summary>
     public abstract string Details { get; }
+
+    /// <summary>A new ADDRESS argument: the QMP server a client subcommand connects to.</summary>
+    protected static Argument<string> ServerAddress() =>
+        new("ADDRESS") { Description = "the QMP server: unix:PATH, a path containing '/', HOST:PORT or [IPv6]:PORT" };
+
+    /// <summary>Adds <paramref name="arguments"/> and <paramref name="options"/>, in order.</summary>
+    protected void AddAll(Argument[] arguments, Option[] options)
+    {
+        foreach (var argument in arguments)
+        {
+            Add(argument);
+        }
+
+        foreach (var option in options)
+        {
+            Add(option);
+        }
+    }
 }

@@ -7,7 +7,7 @@ namespace Aqmp.Pipelines.Cli.Commands;
 /// <summary><c>aqmp events ADDRESS [--name NAME]... [--count N]</c>: prints events as JSON lines.</summary>
 internal sealed class EventsCommand : ToolCommand
 {
-    private readonly Argument<string> _address = new("ADDRESS") { Description = "the QMP server: unix:PATH, a path containing '/', HOST:PORT or [IPv6]:PORT" };
+    private readonly Argument<string> _address = ServerAddress();
     private readonly Option<string[]> _name = new("--name")
     {
         Description = "print only events of this name (repeatable)",
@@ -24,11 +24,7 @@ internal sealed class EventsCommand : ToolCommand
     public EventsCommand(ToolConsole console)
         : base("events", "print events as JSON lines")
     {
-        Add(_address);
-        Add(_name);
-        Add(_count);
-        Add(_timeout);
-        Add(_connectTimeout);
+        AddAll([_address], [_name, _count, _timeout, _connectTimeout]);
         SetAction((result, cancellationToken) => RunAsync(result, console.Output, console.Error, cancellationToken));
     }
 

@@ -9,7 +9,7 @@ namespace Aqmp.Pipelines.Cli.Commands;
 /// <summary><c>aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]</c>: runs one command and prints its return value.</summary>
 internal sealed class ExecuteCommand : ToolCommand
 {
-    private readonly Argument<string> _address = new("ADDRESS") { Description = "the QMP server: unix:PATH, a path containing '/', HOST:PORT or [IPv6]:PORT" };
+    private readonly Argument<string> _address = ServerAddress();
     private readonly Argument<string> _command = new("COMMAND") { Description = "the QMP command to run, e.g. query-status" };
     private readonly Argument<JsonElement?> _arguments = new("JSON-ARGUMENTS")
     {
@@ -35,11 +35,7 @@ internal sealed class ExecuteCommand : ToolCommand
     public ExecuteCommand(ToolConsole console)
         : base("execute", "run one command, print its return value")
     {
-        Add(_address);
-        Add(_command);
-        Add(_arguments);
-        Add(_timeout);
-        Add(_connectTimeout);
+        AddAll([_address, _command, _arguments], [_timeout, _connectTimeout]);
         SetAction((result, cancellationToken) => RunAsync(result, console.Output, console.Error, cancellationToken));
     }
 
