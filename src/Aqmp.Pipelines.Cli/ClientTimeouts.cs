@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Globalization;
+using Aqmp.Pipelines.Cli.CommandLine;
 using Aqmp.Pipelines.Qmp.Client;
 using Aqmp.Pipelines.Session;
 
@@ -12,16 +14,13 @@ namespace Aqmp.Pipelines.Cli;
 /// </summary>
 internal static class ClientTimeouts
 {
-    /// <summary>The option bounding the connection and the greeting.</summary>
-    public const string ConnectOption = "connect-timeout";
+    /// <summary>A new <c>--connect-timeout SECONDS</c> option, for one subcommand.</summary>
+    public static Option<TimeSpan?> CreateConnectOption() =>
+        ValueOptions.Seconds("--connect-timeout", "limit on connecting and on the QMP greeting (default 5; exit 3)");
 
-    /// <summary>The option bounding a subcommand's work once connected.</summary>
-    public const string Option = "timeout";
-
-    /// <summary><paramref name="options"/> with <c>--connect-timeout</c>, when given, as its connect and greeting timeouts.</summary>
-    /// <exception cref="UsageException">The value is not a positive number of seconds.</exception>
-    public static QmpClientOptions Apply(CliArguments args, QmpClientOptions options) =>
-        args.PositiveSeconds(ConnectOption) is { } limit ? options with { ConnectTimeout = limit, GreetingTimeout = limit } : options;
+    /// <summary><paramref name="options"/> with <paramref name="connectTimeout"/>, when given, as its connect and greeting timeouts.</summary>
+    public static QmpClientOptions Apply(TimeSpan? connectTimeout, QmpClientOptions options) =>
+        connectTimeout is { } limit ? options with { ConnectTimeout = limit, GreetingTimeout = limit } : options;
 
     /// <summary>Whether <paramref name="error"/> is the connect or greeting timeout running out.</summary>
     public static bool IsConnectTimeout(Exception error) =>

@@ -1,3 +1,4 @@
+using System.Reflection;
 using Aqmp.Pipelines.Cli.Tests.Support;
 
 namespace Aqmp.Pipelines.Cli.Tests;
@@ -19,7 +20,13 @@ public sealed class CommandLineTests
         static TestCaseData Case(string fragment, params string[] args) => new TestCaseData(args, fragment).SetArgDisplayNames(string.Join(' ', args));
 
         yield return Case("unknown command 'bogus'", "bogus");
-        yield return Case("'--version'", "--version");
+        yield return Case("unknown command 'exectue'; did you mean 'execute'?", "exectue");
+        yield return Case("unknown option '--tiemout'; did you mean '--timeout'?", "execute", "--tiemout", "1", "unix:/tmp/x.sock", "query-status");
+        yield return Case("unknown option '--version'", "execute", "unix:/tmp/x.sock", "query-status", "--version");
+        yield return Case("unknown command 'bogus'", "help", "bogus");
+        yield return Case("unknown command 'exectue'; did you mean 'execute'?", "help", "exectue");
+        yield return Case("SHELL must be bash, zsh or fish, not 'ksh'", "completion", "ksh");
+        yield return Case("usage: aqmp completion bash|zsh|fish", "completion");
         yield return Case("unknown option '--bogus'", "execute", "--bogus");
         yield return Case("unknown option '--bogus'", "events", "unix:/tmp/x.sock", "--bogus=1");
         yield return Case("unknown option '--name'", "shell", "--name", "STOP");
@@ -65,6 +72,62 @@ public sealed class CommandLineTests
             Assert.That(result.StdoutLines.FirstOrDefault(), Is.EqualTo(usage), result.ToString());
             Assert.That(result.Stdout, Does.Contain(detail), result.ToString());
         }
+    }
+
+    [Test]
+    public async Task Help_lists_every_exit_code_and_the_options_of_aqmp_itself()
+    {
+        var result = await AqmpProcess.RunAsync("--help");
+
+        ToolAssert.Success(result);
+        foreach (var code in (int[])[ExitCode.Success, ExitCode.QmpError, ExitCode.ConnectionFailed, ExitCode.ConnectTimedOut, ExitCode.TimedOut, ExitCode.Usage, ExitCode.Interrupted])
+        {
+            Assert.That(result.StdoutLines, Has.Some.Match($"^  {code} +\\S"), $"exit code {code}: {result}");
+        }
+
+        Assert.That(result.StdoutLines, Has.Some.Match("^  --version +").And.Some.Match("^  -h, --help +"), result.ToString());
+    }
+
+    [TestCase("shell", "-p, --pretty", "-l, --logfile FILE", "--history-file FILE", "--connect-timeout SECONDS")]
+    [TestCase("execute", "--timeout SECONDS", "--connect-timeout SECONDS")]
+    [TestCase("events", "--name NAME", "--count N", "--timeout SECONDS")]
+    [TestCase("serve", "--negotiation-timeout SECONDS")]
+    public async Task Subcommand_help_lists_each_of_its_options_with_a_description(string subcommand, params string[] options)
+    {
+        var result = await AqmpProcess.RunAsync(subcommand, "--help");
+
+        ToolAssert.Success(result);
+        foreach (var option in options.Append("-h, --help"))
+        {
+            Assert.That(result.StdoutLines, Has.Some.Match($"^  {System.Text.RegularExpressions.Regex.Escape(option)} +\\S"), $"{option}: {result}");
+        }
+    }
+
+    [TestCase("execute")]
+    [TestCase("shell")]
+    [TestCase("events")]
+    [TestCase("serve")]
+    [TestCase("completion")]
+    public async Task Help_COMMAND_prints_what_COMMAND_help_prints(string subcommand)
+    {
+        var viaHelp = await AqmpProcess.RunAsync("help", subcommand);
+        var viaOption = await AqmpProcess.RunAsync(subcommand, "--help");
+
+        ToolAssert.Success(viaHelp);
+        Assert.That(viaHelp.StdoutLines.FirstOrDefault(), Does.StartWith($"usage: aqmp {subcommand}"), viaHelp.ToString());
+        Assert.That(viaHelp.Stdout, Is.EqualTo(viaOption.Stdout));
+    }
+
+    [Test]
+    public async Task Version_prints_the_tool_assembly_version_and_exits_0()
+    {
+        var expected = typeof(AqmpTool).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
+
+        var result = await AqmpProcess.RunAsync("--version");
+
+        ToolAssert.Success(result);
+        Assert.That(result.StdoutLines, Is.EqualTo(new[] { expected }), result.ToString());
+        Assert.That(expected, Does.StartWith(typeof(AqmpTool).Assembly.GetName().Version!.ToString(3)));
     }
 
     [Test]
@@ -119,7 +182,7 @@ public sealed class CommandLineTests
             // A malformed ADDRESS is reported like a connection failure (2); a usage error (64) would do too.
             Assert.That(result.ExitCode, Is.AnyOf(ExitCode.ConnectionFailed, ExitCode.Usage), result.ToString());
             Assert.That(result.StderrLines.FirstOrDefault(), Does.StartWith("aqmp: ").And.Contain("'no-such-address'"), result.ToString());
-            Assert.That(result.StderrLines.Where(line => line != ToolAssert.Hint), Has.Exactly(1).Items, result.ToString());
+            Assert.That(result.StderrLines.Where(line => line != ToolAssert.HintFor(result.Arguments)), Has.Exactly(1).Items, result.ToString());
             Assert.That(result.Stdout, Is.Empty, result.ToString());
         }
     }

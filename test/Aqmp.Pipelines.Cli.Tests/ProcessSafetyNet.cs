@@ -7,7 +7,7 @@ namespace Aqmp.Pipelines.Cli.Tests;
 public sealed class ProcessSafetyNet
 {
     [OneTimeSetUp]
-    public void FindTheTool() => TestContext.Progress.WriteLine($"aqmp tool: {AqmpProcess.HostPath} {AqmpProcess.ToolPath}");
+    public void FindTheTool() => TestContext.Progress.WriteLine($"aqmp tool: {string.Join(' ', AqmpProcess.CommandWords)}");
 
     [OneTimeTearDown]
     public void KillLeftovers()

@@ -1,3 +1,6 @@
+using System.CommandLine;
+using Aqmp.Pipelines.Cli.CommandLine;
+using Aqmp.Pipelines.Cli.Commands;
 using Aqmp.Pipelines.Cli.Shell;
 
 namespace Aqmp.Pipelines.Cli.Tests;
@@ -19,28 +22,35 @@ public sealed class ShellAddressAndFlagsTests
     [Test]
     public void One_letter_flags_group_and_a_one_letter_value_option_takes_the_rest_of_its_word_or_the_next_argument()
     {
-        var grouped = CliArguments.Parse(["-pvH", "-lqmp.log", "sock"], ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames);
-        var apart = ShellOptions.From(CliArguments.Parse(["-N", "-l", "qmp.log", "--pretty", "sock"], ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames), socketVariable: null, "usage");
-
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(ShellOptions.From(grouped, null, "usage"), Is.EqualTo(new ShellOptions { Pretty = true, Verbose = true, Hmp = true, LogFile = "qmp.log", Address = "unix:sock" }));
-            Assert.That(apart, Is.EqualTo(new ShellOptions { SkipNegotiation = true, Pretty = true, LogFile = "qmp.log", Address = "unix:sock" }));
-            Assert.That(() => CliArguments.Parse(["-x"], ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames), Throws.TypeOf<UsageException>().With.Message.EqualTo("unknown option '-x'"));
-            Assert.That(() => CliArguments.Parse(["-l"], ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames), Throws.TypeOf<UsageException>().With.Message.EqualTo("option '-l' needs a value"));
+            Assert.That(Options(null, "-pvH", "-lqmp.log", "sock"), Is.EqualTo(new ShellOptions { Pretty = true, Verbose = true, Hmp = true, LogFile = "qmp.log", Address = "unix:sock" }));
+            Assert.That(Options(null, "-N", "-l", "qmp.log", "--pretty", "sock"), Is.EqualTo(new ShellOptions { SkipNegotiation = true, Pretty = true, LogFile = "qmp.log", Address = "unix:sock" }));
+            Assert.That(Options(null, "--connect-timeout", "0.5", "--history-file", "", "sock"), Is.EqualTo(new ShellOptions { ConnectTimeout = TimeSpan.FromMilliseconds(500), HistoryFile = "", Address = "unix:sock" }));
+            Assert.That(UsageError.Find(Parse("-x")), Is.EqualTo("unknown option '-x'"));
+            Assert.That(UsageError.Find(Parse("-l")), Is.EqualTo("option '-l' needs a value"));
         }
     }
 
     [Test]
     public void An_address_given_wins_over_QMP_SOCKET_which_wins_over_the_built_in_simulator()
     {
-        CliArguments Args(params string[] args) => CliArguments.Parse(args, ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames);
-
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(ShellOptions.From(Args("a.sock"), "b.sock", "usage").Address, Is.EqualTo("unix:a.sock"));
-            Assert.That(ShellOptions.From(Args(), "b.sock", "usage").Address, Is.EqualTo("unix:b.sock"));
-            Assert.That(ShellOptions.From(Args(), "", "usage").Address, Is.Null);
+            Assert.That(Options("b.sock", "a.sock").Address, Is.EqualTo("unix:a.sock"));
+            Assert.That(Options("b.sock").Address, Is.EqualTo("unix:b.sock"));
+            Assert.That(Options("").Address, Is.Null);
         }
+    }
+
+    /// <summary><c>aqmp shell ARGS</c> as parsed by the tool's command line.</summary>
+    internal static ParseResult Parse(params string[] args) => new AqmpCommandLine(ToolConsole.Null).Parse(["shell", .. args]);
+
+    /// <summary>What <c>aqmp shell ARGS</c> asks for, with <paramref name="socketVariable"/> as <c>QMP_SOCKET</c>.</summary>
+    internal static ShellOptions Options(string? socketVariable, params string[] args)
+    {
+        var parsed = Parse(args);
+        Assert.That(UsageError.Find(parsed), Is.Null, $"aqmp shell {string.Join(' ', args)}");
+        return ((ShellCommand)parsed.CommandResult.Command).ReadOptions(parsed, socketVariable);
     }
 }

@@ -1,15 +1,36 @@
+using System.CommandLine;
+using Aqmp.Pipelines.Cli.CommandLine;
 using Aqmp.Pipelines.Qmp.Client;
 
 namespace Aqmp.Pipelines.Cli.Commands;
 
 /// <summary><c>aqmp events ADDRESS [--name NAME]... [--count N]</c>: prints events as JSON lines.</summary>
-internal static class EventsCommand
+internal sealed class EventsCommand : ToolCommand
 {
-    public const string Usage = "aqmp events ADDRESS [--name NAME]... [--count N] [--timeout SECONDS] [--connect-timeout SECONDS]";
+    private readonly Argument<string> _address = ServerAddress();
+    private readonly Option<string[]> _name = new("--name")
+    {
+        Description = "print only events of this name (repeatable)",
+        HelpName = "NAME",
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
 
-    public const string Help = $"""
-        usage: {Usage}
+    private readonly Option<int?> _count = ValueOptions.PositiveInteger("--count", "N", "stop after N events");
+    private readonly Option<TimeSpan?> _timeout = ValueOptions.Seconds("--timeout", "limit on the whole watch (exit 4)");
+    private readonly Option<TimeSpan?> _connectTimeout = ClientTimeouts.CreateConnectOption();
 
+    /// <summary>Creates the subcommand; it writes to <paramref name="console"/>.</summary>
+    public EventsCommand(ToolConsole console)
+        : base("events", "print events as JSON lines")
+    {
+        AddAll([_address], [_name, _count, _timeout, _connectTimeout]);
+        SetAction((result, cancellationToken) => RunAsync(result, console.Output, console.Error, cancellationToken));
+    }
+
+    public override string Usage => "aqmp events ADDRESS [--name NAME]... [--count N] [--timeout SECONDS] [--connect-timeout SECONDS]";
+
+    public override string Details => """
         Connects to the QMP server at ADDRESS and prints each event as one line of JSON, as the
         server sent it. --name (repeatable) keeps only the events with those names; --count
         stops after N events. Ends with exit 0 when the count is reached, the server closes the
@@ -18,14 +39,13 @@ internal static class EventsCommand
         or without --count), and 130 on Ctrl-C before the connection was made.
         """;
 
-    public static async Task<int> RunAsync(CliArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    private async Task<int> RunAsync(ParseResult result, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        args.ExpectPositional(1, 1, Usage);
-        var count = args.PositiveInteger("count");
-        var timeout = args.PositiveSeconds(ClientTimeouts.Option);
-        var names = args.All("name").ToArray();
-        var address = args.Positional[0];
-        await using var client = new QmpClient(ClientTimeouts.Apply(args, new QmpClientOptions { EventOverflowPolicy = QmpEventOverflowPolicy.EndListener, EventListenerCapacity = 65536 }));
+        var count = result.GetValue(_count);
+        var timeout = result.GetValue(_timeout);
+        var names = result.GetValue(_name) ?? [];
+        var address = result.GetRequiredValue(_address);
+        await using var client = new QmpClient(ClientTimeouts.Apply(result.GetValue(_connectTimeout), new QmpClientOptions { EventOverflowPolicy = QmpEventOverflowPolicy.EndListener, EventListenerCapacity = 65536 }));
         using var listener = client.Listen(names);
         using var deadline = timeout is { } limit ? new CancellationTokenSource(limit) : new CancellationTokenSource();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);

@@ -1,16 +1,47 @@
+using System.CommandLine;
+using System.Text.Json;
+using Aqmp.Pipelines.Cli.CommandLine;
 using Aqmp.Pipelines.Cli.Shell;
 using Aqmp.Pipelines.Qmp.Client;
 
 namespace Aqmp.Pipelines.Cli.Commands;
 
 /// <summary><c>aqmp execute ADDRESS COMMAND [JSON-ARGUMENTS]</c>: runs one command and prints its return value.</summary>
-internal static class ExecuteCommand
+internal sealed class ExecuteCommand : ToolCommand
 {
-    public const string Usage = "aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]";
+    private readonly Argument<string> _address = ServerAddress();
+    private readonly Argument<string> _command = new("COMMAND") { Description = "the QMP command to run, e.g. query-status" };
+    private readonly Argument<JsonElement?> _arguments = new("JSON-ARGUMENTS")
+    {
+        Description = "the command's arguments as one JSON object",
+        Arity = ArgumentArity.ZeroOrOne,
+        CustomParser = result =>
+        {
+            var text = result.Tokens[0].Value;
+            if (JsonText.TryParse(text, out var parsed) && parsed.ValueKind == JsonValueKind.Object)
+            {
+                return parsed;
+            }
 
-    public const string Help = $$"""
-        usage: {{Usage}}
+            result.AddError($"JSON-ARGUMENTS must be a JSON object, not '{text}'");
+            return null;
+        },
+    };
 
+    private readonly Option<TimeSpan?> _timeout = ValueOptions.Seconds("--timeout", "limit on waiting for the reply (exit 4)");
+    private readonly Option<TimeSpan?> _connectTimeout = ClientTimeouts.CreateConnectOption();
+
+    /// <summary>Creates the subcommand; it writes to <paramref name="console"/>.</summary>
+    public ExecuteCommand(ToolConsole console)
+        : base("execute", "run one command, print its return value")
+    {
+        AddAll([_address, _command, _arguments], [_timeout, _connectTimeout]);
+        SetAction((result, cancellationToken) => RunAsync(result, console.Output, console.Error, cancellationToken));
+    }
+
+    public override string Usage => "aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]";
+
+    public override string Details => """
         Connects to the QMP server at ADDRESS, runs COMMAND with the JSON object JSON-ARGUMENTS
         (if given), prints the command's return value as JSON on stdout and exits 0.
         A QMP error prints 'error: CLASS: DESCRIPTION' on stderr and exits 1; a connection
@@ -23,24 +54,13 @@ internal static class ExecuteCommand
                  aqmp execute localhost:4444 human-monitor-command '{"command-line": "info version"}'
         """;
 
-    public static async Task<int> RunAsync(CliArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    private async Task<int> RunAsync(ParseResult result, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        args.ExpectPositional(2, 3, Usage);
-        var address = args.Positional[0];
-        var command = args.Positional[1];
-        System.Text.Json.JsonElement? arguments = null;
-        if (args.Positional.Count == 3)
-        {
-            if (!JsonText.TryParse(args.Positional[2], out var parsed) || parsed.ValueKind != System.Text.Json.JsonValueKind.Object)
-            {
-                throw new UsageException($"JSON-ARGUMENTS must be a JSON object, not '{args.Positional[2]}'");
-            }
-
-            arguments = parsed;
-        }
-
-        var timeout = args.PositiveSeconds(ClientTimeouts.Option);
-        await using var client = new QmpClient(ClientTimeouts.Apply(args, QmpClientOptions.Default) with { DefaultExecuteTimeout = timeout });
+        var address = result.GetRequiredValue(_address);
+        var command = result.GetRequiredValue(_command);
+        var arguments = result.GetValue(_arguments);
+        var timeout = result.GetValue(_timeout);
+        await using var client = new QmpClient(ClientTimeouts.Apply(result.GetValue(_connectTimeout), QmpClientOptions.Default) with { DefaultExecuteTimeout = timeout });
         var connected = false;
         try
         {

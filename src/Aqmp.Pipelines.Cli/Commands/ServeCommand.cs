@@ -1,19 +1,31 @@
+using System.CommandLine;
+using Aqmp.Pipelines.Cli.CommandLine;
 using Aqmp.Pipelines.Qmp.Simulator;
 using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Cli.Commands;
 
 /// <summary><c>aqmp serve ADDRESS</c>: runs the QMP simulator until interrupted or told to quit.</summary>
-internal static class ServeCommand
+internal sealed class ServeCommand : ToolCommand
 {
-    public const string Usage = "aqmp serve [--negotiation-timeout SECONDS] ADDRESS";
+    private readonly Argument<string> _address = new("ADDRESS") { Description = "where to listen: unix:PATH, a path containing '/', HOST:PORT" };
+    private readonly Option<int?> _negotiationTimeout = ValueOptions.PositiveInteger(
+        "--negotiation-timeout",
+        "SECONDS",
+        "disconnect a client that has not sent qmp_capabilities within SECONDS of connecting, so that the next one is served (default 5)");
 
-    /// <summary>The option that bounds how long a client may take to negotiate.</summary>
-    public const string NegotiationTimeoutOption = "negotiation-timeout";
+    /// <summary>Creates the subcommand; it writes to <paramref name="console"/>.</summary>
+    public ServeCommand(ToolConsole console)
+        : base("serve", "run the QMP simulator")
+    {
+        Add(_address);
+        Add(_negotiationTimeout);
+        SetAction((result, cancellationToken) => RunAsync(result, console.Output, console.Error, cancellationToken));
+    }
 
-    public const string Help = $"""
-        usage: {Usage}
+    public override string Usage => "aqmp serve [--negotiation-timeout SECONDS] ADDRESS";
 
+    public override string Details => """
         Runs the built-in QMP simulator on ADDRESS (unix:PATH, a path containing '/', HOST:PORT)
         until Ctrl-C or until a client sends 'quit'. It knows every command of QEMU 7.2's schema and
         checks arguments as QEMU does; it runs qmp_capabilities, query-status, stop, cont,
@@ -25,25 +37,20 @@ internal static class ServeCommand
         and left alone. Like QEMU's monitor it serves one client at a time; once a client has negotiated oob,
         exec-oob commands overtake its in-band ones.
 
-          --negotiation-timeout SECONDS  disconnect a client that has not sent qmp_capabilities
-                                         within SECONDS of connecting, so that the next one is
-                                         served (default 5)
-
         Passing accept errors (out of descriptors, a client that gave up) are retried. It exits 0
         when stopped; 2 when it cannot listen on ADDRESS or stops accepting clients for another reason.
         """;
 
-    public static async Task<int> RunAsync(CliArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    private async Task<int> RunAsync(ParseResult result, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        args.ExpectPositional(1, 1, Usage);
         var options = QmpSimulatorOptions.Default with { ReplaceStaleSocket = true };
-        if (args.PositiveInteger(NegotiationTimeoutOption) is { } seconds)
+        if (result.GetValue(_negotiationTimeout) is { } seconds)
         {
             options = options with { NegotiationTimeout = TimeSpan.FromSeconds(seconds) };
         }
 
         await using var simulator = new QmpSimulator(options);
-        var endPoint = await simulator.StartAsync(args.Positional[0], cancellationToken).ConfigureAwait(false);
+        var endPoint = await simulator.StartAsync(result.GetRequiredValue(_address), cancellationToken).ConfigureAwait(false);
         await output.WriteLineAsync($"serving the QMP simulator on {AddressParser.Format(endPoint)} (Ctrl-C to stop)").ConfigureAwait(false);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
         return await ReportStopAsync(simulator.Completion, output, error, cancellationToken).ConfigureAwait(false);

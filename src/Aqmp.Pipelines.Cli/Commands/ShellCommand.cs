@@ -1,5 +1,7 @@
+using System.CommandLine;
 using System.Net.Sockets;
 using System.Text.Json;
+using Aqmp.Pipelines.Cli.CommandLine;
 using Aqmp.Pipelines.Cli.Shell;
 using Aqmp.Pipelines.Cli.Shell.Editor;
 using Aqmp.Pipelines.Qmp.Client;
@@ -10,9 +12,44 @@ using Aqmp.Pipelines.Session;
 namespace Aqmp.Pipelines.Cli.Commands;
 
 /// <summary><c>aqmp shell [ADDRESS]</c>: an interactive QMP shell, like QEMU's qmp-shell.</summary>
-internal static class ShellCommand
+internal sealed class ShellCommand : ToolCommand
 {
-    public const string Usage = "aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]";
+    private readonly Argument<string?> _address = new("ADDRESS")
+    {
+        Description = "the QMP server (HOST:PORT, [IPv6]:PORT, unix:PATH or a socket path); default $QMP_SOCKET, else the built-in simulator",
+        Arity = ArgumentArity.ZeroOrOne,
+    };
+
+    private readonly Option<bool> _pretty = ValueOptions.Flag("--pretty", "indent replies", "-p");
+    private readonly Option<bool> _hmp = ValueOptions.Flag("--hmp", "HMP mode: lines are HMP commands (info status, cpu N, ...), sent with human-monitor-command; HMP's text is printed as is", "-H");
+    private readonly Option<bool> _verbose = ValueOptions.Flag("--verbose", "print each command, as JSON, before sending it", "-v");
+    private readonly Option<bool> _skipNegotiation = ValueOptions.Flag("--skip-negotiation", "await no greeting, send no qmp_capabilities (qemu-ga)", "-N");
+    private readonly Option<string?> _logFile = ValueOptions.Text("--logfile", "FILE", "append every message sent and received to FILE, a JSON line each", "-l");
+    private readonly Option<string?> _historyFile = ValueOptions.Text("--history-file", "FILE", "where line history is kept ('' for none)");
+    private readonly Option<TimeSpan?> _connectTimeout = ClientTimeouts.CreateConnectOption();
+
+    /// <summary>Creates the subcommand; it reads and writes <paramref name="console"/>, editing lines when it is interactive.</summary>
+    public ShellCommand(ToolConsole console)
+        : base("shell", "interactive shell, as qmp-shell (built-in simulator without ADDRESS)")
+    {
+        Add(_address);
+        Add(_pretty);
+        Add(_hmp);
+        Add(_verbose);
+        Add(_skipNegotiation);
+        Add(_logFile);
+        Add(_historyFile);
+        Add(_connectTimeout);
+        SetAction((result, cancellationToken) => RunAsync(
+            ReadOptions(result, Environment.GetEnvironmentVariable(ShellOptions.SocketVariable)),
+            console.Input,
+            console.Output,
+            console.Error,
+            console.Interactive ? new SystemTerminal(console.Output, console.Error) : null,
+            cancellationToken));
+    }
+
+    public override string Usage => "aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]";
 
     /// <summary>What the shell's local <c>help</c> prints: the line syntax and the shell's own commands.</summary>
     public const string Syntax = """
@@ -28,22 +65,11 @@ internal static class ShellCommand
         Shell commands (not sent): help, history (earlier lines), !N (line N again), exit or Ctrl-D.
         """;
 
-    public const string Help = $$"""
-        usage: {{Usage}}
-
+    public override string Details => $$"""
         An interactive QMP shell, like QEMU's qmp-shell.
         {{Syntax}}
         Replies are printed as one line of JSON (-p: indented); QMP errors as 'error: CLASS: DESC';
         events as they arrive, one line each.
-
-          -p, --pretty            indent replies
-          -H, --hmp               HMP mode: lines are HMP commands (info status, cpu N, ...),
-                                  sent with human-monitor-command; HMP's text is printed as is
-          -v, --verbose           print each command, as JSON, before sending it
-          -N, --skip-negotiation  await no greeting, send no qmp_capabilities (qemu-ga)
-          -l, --logfile FILE      append every message sent and received to FILE, a JSON line each
-          --history-file FILE     where line history is kept ('' for none)
-          --connect-timeout SECS  limit on connecting and on the QMP greeting (default 5; exit 3)
 
         On a terminal, lines are edited as with readline: arrows, Home/End, Ctrl-A/E/U/K/W,
         Up/Down for earlier lines (kept in ~/.aqmp_history, or FILE, or $AQMP_HISTORY; empty:
@@ -58,6 +84,26 @@ internal static class ShellCommand
         away (exit 2, even while waiting at the prompt). Reading piped lines, it exits 1 if any
         command failed (a QMP error or a line that is not a command), else 0.
         """;
+
+    /// <summary>
+    /// What a parsed <c>aqmp shell</c> command line asks for: ADDRESS, else
+    /// <paramref name="socketVariable"/> (the value of <c>QMP_SOCKET</c>), else none (the built-in simulator).
+    /// </summary>
+    public ShellOptions ReadOptions(ParseResult result, string? socketVariable)
+    {
+        var address = result.GetValue(_address) ?? (string.IsNullOrEmpty(socketVariable) ? null : socketVariable);
+        return new ShellOptions
+        {
+            Address = address is null ? null : ShellAddress.Resolve(address),
+            Pretty = result.GetValue(_pretty),
+            Hmp = result.GetValue(_hmp),
+            Verbose = result.GetValue(_verbose),
+            SkipNegotiation = result.GetValue(_skipNegotiation),
+            LogFile = result.GetValue(_logFile),
+            HistoryFile = result.GetValue(_historyFile),
+            ConnectTimeout = result.GetValue(_connectTimeout),
+        };
+    }
 
     /// <summary>The prompt the line editor shows, as qmp-shell's.</summary>
     private const string Prompt = "(QEMU) ";
@@ -76,9 +122,8 @@ internal static class ShellCommand
     /// command failed. The shell ends as soon as the session does: 0 after <c>quit</c>, 2 when
     /// the server went away (noticed while waiting at the prompt too).
     /// </summary>
-    public static async Task<int> RunAsync(CliArguments args, TextReader input, TextWriter output, TextWriter error, ITerminal? terminal, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(ShellOptions options, TextReader input, TextWriter output, TextWriter error, ITerminal? terminal, CancellationToken cancellationToken)
     {
-        var options = ShellOptions.From(args, Environment.GetEnvironmentVariable(ShellOptions.SocketVariable), Usage);
         var completion = new ShellCompletion();
         var editor = terminal is null ? null : new LineEditor(terminal, new LineHistory(ShellHistoryPath.Resolve(options.HistoryFile)), completion);
         if (editor is not null)
@@ -104,7 +149,7 @@ internal static class ShellCommand
 
         var console = editor is null ? TextWriter.Synchronized(output) : output;
         await using var log = options.LogFile is null ? null : OpenLog(options.LogFile);
-        await using var client = new ShellQmpClient(ClientTimeouts.Apply(args, QmpClientOptions.Default), options.SkipNegotiation, log);
+        await using var client = new ShellQmpClient(ClientTimeouts.Apply(options.ConnectTimeout, QmpClientOptions.Default), options.SkipNegotiation, log);
         using var events = client.Listen();
         try
         {

@@ -41,7 +41,7 @@ internal sealed class PseudoTerminalShell : IDisposable
     /// <summary>Starts the shell with the history kept in <paramref name="historyFile"/>, on its built-in simulator or on <paramref name="address"/>.</summary>
     public static PseudoTerminalShell Start(string historyFile, string? address = null) =>
         StartCommand(
-            $"'{AqmpProcess.HostPath}' '{AqmpProcess.ToolPath}' shell -p --history-file '{historyFile}'{(address is null ? string.Empty : $" '{address}'")}",
+            $"{AqmpProcess.ShellCommand} shell -p --history-file '{historyFile}'{(address is null ? string.Empty : $" '{address}'")}",
             new Dictionary<string, string> { ["DOTNET_NOLOGO"] = "1" });
 
     /// <summary>Starts <paramref name="command"/> (a <c>sh</c> command line) on the terminal, with <paramref name="environment"/> added to its environment.</summary>

@@ -212,7 +212,7 @@ public sealed partial class QmpShellDifferentialTests
                 ["HOME"] = home,
                 ["TERM"] = "xterm",
             });
-            using var aqmp = PseudoTerminalShell.StartCommand($"'{AqmpProcess.HostPath}' '{AqmpProcess.ToolPath}' shell --history-file '{ourHistory}' '{forAqmp.SocketPath}'", new Dictionary<string, string>
+            using var aqmp = PseudoTerminalShell.StartCommand($"{AqmpProcess.ShellCommand} shell --history-file '{ourHistory}' '{forAqmp.SocketPath}'", new Dictionary<string, string>
             {
                 ["DOTNET_NOLOGO"] = "1",
                 ["HOME"] = home,

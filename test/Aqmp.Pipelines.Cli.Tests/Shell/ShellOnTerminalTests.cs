@@ -139,8 +139,8 @@ public sealed class ShellOnTerminalTests : TempDirectoryTest
     private async Task<(FakeTerminal Terminal, Task<int> Shell)> StartAtPromptAsync(SimulatorFixture simulator)
     {
         var terminal = new FakeTerminal(100);
-        var args = CliArguments.Parse(["-p", "--history-file", HistoryFile, simulator.Address], ShellOptions.ValueOptions, ShellOptions.Flags, ShellOptions.ShortNames);
-        var shell = Task.Run(() => ShellCommand.RunAsync(args, TextReader.Null, TextWriter.Null, TextWriter.Null, terminal, CancellationToken.None));
+        var options = ShellAddressAndFlagsTests.Options(null, "-p", "--history-file", HistoryFile, simulator.Address);
+        var shell = Task.Run(() => ShellCommand.RunAsync(options, TextReader.Null, TextWriter.Null, TextWriter.Null, terminal, CancellationToken.None));
         await WaitForScreenAsync(terminal, s => s.CursorLine == Prompt.TrimEnd());
         return (terminal, shell);
     }

@@ -8,7 +8,8 @@ using System.Text;
 namespace Aqmp.Pipelines.Cli.Tests.Support;
 
 /// <summary>
-/// The built <c>aqmp</c> tool running as a separate process (<c>dotnet aqmp.dll ARGS</c>) with
+/// The built <c>aqmp</c> tool running as a separate process (<c>dotnet aqmp.dll ARGS</c>, or the
+/// native executable named by the environment variable <c>AQMP_TOOL</c> when it is set) with
 /// stdin, stdout and stderr redirected. Every process has a time limit: on expiry it is killed
 /// (and the wait for it fails the test). Disposing kills it if it still runs, and
 /// <see cref="KillAll"/> (run after the whole test run) kills any process a test left behind.
@@ -45,11 +46,23 @@ internal sealed class AqmpProcess : IAsyncDisposable
         _killOnExpiry = new Timer(_ => Expire(), null, limit, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>The tool's assembly, <c>aqmp.dll</c>, as built with the tests.</summary>
+    /// <summary>The environment variable naming a native <c>aqmp</c> executable to test instead of <c>aqmp.dll</c>.</summary>
+    public const string ToolVariable = "AQMP_TOOL";
+
+    /// <summary>The tool: the executable <c>AQMP_TOOL</c> names, else <c>aqmp.dll</c> as built with the tests.</summary>
     public static string ToolPath => s_tool.Value;
 
-    /// <summary>The <c>dotnet</c> host that runs it.</summary>
+    /// <summary>Whether <see cref="ToolPath"/> is a native executable, started without the <c>dotnet</c> host.</summary>
+    public static bool IsNative => !ToolPath.EndsWith(".dll", StringComparison.Ordinal);
+
+    /// <summary>The <c>dotnet</c> host that runs <c>aqmp.dll</c>.</summary>
     public static string HostPath => s_host.Value;
+
+    /// <summary>The words that start the tool: the native executable, or the host and <c>aqmp.dll</c>.</summary>
+    public static IReadOnlyList<string> CommandWords => IsNative ? [ToolPath] : [HostPath, ToolPath];
+
+    /// <summary><see cref="CommandWords"/> as the start of a <c>sh</c> command line, each word single-quoted.</summary>
+    public static string ShellCommand => string.Join(' ', CommandWords.Select(word => $"'{word}'"));
 
     /// <summary>The process id.</summary>
     public int Id { get; }
@@ -88,7 +101,7 @@ internal sealed class AqmpProcess : IAsyncDisposable
     /// </summary>
     public static AqmpProcess Start(IReadOnlyList<string> arguments, TimeSpan limit, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var info = new ProcessStartInfo(HostPath)
+        var info = new ProcessStartInfo(CommandWords[0])
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
@@ -98,7 +111,11 @@ internal sealed class AqmpProcess : IAsyncDisposable
             StandardOutputEncoding = Utf8,
             StandardErrorEncoding = Utf8,
         };
-        info.ArgumentList.Add(ToolPath);
+        foreach (var word in CommandWords.Skip(1))
+        {
+            info.ArgumentList.Add(word);
+        }
+
         foreach (var argument in arguments)
         {
             info.ArgumentList.Add(argument);
@@ -112,7 +129,7 @@ internal sealed class AqmpProcess : IAsyncDisposable
             info.Environment[name] = value;
         }
 
-        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {HostPath} {ToolPath}.");
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {string.Join(' ', CommandWords)}.");
         var aqmp = new AqmpProcess(process, [.. arguments], limit);
         s_live[aqmp] = 0;
         return aqmp;
@@ -322,11 +339,16 @@ internal sealed class AqmpProcess : IAsyncDisposable
     }
 
     /// <summary>
-    /// aqmp.dll next to the test assembly (the project reference copies it there), else in the
+    /// The executable <c>AQMP_TOOL</c> names; else aqmp.dll next to the test assembly (the project reference copies it there), else in the
     /// referenced project's own output directory for the same configuration and framework.
     /// </summary>
     private static string FindTool()
     {
+        if (Environment.GetEnvironmentVariable(ToolVariable) is { Length: > 0 } native)
+        {
+            return File.Exists(native) ? Path.GetFullPath(native) : throw new FileNotFoundException($"{ToolVariable}={native}: no such file.");
+        }
+
         const string Tool = "aqmp.dll";
         var baseDirectory = AppContext.BaseDirectory;
         var beside = Path.Combine(baseDirectory, Tool);

@@ -64,7 +64,7 @@ internal static class QmpShellProcess
     /// <summary>Runs <c>aqmp shell FLAGS SOCKET</c> as <see cref="RunAsync"/> runs qmp-shell: one pipe for both outputs.</summary>
     /// <returns>Its exit code and its output (in <see cref="AqmpResult.Stdout"/>).</returns>
     public static Task<AqmpResult> RunAqmpAsync(IReadOnlyList<string> flags, string socketPath, string input) =>
-        RunMergedAsync([AqmpProcess.HostPath, AqmpProcess.ToolPath, "shell", .. flags, socketPath], input, new Dictionary<string, string>
+        RunMergedAsync([.. AqmpProcess.CommandWords, "shell", .. flags, socketPath], input, new Dictionary<string, string>
         {
             ["DOTNET_NOLOGO"] = "1",
             ["NO_COLOR"] = "1",

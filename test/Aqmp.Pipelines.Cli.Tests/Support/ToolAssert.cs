@@ -3,8 +3,15 @@ namespace Aqmp.Pipelines.Cli.Tests.Support;
 /// <summary>Assertions on what the tool printed.</summary>
 internal static class ToolAssert
 {
-    /// <summary>The hint line after every command-line error.</summary>
-    public const string Hint = "Try 'aqmp --help'.";
+    /// <summary>The subcommands, whose wrong command lines point at their own help.</summary>
+    public static readonly string[] Subcommands = ["shell", "execute", "events", "serve", "completion", "help"];
+
+    /// <summary>
+    /// The hint line after a command-line error: "Try 'aqmp SUBCOMMAND --help'." after a
+    /// subcommand's error, "Try 'aqmp --help'." when the subcommand itself is wrong or missing.
+    /// </summary>
+    public static string HintFor(IReadOnlyList<string> arguments) =>
+        arguments.Count > 0 && Subcommands.Contains(arguments[0]) ? $"Try 'aqmp {arguments[0]} --help'." : "Try 'aqmp --help'.";
 
     /// <summary>A failure is reported in words: no stack trace, no unhandled-exception banner.</summary>
     public static void NoStackTrace(AqmpResult result)
@@ -23,7 +30,7 @@ internal static class ToolAssert
             Assert.That(result.ExitCode, Is.EqualTo(ExitCode.Usage), result.ToString());
             Assert.That(result.StderrLines, Has.Count.EqualTo(2), result.ToString());
             Assert.That(result.StderrLines.FirstOrDefault(), Does.StartWith("aqmp: ").And.Contain(fragment), result.ToString());
-            Assert.That(result.StderrLines.ElementAtOrDefault(1), Is.EqualTo(Hint), result.ToString());
+            Assert.That(result.StderrLines.ElementAtOrDefault(1), Is.EqualTo(HintFor(result.Arguments)), result.ToString());
             Assert.That(result.Stdout, Is.Empty, result.ToString());
         }
     }
