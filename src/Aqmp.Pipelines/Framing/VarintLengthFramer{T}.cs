@@ -65,8 +65,31 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
     public bool TryReadMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         // Fast path: the whole frame is in the first segment (always so for a single-segment buffer).
+        // A one or two-byte varint (a payload under 16 KiB) is read inline; a longer one, or one cut
+        // by the segment's end, by the general loop.
         var first = input.FirstSpan;
-        var prefixLength = ReadPrefix(first, input.Length, out var payloadLength);
+        int prefixLength;
+        int payloadLength;
+        if (!first.IsEmpty && first[0] < ContinuationBit)
+        {
+            prefixLength = 1;
+            payloadLength = first[0];
+        }
+        else if (first.Length >= 2 && first[1] < ContinuationBit)
+        {
+            prefixLength = 2;
+            payloadLength = (first[0] & ~ContinuationBit) | (first[1] << 7);
+        }
+        else
+        {
+            prefixLength = ReadPrefix(first, input.Length, out payloadLength);
+        }
+
+        if (payloadLength > MaximumPayloadLength)
+        {
+            ThrowFrameTooLarge(MaximumPayloadLength, input.Length);
+        }
+
         if (prefixLength > 0 && prefixLength + (long)payloadLength <= first.Length)
         {
             // Positions are made from the segment's start, without seeking.
@@ -160,6 +183,7 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
     /// Throws when the varint is malformed or the length over the limit, even from an incomplete
     /// varint whose value so far is over it already.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private int ReadPrefix(ReadOnlySpan<byte> bytes, long buffered, out int payloadLength)
     {
         ulong value = 0;
