@@ -110,37 +110,21 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
     {
         // Fast path: a delimiter in the first segment that no other can still overtake (always so
         // with one delimiter: one starting earlier would have been found).
-        var first = input.FirstSpan;
-        int index;
-        int delimiterLength;
-        int searched; // how many bytes at the start are known to start no delimiter
-        if (_onlyDelimiter is { } only)
+        if (_onlyDelimiter is not { } only)
         {
-            index = first.IndexOf(only);
-            delimiterLength = only.Length;
-            searched = Math.Max(0, first.Length - only.Length + 1);
-        }
-        else
-        {
-            index = IndexOfEarliestDecided(first, out delimiterLength, out searched);
+            return TryReadWithSeveralDelimiters(input, ref consumed, ref examined, out message);
         }
 
+        var first = input.FirstSpan;
+        var index = first.IndexOf(only);
         if (index >= 0)
         {
-            ThrowIfTooLong(index);
-
-            // Positions are made from the segment's start, without seeking.
-            var start = input.Start;
-            var segment = start.GetObject();
-            var startIndex = start.GetInteger();
-            var end = new SequencePosition(segment, startIndex + index + delimiterLength);
-            consumed = end;
-            examined = end;
-            message = DecodeFrame(input.Slice(start, StripDelimiter ? new SequencePosition(segment, startIndex + index) : end));
+            message = CutInFirstSegment(input, index, only.Length, ref consumed, ref examined);
             return true;
         }
 
-        return TryReadStraddlingFrame(input, searched, ref consumed, ref examined, out message);
+        // Bytes that cannot start a delimiter wholly in the first span are not searched again.
+        return TryReadStraddlingFrame(input, Math.Max(0, first.Length - only.Length + 1), ref consumed, ref examined, out message);
     }
 
     /// <summary>Writes <paramref name="message"/> (through <see cref="EncodeFrame"/>) and the first delimiter.</summary>
@@ -265,14 +249,47 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
         return false;
     }
 
+    /// <summary>The frame ending at a delimiter at <paramref name="index"/> of the first segment, cut with positions made from the segment's start, without seeking.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TMessage CutInFirstSegment(in ReadOnlySequence<byte> input, int index, int delimiterLength, ref SequencePosition consumed, ref SequencePosition examined)
+    {
+        ThrowIfTooLong(index);
+        var start = input.Start;
+        var segment = start.GetObject();
+        var startIndex = start.GetInteger();
+        var end = new SequencePosition(segment, startIndex + index + delimiterLength);
+        consumed = end;
+        examined = end;
+        return DecodeFrame(input.Slice(start, StripDelimiter ? new SequencePosition(segment, startIndex + index) : end));
+    }
+
+    /// <summary>
+    /// <see cref="TryReadMessage"/> with several delimiters, out of line so that the one-delimiter
+    /// path stays small: a delimiter in the first segment that no other can still overtake is cut
+    /// there, anything else takes the straddling path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryReadWithSeveralDelimiters(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    {
+        var (index, delimiterLength, searched) = IndexOfEarliestDecided(input.FirstSpan);
+        if (index >= 0)
+        {
+            message = CutInFirstSegment(input, index, delimiterLength, ref consumed, ref examined);
+            return true;
+        }
+
+        return TryReadStraddlingFrame(input, searched, ref consumed, ref examined, out message);
+    }
+
     /// <summary>
     /// With several delimiters: where the earliest delimiter in <paramref name="span"/> starts, when
     /// that is final (every delimiter starting at or before it lies wholly in the span), with its
-    /// length; of two at the same byte, the one listed first. Otherwise -1, with
-    /// <paramref name="searched"/> the bytes known to start no delimiter. One pass over the bytes
-    /// that start a delimiter, each checked against the delimiters in order.
+    /// length; of two at the same byte, the one listed first. Otherwise -1, with the bytes known to
+    /// start no delimiter. One pass over the bytes that start a delimiter, each checked against the
+    /// delimiters in order.
     /// </summary>
-    private int IndexOfEarliestDecided(ReadOnlySpan<byte> span, out int delimiterLength, out int searched)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private (int Index, int DelimiterLength, int Searched) IndexOfEarliestDecided(ReadOnlySpan<byte> span)
     {
         var from = 0;
         while (true)
@@ -280,15 +297,13 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
             var candidate = span[from..].IndexOfAny(_firstBytes);
             if (candidate < 0)
             {
-                searched = span.Length;
-                break;
+                return (-1, 0, span.Length);
             }
 
             var index = from + candidate;
             if (index > span.Length - _longestDelimiter)
             {
-                searched = index;
-                break;
+                return (-1, 0, index);
             }
 
             var rest = span[index..];
@@ -296,17 +311,12 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
             {
                 if (rest.StartsWith(delimiter))
                 {
-                    delimiterLength = delimiter.Length;
-                    searched = index;
-                    return index;
+                    return (index, delimiter.Length, index);
                 }
             }
 
             from = index + 1;
         }
-
-        delimiterLength = 0;
-        return -1;
     }
 
     /// <summary>Where the earliest delimiter starting at or after <paramref name="from"/> starts in <paramref name="input"/>, or -1.</summary>

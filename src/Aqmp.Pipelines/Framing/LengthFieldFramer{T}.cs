@@ -50,6 +50,8 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
     // [_smallestValidValue, _smallestValidValue + _validValueCount), compared as one unsigned
     // subtraction), whose length is the value plus _frameLengthOverValue.
     private readonly FieldKind _fieldKind;
+    private readonly int _bigEndianShift;
+    private readonly ulong _littleEndianMask;
     private readonly ulong _smallestValidValue;
     private readonly ulong _validValueCount;
     private readonly long _frameLengthOverValue;
@@ -102,6 +104,8 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         WrittenLengthAdjustment = writtenLengthAdjustment;
         _bigEndian = byteOrder == ByteOrder.BigEndian;
         _fieldKind = KindOf(lengthFieldLength, _bigEndian);
+        _bigEndianShift = 64 - (8 * lengthFieldLength);
+        _littleEndianMask = ulong.MaxValue >> _bigEndianShift;
 
         // A frame is valid when max(header, bytes to strip) <= value + adjustment + header <= maximum.
         _frameLengthOverValue = (long)lengthAdjustment + _headerLength;
@@ -166,7 +170,20 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         var first = input.FirstSpan;
         if (first.Length >= _headerLength)
         {
-            var value = ReadLengthField(first[LengthFieldOffset..]);
+            // With 8 bytes in view from the field on (all but the shortest frames), any field is
+            // one 8-byte load, shifted or masked down to its size: no branch on its layout.
+            var field = first[LengthFieldOffset..];
+            ulong value;
+            if (field.Length >= sizeof(ulong))
+            {
+                var bytes = BinaryPrimitives.ReadUInt64LittleEndian(field);
+                value = _bigEndian ? BinaryPrimitives.ReverseEndianness(bytes) >> _bigEndianShift : bytes & _littleEndianMask;
+            }
+            else
+            {
+                value = ReadLengthField(field);
+            }
+
             var frameLength = value - _smallestValidValue < _validValueCount
                 ? (long)value + _frameLengthOverValue
                 : FrameLength(value, input.Length); // throws: the same checks, one by one, to say which failed

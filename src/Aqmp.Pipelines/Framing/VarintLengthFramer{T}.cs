@@ -82,7 +82,7 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
         }
         else
         {
-            prefixLength = ReadPrefix(first, input.Length, out payloadLength);
+            (prefixLength, payloadLength) = ReadPrefix(first, input.Length);
         }
 
         if (payloadLength > MaximumPayloadLength)
@@ -162,7 +162,7 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
         Span<byte> prefix = stackalloc byte[MaximumVarintLength];
         prefix = prefix[..(int)Math.Min(buffered, MaximumVarintLength)];
         input.Slice(0, prefix.Length).CopyTo(prefix);
-        var prefixLength = ReadPrefix(prefix, buffered, out var payloadLength);
+        var (prefixLength, payloadLength) = ReadPrefix(prefix, buffered);
         if (prefixLength > 0 && prefixLength + (long)payloadLength <= buffered)
         {
             var end = input.GetPosition(prefixLength + (long)payloadLength);
@@ -178,13 +178,13 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
     }
 
     /// <summary>
-    /// Reads the varint at the start of <paramref name="bytes"/>: its length, with the payload's
-    /// length in <paramref name="payloadLength"/>; or 0 when <paramref name="bytes"/> ends first.
+    /// Reads the varint at the start of <paramref name="bytes"/>: its length and the payload's
+    /// length; or (0, 0) when <paramref name="bytes"/> ends first.
     /// Throws when the varint is malformed or the length over the limit, even from an incomplete
     /// varint whose value so far is over it already.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int ReadPrefix(ReadOnlySpan<byte> bytes, long buffered, out int payloadLength)
+    private (int PrefixLength, int PayloadLength) ReadPrefix(ReadOnlySpan<byte> bytes, long buffered)
     {
         ulong value = 0;
         var count = Math.Min(bytes.Length, MaximumVarintLength);
@@ -206,13 +206,11 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
 
             if (b < ContinuationBit)
             {
-                payloadLength = (int)value;
-                return i + 1;
+                return (i + 1, (int)value);
             }
         }
 
-        payloadLength = 0;
-        return 0;
+        return (0, 0);
     }
 
     [DoesNotReturn]
