@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Reflection;
 using BenchmarkDotNet.Attributes;
 
@@ -32,29 +31,11 @@ internal static class BenchmarkInterleave
             return 64;
         }
 
-        var rounds = 200;
-        var warmup = 1.0;
         var instance = Activator.CreateInstance(type)!;
-        var parameters = new List<string>();
-        foreach (var argument in args.Skip(1))
-        {
-            if (argument.StartsWith("--rounds=", StringComparison.Ordinal))
-            {
-                rounds = int.Parse(argument["--rounds=".Length..], CultureInfo.InvariantCulture);
-                continue;
-            }
-
-            if (argument.StartsWith("--warmup=", StringComparison.Ordinal))
-            {
-                warmup = double.Parse(argument["--warmup=".Length..], CultureInfo.InvariantCulture);
-                continue;
-            }
-
-            var (name, value) = argument.Split('=', 2) is [var n, var v] ? (n, v) : throw new ArgumentException($"expected Name=Value, got {argument}");
-            var property = type.GetProperty(name) ?? throw new ArgumentException($"{type.Name} has no parameter {name}");
-            property.SetValue(instance, Convert.ChangeType(value, property.PropertyType, CultureInfo.InvariantCulture));
-            parameters.Add(argument);
-        }
+        var options = new Dictionary<string, double> { ["--rounds"] = 200, ["--warmup"] = 1.0 };
+        var parameters = BenchmarkArguments.Apply(instance, args.Skip(1), options);
+        var rounds = (int)options["--rounds"];
+        var warmup = options["--warmup"];
 
         foreach (var setup in type.GetMethods().Where(m => m.GetCustomAttribute<GlobalSetupAttribute>() is not null))
         {

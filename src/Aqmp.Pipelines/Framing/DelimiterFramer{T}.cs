@@ -19,8 +19,10 @@ namespace Aqmp.Pipelines.Framing;
 /// one delimiter that never happens.
 /// </para>
 /// <para>
-/// <b>Search.</b> The buffer's first segment is searched with a vectorized
-/// <see cref="MemoryExtensions.IndexOf{T}(ReadOnlySpan{T}, ReadOnlySpan{T})"/>; a frame whose
+/// <b>Search.</b> The buffer's first segment is searched in one vectorized pass: for the one
+/// delimiter with <see cref="MemoryExtensions.IndexOf{T}(ReadOnlySpan{T}, ReadOnlySpan{T})"/>, or,
+/// with several, for the bytes that start any of them, each such byte checked against the
+/// delimiters in order; a frame whose
 /// delimiter lies past it (or, with several delimiters, near its end) takes a path kept out of line
 /// that resumes where the previous call on the same frame stopped (the <c>examined</c> position the
 /// session hands back, less the longest delimiter's length minus one, for a delimiter cut by a read),
