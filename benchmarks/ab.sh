@@ -204,6 +204,8 @@ prepare() {
   [[ -f $loop ]] || die "revision $rev has no $project_rel/BenchmarkLoop.cs (--loop mode)"
   if ((overlay)) && ! cmp -s "$harness" "$loop"; then
     cp "$harness" "$loop"
+    # The harness reads its Name=Value arguments through BenchmarkArguments.cs: bring it along.
+    cp "$(dirname "$harness")/BenchmarkArguments.cs" "$(dirname "$loop")/"
     echo "  $side: using this script's BenchmarkLoop.cs (differs from the revision's)"
   fi
   echo "building $side ($rev) in $dir ..."

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Reflection;
 using BenchmarkDotNet.Attributes;
 
@@ -36,29 +35,11 @@ internal static class BenchmarkLoop
             return 64;
         }
 
-        var seconds = 10.0;
-        var warmup = 2.0;
         var instance = Activator.CreateInstance(type)!;
-        foreach (var argument in args.Skip(1))
-        {
-            if (argument.StartsWith("--seconds=", StringComparison.Ordinal))
-            {
-                seconds = double.Parse(argument["--seconds=".Length..], CultureInfo.InvariantCulture);
-                continue;
-            }
-
-            if (argument.StartsWith("--warmup=", StringComparison.Ordinal))
-            {
-                warmup = double.Parse(argument["--warmup=".Length..], CultureInfo.InvariantCulture);
-                continue;
-            }
-
-            var (name, value) = argument.Split('=', 2) is [var n, var v] ? (n, v) : throw new ArgumentException($"expected Name=Value, got {argument}");
-            var property = type.GetProperty(name) ?? throw new ArgumentException($"{type.Name} has no parameter {name}");
-            property.SetValue(instance, property.PropertyType.IsEnum
-                ? Enum.Parse(property.PropertyType, value)
-                : Convert.ChangeType(value, property.PropertyType, CultureInfo.InvariantCulture));
-        }
+        var options = new Dictionary<string, double> { ["--seconds"] = 10.0, ["--warmup"] = 2.0 };
+        BenchmarkArguments.Apply(instance, args.Skip(1), options);
+        var seconds = options["--seconds"];
+        var warmup = options["--warmup"];
 
         await InvokeAsync(Hook<GlobalSetupAttribute>(type, methodName, a => a.Targets), instance);
 

@@ -1,6 +1,8 @@
 // dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --filter '*'
 // One case in a loop, for a profiler (perf record, dotnet-trace):
 // dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --loop EndToEndStreamBenchmarks.RawSend_SessionReceive Transport=Unix LineLength=64 [--seconds=10] [--warmup=2]
+// Every row of one class, one parameter set, interleaved in one process (median ratio to the baseline):
+// dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --interleave LengthFieldFramingBenchmarks PayloadLength=64 SegmentSize=0 [--rounds=200]
 // Two builds compared, interleaved (A, B, B, A, ...): benchmarks/ab.sh --help
 using Aqmp.Pipelines.Benchmarks;
 using BenchmarkDotNet.Running;
@@ -8,6 +10,11 @@ using BenchmarkDotNet.Running;
 if (args is ["--loop", ..])
 {
     return await BenchmarkLoop.RunAsync(args[1..]);
+}
+
+if (args is ["--interleave", ..])
+{
+    return BenchmarkInterleave.Run(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

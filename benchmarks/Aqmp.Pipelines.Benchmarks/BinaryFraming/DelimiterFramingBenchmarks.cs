@@ -1,22 +1,46 @@
 using System.Buffers;
 using Aqmp.Pipelines.Framing;
 using BenchmarkDotNet.Attributes;
+using DotNetty.Buffers;
 
 namespace Aqmp.Pipelines.Benchmarks.BinaryFraming;
 
 /// <summary>
-/// CRLF-delimited frames: <see cref="DelimiterFramer"/> (one delimiter, and CRLF or LF) against a
-/// hand-written <see cref="SequenceReader{T}.TryReadTo(out ReadOnlySequence{T}, ReadOnlySpan{T}, bool)"/> loop.
+/// CRLF-delimited frames (delimiter stripped). Rows:
+/// <list type="bullet">
+/// <item><c>HandWrittenFramer</c> (baseline): <see cref="HandWrittenDelimiterFramer"/>, a careful framer for exactly this format, driven as the session drives a framer;</item>
+/// <item><c>DelimiterFramer</c>: the library's framer with one delimiter, driven the same way;</item>
+/// <item><c>DelimiterFramerTwoDelimiters</c>: the library's framer with CRLF or LF, driven the same way;</item>
+/// <item><c>RawSequenceReaderLoop</c>: one <see cref="SequenceReader{T}"/> over the whole buffer calling <c>TryReadTo</c>, no framer contract (for scale);</item>
+/// <item><c>DotNettyDelimiterBasedFrameDecoder</c>: DotNetty 0.7.6's decoder with the CRLF delimiter over the same bytes (reference; see <see cref="DotNettyReference"/>).</item>
+/// </list>
 /// </summary>
 public class DelimiterFramingBenchmarks : BinaryFramingBenchmarks
 {
-    private readonly DelimiterFramer _crLf = new("\r\n"u8, maximumPayloadLength: 64 * 1024);
-    private readonly DelimiterFramer _crLfOrLf = new(["\r\n"u8.ToArray(), "\n"u8.ToArray()], maximumPayloadLength: 64 * 1024);
+    private readonly DelimiterFramer _crLf = new("\r\n"u8, maximumPayloadLength: MaximumPayloadLength);
+    private readonly DelimiterFramer _crLfOrLf = new(["\r\n"u8.ToArray(), "\n"u8.ToArray()], maximumPayloadLength: MaximumPayloadLength);
+    private readonly HandWrittenDelimiterFramer _handWritten = new(MaximumPayloadLength);
+    private readonly Func<IByteBuffer, object?> _dotNetty = new DotNettyReference.DelimiterDecoder(MaximumPayloadLength, "\r\n"u8.ToArray()).DecodeOne;
 
-    /// <summary>The hand-written baseline.</summary>
+    /// <summary>The baseline: a careful hand-written framer for this format.</summary>
     /// <returns>The payload bytes seen.</returns>
     [Benchmark(Baseline = true)]
-    public long SequenceReaderTryReadTo()
+    public long HandWrittenFramer() => ReadWith(_handWritten);
+
+    /// <summary>The library's framer with one delimiter.</summary>
+    /// <returns>The payload bytes seen.</returns>
+    [Benchmark]
+    public long DelimiterFramer() => ReadWith(_crLf);
+
+    /// <summary>The library's framer with two alternative delimiters.</summary>
+    /// <returns>The payload bytes seen.</returns>
+    [Benchmark]
+    public long DelimiterFramerTwoDelimiters() => ReadWith(_crLfOrLf);
+
+    /// <summary>A raw loop owning the whole buffer, with no framer contract.</summary>
+    /// <returns>The payload bytes seen.</returns>
+    [Benchmark]
+    public long RawSequenceReaderLoop()
     {
         var reader = new SequenceReader<byte>(Buffer);
         long bytes = 0;
@@ -30,15 +54,10 @@ public class DelimiterFramingBenchmarks : BinaryFramingBenchmarks
         return Verify(frames, bytes);
     }
 
-    /// <summary>The library's framer with one delimiter.</summary>
+    /// <summary>DotNetty's <c>DelimiterBasedFrameDecoder</c>.</summary>
     /// <returns>The payload bytes seen.</returns>
     [Benchmark]
-    public long DelimiterFramerTryReadMessage() => ReadWith(_crLf);
-
-    /// <summary>The library's framer with two alternative delimiters.</summary>
-    /// <returns>The payload bytes seen.</returns>
-    [Benchmark]
-    public long DelimiterFramerTwoDelimiters() => ReadWith(_crLfOrLf);
+    public long DotNettyDelimiterBasedFrameDecoder() => DecodeWith(_dotNetty);
 
     /// <inheritdoc />
     protected override byte[] Frame(byte[] payload) => [.. payload, (byte)'\r', (byte)'\n'];

@@ -19,8 +19,10 @@ namespace Aqmp.Pipelines.Framing;
 /// one delimiter that never happens.
 /// </para>
 /// <para>
-/// <b>Search.</b> The buffer's first segment is searched with a vectorized
-/// <see cref="MemoryExtensions.IndexOf{T}(ReadOnlySpan{T}, ReadOnlySpan{T})"/>; a frame whose
+/// <b>Search.</b> The buffer's first segment is searched in one vectorized pass: for the one
+/// delimiter with <see cref="MemoryExtensions.IndexOf{T}(ReadOnlySpan{T}, ReadOnlySpan{T})"/>, or,
+/// with several, for the bytes that start any of them, each such byte checked against the
+/// delimiters in order; a frame whose
 /// delimiter lies past it (or, with several delimiters, near its end) takes a path kept out of line
 /// that resumes where the previous call on the same frame stopped (the <c>examined</c> position the
 /// session hands back, less the longest delimiter's length minus one, for a delimiter cut by a read),
@@ -42,6 +44,11 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
 
     private readonly byte[][] _delimiters;
     private readonly int _longestDelimiter;
+
+    // Decided once here: with one delimiter, its bytes (searched for at once); with several, the
+    // bytes any of them starts with (candidates, each checked against the delimiters in order).
+    private readonly byte[]? _onlyDelimiter;
+    private readonly SearchValues<byte> _firstBytes;
 
     /// <summary>Creates a framer with one delimiter.</summary>
     /// <param name="delimiter">The delimiter: any non-empty byte sequence (copied).</param>
@@ -74,6 +81,8 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
         }
 
         _longestDelimiter = _delimiters.Max(d => d.Length);
+        _onlyDelimiter = _delimiters.Length == 1 ? _delimiters[0] : null;
+        _firstBytes = SearchValues.Create(_delimiters.Select(d => d[0]).Distinct().ToArray());
         Delimiters = Array.AsReadOnly(_delimiters.Select(d => (ReadOnlyMemory<byte>)d).ToArray());
         MaximumPayloadLength = maximumPayloadLength;
         StripDelimiter = stripDelimiter;
@@ -103,26 +112,21 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
     {
         // Fast path: a delimiter in the first segment that no other can still overtake (always so
         // with one delimiter: one starting earlier would have been found).
-        var first = input.FirstSpan;
-        var index = IndexOfEarliest(first, out var which);
-        if (index >= 0 && index + _longestDelimiter <= first.Length)
+        if (_onlyDelimiter is not { } only)
         {
-            ThrowIfTooLong(index);
+            return TryReadWithSeveralDelimiters(input, ref consumed, ref examined, out message);
+        }
 
-            // Positions are made from the segment's start, without seeking.
-            var start = input.Start;
-            var segment = start.GetObject();
-            var startIndex = start.GetInteger();
-            var end = new SequencePosition(segment, startIndex + index + _delimiters[which].Length);
-            consumed = end;
-            examined = end;
-            message = DecodeFrame(input.Slice(start, StripDelimiter ? new SequencePosition(segment, startIndex + index) : end));
+        var first = input.FirstSpan;
+        var index = first.IndexOf(only);
+        if (index >= 0)
+        {
+            message = CutInFirstSegment(input, index, only.Length, ref consumed, ref examined);
             return true;
         }
 
-        // Any delimiter that starts earlier than one found, or at all, runs past the first span.
-        var searched = Math.Max(0, Math.Min(index >= 0 ? index : first.Length, first.Length - _longestDelimiter + 1));
-        return TryReadStraddlingFrame(input, searched, ref consumed, ref examined, out message);
+        // Bytes that cannot start a delimiter wholly in the first span are not searched again.
+        return TryReadStraddlingFrame(input, Math.Max(0, first.Length - only.Length + 1), ref consumed, ref examined, out message);
     }
 
     /// <summary>Writes <paramref name="message"/> (through <see cref="EncodeFrame"/>) and the first delimiter.</summary>
@@ -192,8 +196,45 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool TryReadStraddlingFrame(in ReadOnlySequence<byte> input, long searched, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
-        var buffered = input.Length;
         var from = Math.Max(searched, ExaminedLength(input, examined) - (_longestDelimiter - 1));
+        if (_onlyDelimiter is { } only)
+        {
+            // One delimiter: the first found is final, and the reader that found it has the
+            // positions of its start and end, without seeking through the segments again.
+            var reader = new SequenceReader<byte>(input);
+            reader.Advance(from);
+            if (reader.TryReadTo(out ReadOnlySequence<byte> _, only, advancePastDelimiter: false))
+            {
+                ThrowIfTooLong(reader.Consumed);
+                var delimiterStart = reader.Position;
+                reader.Advance(only.Length);
+                var frameEnd = reader.Position;
+                consumed = frameEnd;
+                examined = frameEnd;
+                message = DecodeFrame(input.Slice(input.Start, StripDelimiter ? delimiterStart : frameEnd));
+                return true;
+            }
+        }
+        else if (TryReadEarliest(input, from, ref consumed, ref examined, out message))
+        {
+            return true;
+        }
+
+        // Whatever arrives next, the payload is at least this long: all but a delimiter's first bytes.
+        var buffered = input.Length;
+        if (buffered - (_longestDelimiter - 1) > MaximumPayloadLength)
+        {
+            ThrowFrameTooLarge(MaximumPayloadLength, buffered);
+        }
+
+        examined = input.End;
+        message = default!;
+        return false;
+    }
+
+    /// <summary>With several delimiters: reads the frame that ends at the earliest delimiter past <paramref name="from"/>, when no other may still overtake it.</summary>
+    private bool TryReadEarliest(in ReadOnlySequence<byte> input, long from, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    {
         var index = IndexOfEarliest(input, from, out var which);
         if (index >= 0 && !MayBeOvertaken(input, index, which))
         {
@@ -206,36 +247,78 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
             return true;
         }
 
-        // Whatever arrives next, the payload is at least this long: all but a delimiter's first bytes.
-        if (buffered - (_longestDelimiter - 1) > MaximumPayloadLength)
-        {
-            ThrowFrameTooLarge(MaximumPayloadLength, buffered);
-        }
-
-        examined = input.End;
         message = default!;
         return false;
     }
 
-    /// <summary>Where the earliest delimiter in <paramref name="span"/> starts, or -1; of two at the same byte, the one listed first.</summary>
-    private int IndexOfEarliest(ReadOnlySpan<byte> span, out int which)
+    /// <summary>The frame ending at a delimiter at <paramref name="index"/> of the first segment, cut with positions made from the segment's start, without seeking.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TMessage CutInFirstSegment(in ReadOnlySequence<byte> input, int index, int delimiterLength, ref SequencePosition consumed, ref SequencePosition examined)
     {
-        var best = span.IndexOf(_delimiters[0]);
-        which = 0;
-        for (var k = 1; k < _delimiters.Length; k++)
+        ThrowIfTooLong(index);
+        var start = input.Start;
+        var segment = start.GetObject();
+        var startIndex = start.GetInteger();
+        var end = new SequencePosition(segment, startIndex + index + delimiterLength);
+        consumed = end;
+        examined = end;
+        return DecodeFrame(input.Slice(start, StripDelimiter ? new SequencePosition(segment, startIndex + index) : end));
+    }
+
+    /// <summary>
+    /// <see cref="TryReadMessage"/> with several delimiters, out of line so that the one-delimiter
+    /// path stays small: a delimiter in the first segment that no other can still overtake is cut
+    /// there, anything else takes the straddling path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryReadWithSeveralDelimiters(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    {
+        var (index, delimiterLength, searched) = IndexOfEarliestDecided(input.FirstSpan);
+        if (index >= 0)
         {
-            // Only a delimiter starting before the best so far can replace it: search no further.
-            var delimiter = _delimiters[k];
-            var window = best < 0 ? span : span[..Math.Min(span.Length, best - 1 + delimiter.Length)];
-            var index = window.IndexOf(delimiter);
-            if (index >= 0)
-            {
-                best = index;
-                which = k;
-            }
+            message = CutInFirstSegment(input, index, delimiterLength, ref consumed, ref examined);
+            return true;
         }
 
-        return best;
+        return TryReadStraddlingFrame(input, searched, ref consumed, ref examined, out message);
+    }
+
+    /// <summary>
+    /// With several delimiters: where the earliest delimiter in <paramref name="span"/> starts, when
+    /// that is final (every delimiter starting at or before it lies wholly in the span), with its
+    /// length; of two at the same byte, the one listed first. Otherwise -1, with the bytes known to
+    /// start no delimiter. One pass over the bytes that start a delimiter, each checked against the
+    /// delimiters in order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private (int Index, int DelimiterLength, int Searched) IndexOfEarliestDecided(ReadOnlySpan<byte> span)
+    {
+        var from = 0;
+        while (true)
+        {
+            var candidate = span[from..].IndexOfAny(_firstBytes);
+            if (candidate < 0)
+            {
+                return (-1, 0, span.Length);
+            }
+
+            var index = from + candidate;
+            if (index > span.Length - _longestDelimiter)
+            {
+                return (-1, 0, index);
+            }
+
+            var rest = span[index..];
+            foreach (var delimiter in _delimiters)
+            {
+                if (rest.StartsWith(delimiter))
+                {
+                    return (index, delimiter.Length, index);
+                }
+            }
+
+            from = index + 1;
+        }
     }
 
     /// <summary>Where the earliest delimiter starting at or after <paramref name="from"/> starts in <paramref name="input"/>, or -1.</summary>

@@ -45,6 +45,17 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
     private readonly int _headerLength;
     private readonly bool _bigEndian;
 
+    // Decided once here, so that a frame's fast path costs one switch and one range check:
+    // how the field is read, and which field values make a valid frame (those in
+    // [_smallestValidValue, _smallestValidValue + _validValueCount), compared as one unsigned
+    // subtraction), whose length is the value plus _frameLengthOverValue.
+    private readonly FieldKind _fieldKind;
+    private readonly int _bigEndianShift;
+    private readonly ulong _littleEndianMask;
+    private readonly ulong _smallestValidValue;
+    private readonly ulong _validValueCount;
+    private readonly long _frameLengthOverValue;
+
     /// <summary>Creates a length-field framer.</summary>
     /// <param name="lengthFieldLength">The length field's size in bytes: 1, 2, 3, 4 or 8.</param>
     /// <param name="lengthFieldOffset">How many bytes of the frame come before the length field; at least 0.</param>
@@ -92,6 +103,30 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         WrittenLengthIncludesLengthField = writtenLengthIncludesLengthField;
         WrittenLengthAdjustment = writtenLengthAdjustment;
         _bigEndian = byteOrder == ByteOrder.BigEndian;
+        _fieldKind = KindOf(lengthFieldLength, _bigEndian);
+        _bigEndianShift = 64 - (8 * lengthFieldLength);
+        _littleEndianMask = ulong.MaxValue >> _bigEndianShift;
+
+        // A frame is valid when max(header, bytes to strip) <= value + adjustment + header <= maximum.
+        _frameLengthOverValue = (long)lengthAdjustment + _headerLength;
+        var smallestValue = Math.Max(0, Math.Max(_headerLength, InitialBytesToStrip) - _frameLengthOverValue);
+        var largestValue = maximumFrameLength - _frameLengthOverValue;
+        _smallestValidValue = (ulong)smallestValue;
+        _validValueCount = largestValue < smallestValue ? 0 : (ulong)(largestValue - smallestValue + 1);
+    }
+
+    /// <summary>How the length field is read: its size and byte order in one value, for one switch per frame.</summary>
+    private enum FieldKind
+    {
+        One,
+        TwoBigEndian,
+        TwoLittleEndian,
+        ThreeBigEndian,
+        ThreeLittleEndian,
+        FourBigEndian,
+        FourLittleEndian,
+        EightBigEndian,
+        EightLittleEndian,
     }
 
     /// <summary>The length field's size in bytes: 1, 2, 3, 4 or 8.</summary>
@@ -135,7 +170,23 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         var first = input.FirstSpan;
         if (first.Length >= _headerLength)
         {
-            var frameLength = FrameLength(ReadLengthField(first.Slice(LengthFieldOffset, LengthFieldLength)), input.Length);
+            // With 8 bytes in view from the field on (all but the shortest frames), any field is
+            // one 8-byte load, shifted or masked down to its size: no branch on its layout.
+            var field = first[LengthFieldOffset..];
+            ulong value;
+            if (field.Length >= sizeof(ulong))
+            {
+                var bytes = BinaryPrimitives.ReadUInt64LittleEndian(field);
+                value = _bigEndian ? BinaryPrimitives.ReverseEndianness(bytes) >> _bigEndianShift : bytes & _littleEndianMask;
+            }
+            else
+            {
+                value = ReadLengthField(field);
+            }
+
+            var frameLength = value - _smallestValidValue < _validValueCount
+                ? (long)value + _frameLengthOverValue
+                : FrameLength(value, input.Length); // throws: the same checks, one by one, to say which failed
             if (frameLength <= first.Length)
             {
                 // Positions are made from the segment's start, without seeking.
@@ -207,7 +258,7 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         {
             Span<byte> field = stackalloc byte[8];
             input.Slice(LengthFieldOffset, LengthFieldLength).CopyTo(field);
-            var frameLength = FrameLength(ReadLengthField(field[..LengthFieldLength]), buffered);
+            var frameLength = FrameLength(ReadLengthField(field), buffered);
             if (frameLength <= buffered)
             {
                 var end = input.GetPosition(frameLength);
@@ -224,6 +275,7 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
     }
 
     /// <summary>The frame's length, header included, from its length field's value; throws when that is not a valid length within the limit.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private long FrameLength(ulong fieldValue, long buffered)
     {
         if (fieldValue > long.MaxValue)
@@ -251,13 +303,27 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         return frameLength;
     }
 
-    private ulong ReadLengthField(ReadOnlySpan<byte> field) => field.Length switch
+    /// <summary>The length field's value, read from the start of <paramref name="field"/> (at least the field's length).</summary>
+    private ulong ReadLengthField(ReadOnlySpan<byte> field) => _fieldKind switch
     {
-        1 => field[0],
-        2 => _bigEndian ? BinaryPrimitives.ReadUInt16BigEndian(field) : BinaryPrimitives.ReadUInt16LittleEndian(field),
-        3 => _bigEndian ? (ulong)((field[0] << 16) | (field[1] << 8) | field[2]) : (ulong)((field[2] << 16) | (field[1] << 8) | field[0]),
-        4 => _bigEndian ? BinaryPrimitives.ReadUInt32BigEndian(field) : BinaryPrimitives.ReadUInt32LittleEndian(field),
-        _ => _bigEndian ? BinaryPrimitives.ReadUInt64BigEndian(field) : BinaryPrimitives.ReadUInt64LittleEndian(field),
+        FieldKind.One => field[0],
+        FieldKind.TwoBigEndian => BinaryPrimitives.ReadUInt16BigEndian(field),
+        FieldKind.TwoLittleEndian => BinaryPrimitives.ReadUInt16LittleEndian(field),
+        FieldKind.ThreeBigEndian => (ulong)((field[0] << 16) | (field[1] << 8) | field[2]),
+        FieldKind.ThreeLittleEndian => (ulong)((field[2] << 16) | (field[1] << 8) | field[0]),
+        FieldKind.FourBigEndian => BinaryPrimitives.ReadUInt32BigEndian(field),
+        FieldKind.FourLittleEndian => BinaryPrimitives.ReadUInt32LittleEndian(field),
+        FieldKind.EightBigEndian => BinaryPrimitives.ReadUInt64BigEndian(field),
+        _ => BinaryPrimitives.ReadUInt64LittleEndian(field),
+    };
+
+    private static FieldKind KindOf(int lengthFieldLength, bool bigEndian) => lengthFieldLength switch
+    {
+        1 => FieldKind.One,
+        2 => bigEndian ? FieldKind.TwoBigEndian : FieldKind.TwoLittleEndian,
+        3 => bigEndian ? FieldKind.ThreeBigEndian : FieldKind.ThreeLittleEndian,
+        4 => bigEndian ? FieldKind.FourBigEndian : FieldKind.FourLittleEndian,
+        _ => bigEndian ? FieldKind.EightBigEndian : FieldKind.EightLittleEndian,
     };
 
     private void WriteLengthField(Span<byte> field, ulong value)

@@ -65,8 +65,31 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
     public bool TryReadMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         // Fast path: the whole frame is in the first segment (always so for a single-segment buffer).
+        // A one or two-byte varint (a payload under 16 KiB) is read inline; a longer one, or one cut
+        // by the segment's end, by the general loop.
         var first = input.FirstSpan;
-        var prefixLength = ReadPrefix(first, input.Length, out var payloadLength);
+        int prefixLength;
+        int payloadLength;
+        if (!first.IsEmpty && first[0] < ContinuationBit)
+        {
+            prefixLength = 1;
+            payloadLength = first[0];
+        }
+        else if (first.Length >= 2 && first[1] < ContinuationBit)
+        {
+            prefixLength = 2;
+            payloadLength = (first[0] & ~ContinuationBit) | (first[1] << 7);
+        }
+        else
+        {
+            (prefixLength, payloadLength) = ReadPrefix(first, input.Length);
+        }
+
+        if (payloadLength > MaximumPayloadLength)
+        {
+            ThrowFrameTooLarge(MaximumPayloadLength, input.Length);
+        }
+
         if (prefixLength > 0 && prefixLength + (long)payloadLength <= first.Length)
         {
             // Positions are made from the segment's start, without seeking.
@@ -139,7 +162,7 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
         Span<byte> prefix = stackalloc byte[MaximumVarintLength];
         prefix = prefix[..(int)Math.Min(buffered, MaximumVarintLength)];
         input.Slice(0, prefix.Length).CopyTo(prefix);
-        var prefixLength = ReadPrefix(prefix, buffered, out var payloadLength);
+        var (prefixLength, payloadLength) = ReadPrefix(prefix, buffered);
         if (prefixLength > 0 && prefixLength + (long)payloadLength <= buffered)
         {
             var end = input.GetPosition(prefixLength + (long)payloadLength);
@@ -155,12 +178,13 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
     }
 
     /// <summary>
-    /// Reads the varint at the start of <paramref name="bytes"/>: its length, with the payload's
-    /// length in <paramref name="payloadLength"/>; or 0 when <paramref name="bytes"/> ends first.
+    /// Reads the varint at the start of <paramref name="bytes"/>: its length and the payload's
+    /// length; or (0, 0) when <paramref name="bytes"/> ends first.
     /// Throws when the varint is malformed or the length over the limit, even from an incomplete
     /// varint whose value so far is over it already.
     /// </summary>
-    private int ReadPrefix(ReadOnlySpan<byte> bytes, long buffered, out int payloadLength)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private (int PrefixLength, int PayloadLength) ReadPrefix(ReadOnlySpan<byte> bytes, long buffered)
     {
         ulong value = 0;
         var count = Math.Min(bytes.Length, MaximumVarintLength);
@@ -182,13 +206,11 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
 
             if (b < ContinuationBit)
             {
-                payloadLength = (int)value;
-                return i + 1;
+                return (i + 1, (int)value);
             }
         }
 
-        payloadLength = 0;
-        return 0;
+        return (0, 0);
     }
 
     [DoesNotReturn]

@@ -243,6 +243,49 @@ public class LengthFieldFramerSpecs
         Assert.That(error!.Detail, Does.Contain("strip"));
     }
 
+    private static IEnumerable<TestCaseData> BoundaryLayouts()
+    {
+        yield return new TestCaseData(new Layout(2), 40).SetArgDisplayNames("2-byte field, limit 40");
+        yield return new TestCaseData(new Layout(2, Adjustment: -2, Strip: 0), 40).SetArgDisplayNames("field counts the header");
+        yield return new TestCaseData(new Layout(1, Offset: 1, Adjustment: 3, Strip: 7), 30).SetArgDisplayNames("strip past the header");
+        yield return new TestCaseData(new Layout(4, Adjustment: -10, Strip: 2, Order: ByteOrder.LittleEndian), 25).SetArgDisplayNames("adjustment below the header");
+        yield return new TestCaseData(new Layout(3, Offset: 2, Adjustment: 50), 20).SetArgDisplayNames("no value fits the limit");
+        yield return new TestCaseData(new Layout(8, Adjustment: -3), 16).SetArgDisplayNames("8-byte field");
+    }
+
+    [TestCaseSource(nameof(BoundaryLayouts))]
+    public void Every_length_near_the_bounds_is_accepted_or_refused_as_the_header_rule_says_whether_the_frame_is_in_one_segment_or_cut(Layout layout, int maximumFrameLength)
+    {
+        // The rule, checked one condition at a time: the frame is header + value + adjustment long.
+        var largestValue = maximumFrameLength - layout.HeaderLength - layout.Adjustment + 3;
+        for (var value = 0L; value <= Math.Max(largestValue, 3); value++)
+        {
+            var frameLength = layout.HeaderLength + value + layout.Adjustment;
+            var expected = frameLength < layout.HeaderLength ? typeof(FrameHeaderException)
+                : frameLength > maximumFrameLength ? typeof(FrameTooLargeException)
+                : frameLength < (layout.Strip ?? layout.HeaderLength) ? typeof(FrameHeaderException)
+                : null;
+
+            byte[] stream = [.. layout.Header((ulong)value), .. Bytes((int)Math.Max(0, frameLength - layout.HeaderLength), 3)];
+            var oneSegment = new ReadOnlySequence<byte>(stream);
+            var cut = SegmentedSequence.Split(stream, layout.HeaderLength - 1);
+            foreach (var (input, shape) in new[] { (oneSegment, "one segment"), (cut, "cut in the header") })
+            {
+                var what = $"value {value} ({shape})";
+                if (expected is null)
+                {
+                    var (messages, remainder) = FramerSpecKit.ReadAll(layout.Framer(maximumFrameLength), input);
+                    Assert.That(messages.Single(), Is.EqualTo(layout.Message(stream)), what);
+                    Assert.That(remainder, Is.Empty, what);
+                }
+                else
+                {
+                    Assert.That(() => FramerSpecKit.ReadAll(layout.Framer(maximumFrameLength), input), Throws.TypeOf(expected), what);
+                }
+            }
+        }
+    }
+
     // ---- End of stream --------------------------------------------------------------------------
 
     [Test]

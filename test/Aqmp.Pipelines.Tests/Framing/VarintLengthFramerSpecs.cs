@@ -148,6 +148,34 @@ public class VarintLengthFramerSpecs
         Assert.That(bufferedAtError, Is.LessThanOrEqualTo(Limit + readSize));
     }
 
+    [TestCase(100)]
+    [TestCase(200)]
+    [TestCase(20_000)]
+    public void Lengths_around_the_maximum_in_shortest_and_padded_varints_are_accepted_up_to_it_whether_in_one_segment_or_cut(int maximum)
+    {
+        foreach (var length in new[] { maximum - 1, maximum, maximum + 1 })
+        {
+            var shortest = Varint((ulong)length);
+            byte[] padded = [.. shortest[..^1], (byte)(shortest[^1] | 0x80), 0x00];
+            foreach (var prefix in new[] { shortest, padded })
+            {
+                byte[] frame = [.. prefix, .. Bytes(length, 5)];
+                foreach (var (input, shape) in new[] { (new ReadOnlySequence<byte>(frame), "one segment"), (SegmentedSequence.Split(frame, 1), "cut after the first byte") })
+                {
+                    var what = $"{length} in {prefix.Length} bytes ({shape})";
+                    if (length <= maximum)
+                    {
+                        Assert.That(FramerSpecKit.ReadAll(new VarintLengthFramer(maximum), input).Messages.Single(), Has.Length.EqualTo(length), what);
+                    }
+                    else
+                    {
+                        Assert.That(() => FramerSpecKit.ReadAll(new VarintLengthFramer(maximum), input), Throws.TypeOf<FrameTooLargeException>(), what);
+                    }
+                }
+            }
+        }
+    }
+
     [Test]
     public void An_incomplete_varint_whose_value_so_far_is_over_the_maximum_is_refused_before_its_last_byte()
     {
