@@ -24,6 +24,7 @@ public class ServerLimitSpecs
         using var fourth = await ConnectAsync(endPoint);
 
         Assert.That(await ClosedByPeerAsync(fourth), Is.True, "the fourth is closed without being served");
+        await ended.WaitForAsync(1);
         Assert.That(server.RefusedConnections, Is.EqualTo(1));
         Assert.That(ended.Reasons, Is.EqualTo(new[] { SessionEndReason.Refused }));
         Assert.That(await EchoAsync(clients[0], "still"), Is.EqualTo("still"), "the sessions within the limit are untouched");
