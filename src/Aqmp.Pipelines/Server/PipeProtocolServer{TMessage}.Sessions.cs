@@ -126,7 +126,8 @@ public sealed partial class PipeProtocolServer<TMessage>
             catch (OperationCanceledException ex) when (drain.IsCancellationRequested)
             {
                 error = ex;
-                reason = _abortSessions.IsCancellationRequested ? SessionEndReason.Aborted : requested ?? SessionEndReason.Aborted;
+                // Cut short, by the shutdown's deadline or this drain's own limit.
+                reason = requested == SessionEndReason.IdleTimeout ? SessionEndReason.IdleTimeout : SessionEndReason.Aborted;
             }
             catch (Exception ex)
             {
@@ -177,13 +178,23 @@ public sealed partial class PipeProtocolServer<TMessage>
         }
 
         ServerLog.SessionEnded(_logger, info.ToString(), reason, duration.TotalMilliseconds, error?.Message);
-        try
+        if (SessionEnded is not { } handlers)
         {
-            SessionEnded?.Invoke(this, new SessionEndedEventArgs(info, reason, error, duration));
+            return;
         }
-        catch (Exception ex)
+
+        var args = new SessionEndedEventArgs(info, reason, error, duration);
+        foreach (var handler in handlers.GetInvocationList())
         {
-            ServerLog.CallbackFailed(_logger, PipeProtocolLog.Summarize(ex), ex);
+            // Each handler in turn: one that throws costs the others nothing.
+            try
+            {
+                ((EventHandler<SessionEndedEventArgs>)handler)(this, args);
+            }
+            catch (Exception ex)
+            {
+                ServerLog.CallbackFailed(_logger, PipeProtocolLog.Summarize(ex), ex);
+            }
         }
     }
 

@@ -79,7 +79,7 @@ public sealed partial class PipeProtocolServer<TMessage> : IAsyncDisposable
     /// <summary>
     /// Raised once per accepted connection when it has ended (refused ones included), after its
     /// session reached <see cref="Runstate.Idle"/> and was disposed; on the flow that served it.
-    /// An exception from a handler is logged and otherwise ignored.
+    /// Each handler is called in turn; an exception from one is logged and the next is still called.
     /// </summary>
     public event EventHandler<SessionEndedEventArgs>? SessionEnded;
 

@@ -96,4 +96,24 @@ public class ServerIsolationSpecs
         Assert.That(ended.Ended[2].Error, Is.InstanceOf<FrameTooLargeException>());
         Assert.That(server.EndedSessions(SessionEndReason.PeerClosed), Is.EqualTo(1));
     }
+
+    [Test]
+    public async Task A_SessionEnded_handler_that_throws_is_logged_and_the_server_serves_on()
+    {
+        await using var server = new PipeProtocolServer<string>(Echo);
+        server.SessionEnded += (_, _) => throw new InvalidOperationException("listener bug");
+        var ended = new EndRecorder(server);
+        var endPoint = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
+
+        using (var first = await ConnectAsync(endPoint))
+        {
+            Assert.That(await EchoAsync(first, "one"), Is.EqualTo("one"));
+        }
+
+        await ended.WaitForAsync(1);
+        using var second = await ConnectAsync(endPoint);
+        Assert.That(await EchoAsync(second, "two"), Is.EqualTo("two"));
+        Assert.That(ended.Ended[0].Connection.ToString(), Does.StartWith("#1 Tcp"));
+        Assert.That(ended.Ended[0].ToString(), Does.Contain("PeerClosed"));
+    }
 }

@@ -105,4 +105,49 @@ public class ServerShutdownSpecs
         Assert.That((await first.Bounded()).Drained, Is.EqualTo(1));
         Assert.That(async () => await ConnectAsync(endPoint), Throws.InstanceOf<System.Net.Sockets.SocketException>());
     }
+
+    [Test]
+    public async Task Cancelling_the_shutdown_aborts_the_remaining_drains_at_once()
+    {
+        var server = new PipeProtocolServer<string>(
+            info =>
+            {
+                var session = new LineProtocol(name: "s" + info.Id);
+                session.OnLine = async (_, token) =>
+                {
+                    var block = new string('f', 4000);
+                    for (var i = 0; i < 2000; i++)
+                    {
+                        await session.SendLineAsync(block, token);
+                    }
+                };
+                return session;
+            },
+            new PipeProtocolServerOptions { ShutdownTimeout = TimeSpan.FromMinutes(5) });
+        var endPoint = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
+        using var stuck = await ConnectAsync(endPoint);
+        await SendLinesAsync(stuck, "flood");   // never read
+        await WaitUntilAsync(() => server.ActiveSessions == 1, "the session runs");
+        await Task.Delay(100);
+        using var impatient = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+
+        var result = await server.ShutdownAsync(impatient.Token).Bounded();
+
+        Assert.That(result.Aborted, Is.EqualTo(1), result.ToString());
+        Assert.That(server.EndedSessions(SessionEndReason.Aborted), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Shutdown_drops_a_TLS_handshake_under_way()
+    {
+        var server = new PipeProtocolServer<string>(Echo, new PipeProtocolServerOptions { HandshakeTimeout = TimeSpan.FromMinutes(5) });
+        var endPoint = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0), TestCertificates.ServerOptions()).Bounded();
+        using var silent = await ConnectAsync(endPoint);
+        await WaitUntilAsync(() => server.ActiveHandshakes == 1, "the handshake is under way");
+
+        var result = await server.ShutdownAsync().Bounded();
+
+        Assert.That(result.HandshakesCancelled, Is.EqualTo(1), result.ToString());
+        Assert.That(await ClosedByPeerAsync(silent), Is.True);
+    }
 }

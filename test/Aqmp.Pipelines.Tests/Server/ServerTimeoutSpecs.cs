@@ -121,4 +121,32 @@ public class ServerTimeoutSpecs
         Assert.That(ended.Reasons, Is.EqualTo(new[] { SessionEndReason.IdleTimeout }), "only the idle session ended");
         Assert.That(server.ActiveSessions, Is.EqualTo(1));
     }
+
+    [Test]
+    public async Task A_peer_that_starts_a_TLS_record_and_never_finishes_it_is_dropped_at_the_handshake_timeout()
+    {
+        await using var server = new PipeProtocolServer<string>(Echo, new PipeProtocolServerOptions { HandshakeTimeout = Short });
+        var ended = new EndRecorder(server);
+        var endPoint = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0), TestCertificates.ServerOptions()).Bounded();
+        using var stalled = await ConnectAsync(endPoint);
+
+        await stalled.SendAsync(new byte[] { 0x16, 0x03, 0x01, 0x01, 0x00, 0x01 });   // a handshake record of 256 bytes: 1 sent
+
+        Assert.That(await ClosedByPeerAsync(stalled), Is.True);
+        await ended.WaitForAsync(1);
+        Assert.That(ended.Reasons, Is.EqualTo(new[] { SessionEndReason.HandshakeTimeout }));
+    }
+
+    [Test]
+    public async Task Without_an_idle_timeout_a_quiet_session_is_kept()
+    {
+        await using var server = new PipeProtocolServer<string>(Echo, new PipeProtocolServerOptions { HandshakeTimeout = Timeout.InfiniteTimeSpan });
+        var endPoint = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
+        using var quiet = await ConnectAsync(endPoint);
+        Assert.That(await EchoAsync(quiet, "one"), Is.EqualTo("one"));
+
+        Assert.That(await ClosedByPeerAsync(quiet, Short * 2), Is.False);
+        Assert.That(await EchoAsync(quiet, "two"), Is.EqualTo("two"));
+        Assert.That(server.GetSessions(), Has.Count.EqualTo(1));
+    }
 }
