@@ -5,6 +5,8 @@
 // dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --interleave LengthFieldFramingBenchmarks PayloadLength=64 SegmentSize=0 [--rounds=200]
 // Managed heap per idle server session (clients in a child process; raise ulimit -n above N first):
 // dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --idle-sessions 10000
+// Connections per second (one line each, then closed): PipeProtocolServer against a raw accept loop:
+// dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --accept-rate 5000 [ROUNDS]
 // Two builds compared, interleaved (A, B, B, A, ...): benchmarks/ab.sh --help
 using Aqmp.Pipelines.Benchmarks;
 using BenchmarkDotNet.Running;
@@ -17,6 +19,11 @@ if (args is ["--loop", ..])
 if (args is ["--idle-sessions", ..])
 {
     return await Aqmp.Pipelines.Benchmarks.Server.IdleSessionsBenchmark.RunAsync(args[1..]);
+}
+
+if (args is ["--accept-rate", ..])
+{
+    return await Aqmp.Pipelines.Benchmarks.Server.AcceptRateBenchmark.RunAsync(args[1..]);
 }
 
 if (args is ["--idle-clients", ..])
