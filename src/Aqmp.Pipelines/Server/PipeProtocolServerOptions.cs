@@ -46,6 +46,12 @@ public sealed class PipeProtocolServerOptions
     /// thresholds, linger); the sessions' own options do not apply to them. One segment pool is
     /// shared by all connections. Default: <see cref="PipeProtocolOptions"/>' defaults.
     /// </summary>
+    /// <remarks>
+    /// An idle connection holds no receive buffer (with
+    /// <see cref="PipeProtocolOptions.WaitForDataBeforeAllocatingBuffer"/>), but its send buffer keeps
+    /// the last segment it sent from: for many mostly idle sessions, choose a small
+    /// <see cref="PipeProtocolOptions.MinimumSegmentSize"/>.
+    /// </remarks>
     public PipeProtocolOptions Transport { get; init; } = new();
 
     /// <summary>
@@ -68,6 +74,7 @@ public sealed class PipeProtocolServerOptions
         RequireTimeout(ShutdownTimeout, nameof(ShutdownTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(ListenBacklog, 1, nameof(ListenBacklog));
         ArgumentNullException.ThrowIfNull(Transport, nameof(Transport));
+        Transport.Validate();
     }
 
     private static void RequireTimeout(TimeSpan value, string name)
