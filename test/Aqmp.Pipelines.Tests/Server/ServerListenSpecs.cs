@@ -89,4 +89,26 @@ public class ServerListenSpecs
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = new PipeProtocolServer<string>(Echo, new PipeProtocolServerOptions { MaximumAcceptsPerSecond = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = new PipeProtocolServer<string>(Echo, new PipeProtocolServerOptions { HandshakeTimeout = TimeSpan.FromSeconds(-2) }));
     }
+
+    [Test]
+    public async Task An_address_in_use_is_refused_with_SocketException_and_the_server_keeps_its_other_endpoints()
+    {
+        await using var server = new PipeProtocolServer<string>(Echo);
+        var first = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
+
+        Assert.That(async () => await server.ListenAsync(first), Throws.InstanceOf<SocketException>());
+        using var client = await ConnectAsync(first);
+        Assert.That(await EchoAsync(client, "still"), Is.EqualTo("still"));
+        Assert.That(server.EndPoints, Is.EqualTo(new[] { first }));
+    }
+
+    [Test]
+    public async Task An_endpoint_type_it_cannot_listen_on_is_refused_with_ArgumentException()
+    {
+        await using var server = new PipeProtocolServer<string>(Echo);
+
+        Assert.That(async () => await server.ListenAsync(new UnsupportedEndPoint()), Throws.ArgumentException);
+    }
+
+    private sealed class UnsupportedEndPoint : EndPoint;
 }
