@@ -38,8 +38,8 @@ public sealed class CommandLineTests
         yield return Case("'--count' needs a positive whole number, not '0'", "events", "unix:/tmp/x.sock", "--count", "0");
         yield return Case("'--count' needs a positive whole number, not 'many'", "events", "unix:/tmp/x.sock", "--count", "many");
         yield return Case("option '--name' needs a value", "events", "unix:/tmp/x.sock", "--name");
-        yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "serve");
-        yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "serve", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
+        yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] [--max-clients N] ADDRESS", "serve");
+        yield return Case("usage: aqmp serve [--negotiation-timeout SECONDS] [--max-clients N] ADDRESS", "serve", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
         yield return Case("usage: aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]", "shell", "unix:/tmp/a.sock", "unix:/tmp/b.sock");
     }
 
@@ -61,7 +61,7 @@ public sealed class CommandLineTests
     [TestCase("shell", "usage: aqmp shell [-p] [-H] [-v] [-N] [-l FILE] [--history-file FILE] [ADDRESS]", "built-in QMP simulator")]
     [TestCase("execute", "usage: aqmp execute [--timeout SECONDS] [--connect-timeout SECONDS] ADDRESS COMMAND [JSON-ARGUMENTS]", "exits 1")]
     [TestCase("events", "usage: aqmp events ADDRESS [--name NAME]... [--count N] [--timeout SECONDS] [--connect-timeout SECONDS]", "--count")]
-    [TestCase("serve", "usage: aqmp serve [--negotiation-timeout SECONDS] ADDRESS", "quit")]
+    [TestCase("serve", "usage: aqmp serve [--negotiation-timeout SECONDS] [--max-clients N] ADDRESS", "quit")]
     public async Task Subcommand_help_prints_its_usage_and_exits_0(string subcommand, string usage, string detail)
     {
         foreach (var help in (string[])["--help", "-h"])

@@ -61,6 +61,46 @@ public sealed class ServeCommandTests
     }
 
     [Test]
+    public async Task Serve_with_max_clients_50_serves_50_clients_at_once_and_a_stop_from_one_reaches_them_all()
+    {
+        await using var serve = await StartServeAsync("--max-clients", "50");
+        var clients = new List<QmpClient>();
+        try
+        {
+            // One client that never negotiates holds a place but no longer blocks the others.
+            using var idle = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            await idle.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(_path)).Bounded();
+            clients.AddRange(await Task.WhenAll(Enumerable.Range(0, 49).Select(async _ =>
+            {
+                var client = new QmpClient();
+                await client.ConnectAsync(Address).Bounded();
+                return client;
+            })));
+            var listeners = clients.Select(client => client.Listen("STOP")).ToList();
+
+            await clients[0].ExecuteAsync("stop").Bounded();
+
+            var events = await Task.WhenAll(listeners.Select(listener => listener.ReadAsync().AsTask())).Bounded();
+            Assert.That(events.Select(e => e.Name), Is.All.EqualTo("STOP"), "every one of the 49 negotiated clients");
+            var statuses = await Task.WhenAll(clients.Select(client => client.ExecuteAsync("query-status"))).Bounded();
+            Assert.That(statuses.Select(s => s.GetProperty("status").GetString()), Is.All.EqualTo("paused"), "one machine");
+            listeners.ForEach(listener => listener.Dispose());
+            await clients[^1].ExecuteAsync("quit").Bounded();
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
+
+        var result = await serve.WaitForExitAsync();
+        ToolAssert.Success(result);
+        Assert.That(result.StdoutLines, Does.Contain("simulator stopped: a client sent 'quit'"), result.ToString());
+    }
+
+    [Test]
     public async Task Serve_disconnects_a_client_that_does_not_negotiate_within_the_negotiation_timeout_and_serves_the_next()
     {
         await using var serve = await StartServeAsync("--negotiation-timeout", "1");

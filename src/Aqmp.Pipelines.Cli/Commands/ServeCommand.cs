@@ -14,16 +14,22 @@ internal sealed class ServeCommand : ToolCommand
         "SECONDS",
         "disconnect a client that has not sent qmp_capabilities within SECONDS of connecting, so that the next one is served (default 5)");
 
+    private readonly Option<int?> _maximumClients = ValueOptions.PositiveInteger(
+        "--max-clients",
+        "N",
+        "serve up to N clients at once, all monitors of one simulated machine: each receives every event (default 1, as one QEMU monitor)");
+
     /// <summary>Creates the subcommand; it writes to <paramref name="console"/>.</summary>
     public ServeCommand(ToolConsole console)
         : base("serve", "run the QMP simulator")
     {
         Add(_address);
         Add(_negotiationTimeout);
+        Add(_maximumClients);
         SetAction((result, cancellationToken) => RunAsync(result, console.Output, console.Error, cancellationToken));
     }
 
-    public override string Usage => "aqmp serve [--negotiation-timeout SECONDS] ADDRESS";
+    public override string Usage => "aqmp serve [--negotiation-timeout SECONDS] [--max-clients N] ADDRESS";
 
     public override string Details => """
         Runs the built-in QMP simulator on ADDRESS (unix:PATH, a path containing '/', HOST:PORT)
@@ -34,8 +40,10 @@ internal sealed class ServeCommand : ToolCommand
         '-M none' machine, and answers the schema's other commands with a GenericError.
         A socket file at PATH that no server answers on (left by a server that did not stop
         cleanly) is replaced; one a server answers on, or a file that is not a socket, is reported
-        and left alone. Like QEMU's monitor it serves one client at a time; once a client has negotiated oob,
-        exec-oob commands overtake its in-band ones.
+        and left alone. Like QEMU's monitor it serves one client at a time; with --max-clients N it
+        serves N at once, as QEMU serves several -qmp monitors: a 'stop' from one produces the STOP
+        event on every client that has negotiated, and 'quit' from one disconnects them all. Once a
+        client has negotiated oob, exec-oob commands overtake its in-band ones.
 
         Passing accept errors (out of descriptors, a client that gave up) are retried. It exits 0
         when stopped; 2 when it cannot listen on ADDRESS or stops accepting clients for another reason.
@@ -47,6 +55,11 @@ internal sealed class ServeCommand : ToolCommand
         if (result.GetValue(_negotiationTimeout) is { } seconds)
         {
             options = options with { NegotiationTimeout = TimeSpan.FromSeconds(seconds) };
+        }
+
+        if (result.GetValue(_maximumClients) is { } clients)
+        {
+            options = options with { MaximumClients = clients };
         }
 
         await using var simulator = new QmpSimulator(options);

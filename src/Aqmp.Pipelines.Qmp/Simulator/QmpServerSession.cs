@@ -59,6 +59,12 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
     /// <summary>Completes when the client has negotiated capabilities.</summary>
     public Task Negotiated => _negotiatedOnce.Task;
 
+    /// <summary>Whether the client's <c>quit</c> was answered with success (the session ends then).</summary>
+    public bool AnsweredQuit { get; private set; }
+
+    /// <summary>Whether the client has negotiated capabilities (from then on it receives events).</summary>
+    public bool HasNegotiated => _negotiatedOnce.Task.IsCompleted;
+
     /// <summary>Sends an event to this client.</summary>
     public ValueTask EmitAsync(QmpMessage message, CancellationToken cancellationToken) => SendAsync(message, cancellationToken);
 
@@ -175,12 +181,13 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
             return;
         }
 
-        var reply = await _simulator.RunCommandAsync(message, context.SendAsync, cancellationToken).ConfigureAwait(false);
+        var reply = await _simulator.RunCommandAsync(this, message, context.SendAsync, cancellationToken).ConfigureAwait(false);
         await context.SendAsync(reply, cancellationToken).ConfigureAwait(false);
         if (name == QuitCommand && reply.Kind == QmpMessageKind.Return)
         {
             // QEMU closes the connection after answering quit, and reads no further command; the
             // reply is drained first.
+            AnsweredQuit = true;
             context.EndSession();
         }
     }

@@ -27,16 +27,21 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Like QEMU, it serves one client at a time: further clients wait in the listen backlog until
-/// the current one disconnects, or until it is disconnected for not negotiating within
-/// <see cref="QmpSimulatorOptions.NegotiationTimeout"/>. Commands of one client run in order, one
-/// at a time; once the client negotiated <c>oob</c>, an <c>exec-oob</c> command runs at once,
-/// beside the in-band command running then (at most eight in-band requests wait; reading stops
-/// while that many do, as in QEMU).
+/// Like QEMU's monitor, it serves one client at a time by default: further clients wait in the
+/// listen backlog until the current one disconnects, or until it is disconnected for not
+/// negotiating within <see cref="QmpSimulatorOptions.NegotiationTimeout"/>. With
+/// <see cref="QmpSimulatorOptions.MaximumClients"/> above one it serves that many at once, as QEMU
+/// serves several <c>-qmp</c> monitors: all are monitors of the one simulated machine, and every
+/// event (a <c>stop</c> from one client, <see cref="EmitEventAsync"/>) reaches every client that
+/// has negotiated capabilities; a client still negotiating receives none. Commands of one client
+/// run in order, one at a time; once the client negotiated <c>oob</c>, an <c>exec-oob</c> command
+/// runs at once, beside the in-band command running then (at most eight in-band requests wait;
+/// reading stops while that many do, as in QEMU). Commands of different clients run concurrently.
 /// </para>
 /// <para>
-/// Once started, it keeps accepting until <c>quit</c> (with <see cref="QmpSimulatorOptions.StopOnQuit"/>),
-/// <see cref="StopAsync"/> or <see cref="DisposeAsync"/>. A transient accept error (out of
+/// Once started, it keeps accepting until <c>quit</c> (with <see cref="QmpSimulatorOptions.StopOnQuit"/>:
+/// once the quitting client has its reply, the other clients are disconnected, as QEMU's exit
+/// closes every monitor), <see cref="StopAsync"/> or <see cref="DisposeAsync"/>. A transient accept error (out of
 /// descriptors or memory, a client that aborted before being accepted) is logged as a warning and
 /// retried after a backoff of 10 ms doubling up to 1 s, reset by the next successful accept. Any
 /// other failure stops the simulator and faults <see cref="Completion"/> with it.
@@ -51,15 +56,18 @@ public sealed class QmpSimulator : IAsyncDisposable
     private readonly SimulatedMachine _machine = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource<QmpSimulatorStopReason> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConnectedClients _clients;
     private SocketListener? _listener;
-    private QmpServerSession? _current;
     private int _sessionsServed;
     private volatile bool _quitRequested;
 
     /// <summary>Creates a simulator with the built-in commands; it serves nothing until started.</summary>
     /// <param name="options">Settings; <see cref="QmpSimulatorOptions.Default"/> when null.</param>
     /// <param name="loggerFactory">Where the sessions log; nothing is logged when null.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><see cref="QmpSimulatorOptions.NegotiationTimeout"/> is zero or negative (and not infinite).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <see cref="QmpSimulatorOptions.NegotiationTimeout"/> is zero or negative (and not infinite), or
+    /// <see cref="QmpSimulatorOptions.MaximumClients"/> is below one.
+    /// </exception>
     public QmpSimulator(QmpSimulatorOptions? options = null, ILoggerFactory? loggerFactory = null)
     {
         _options = options ?? QmpSimulatorOptions.Default;
@@ -67,6 +75,9 @@ public sealed class QmpSimulator : IAsyncDisposable
         {
             ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_options.NegotiationTimeout, TimeSpan.Zero, "options.NegotiationTimeout");
         }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaximumClients, 1, "options.MaximumClients");
+        _clients = new ConnectedClients(_options.MaximumClients);
 
         _loggerFactory = loggerFactory;
         _logger = loggerFactory?.CreateLogger<QmpSimulator>() ?? (ILogger)NullLogger.Instance;
@@ -127,7 +138,7 @@ public sealed class QmpSimulator : IAsyncDisposable
             throw new InvalidOperationException("The simulator is already started.");
         }
 
-        _listener = await SocketListener.BindAsync(endPoint, backlog: 16, _options.ReplaceStaleSocket, cancellationToken).ConfigureAwait(false);
+        _listener = await SocketListener.BindAsync(endPoint, backlog: Math.Max(16, _options.MaximumClients), _options.ReplaceStaleSocket, cancellationToken).ConfigureAwait(false);
         _ = Task.Run(RunAcceptLoopAsync, CancellationToken.None);
         return _listener.LocalEndPoint;
     }
@@ -149,51 +160,32 @@ public sealed class QmpSimulator : IAsyncDisposable
     public Task ServeAsync(IDuplexPipe pipe, CancellationToken cancellationToken = default)
         => ServeAsync(SocketTransport.Open(pipe), cancellationToken);
 
-    /// <summary>Sends an event to the client currently connected, if any.</summary>
+    /// <summary>Sends an event to every connected client that has negotiated capabilities.</summary>
     /// <param name="name">The event name.</param>
     /// <param name="data">Its data, or null.</param>
-    /// <param name="cancellationToken">Stops waiting for queue space.</param>
-    /// <returns>True when a client was connected and the event was queued for it.</returns>
-    public async ValueTask<bool> EmitEventAsync(string name, JsonElement? data = null, CancellationToken cancellationToken = default)
-    {
-        if (Volatile.Read(ref _current) is not { } session)
-        {
-            return false;
-        }
+    /// <param name="cancellationToken">Stops waiting for a client's queue space.</param>
+    /// <returns>True when at least one client had the event queued; false when none has negotiated (or all went away meanwhile).</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while a client's queue was full.</exception>
+    public ValueTask<bool> EmitEventAsync(string name, JsonElement? data = null, CancellationToken cancellationToken = default)
+        => _clients.SendToAllAsync(QmpMessage.Event(name, data, DateTimeOffset.UtcNow), cancellationToken);
 
-        try
-        {
-            await session.EmitAsync(QmpMessage.Event(name, data, DateTimeOffset.UtcNow), cancellationToken).ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception ex) when (ex is Session.StateException or ObjectDisposedException
-            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
-        {
-            // The client went away (or the simulator is stopping) meanwhile.
-            return false;
-        }
-    }
-
-    /// <summary>Stops listening and ends the current client's session.</summary>
+    /// <summary>Stops listening and ends every client's session.</summary>
     /// <returns>A task that completes when the simulator has stopped.</returns>
     public async Task StopAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         _listener?.Dispose();
-        if (Volatile.Read(ref _current) is { } session)
-        {
-            await EndQuietlyAsync(session).ConfigureAwait(false);
-        }
-
+        await EndAllAsync().ConfigureAwait(false);
         _completion.TrySetResult(QmpSimulatorStopReason.Stopped);
     }
 
     /// <summary>Stops the simulator (see <see cref="StopAsync"/>).</summary>
     /// <returns>A task that completes when the simulator has stopped.</returns>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        await StopAsync().ConfigureAwait(false);
-        _stop.Dispose();
+        // The stop source is cancelled, not disposed: a client's service that is still finishing
+        // may cancel it again, and a cancelled source with no timer holds nothing.
+        return new ValueTask(StopAsync());
     }
 
     /// <summary>Whether a command is known: in QEMU 7.2's schema, or registered.</summary>
@@ -222,9 +214,11 @@ public sealed class QmpSimulator : IAsyncDisposable
     /// <summary>
     /// Runs a command and builds the reply (called by the server session's read loop): an unknown
     /// command gets <c>CommandNotFound</c>, invalid arguments QEMU's refusal, a schema command without
-    /// a handler <see cref="QmpCommandError.NotSimulated"/>; otherwise the handler answers.
+    /// a handler <see cref="QmpCommandError.NotSimulated"/>; otherwise the handler answers. The
+    /// events the handler raises reach the other negotiated clients too; <paramref name="send"/>
+    /// sends them to <paramref name="origin"/>, ahead of its reply.
     /// </summary>
-    internal async ValueTask<QmpMessage> RunCommandAsync(QmpMessage command, Func<QmpMessage, CancellationToken, ValueTask> emit, CancellationToken cancellationToken)
+    internal async ValueTask<QmpMessage> RunCommandAsync(QmpServerSession origin, QmpMessage command, Func<QmpMessage, CancellationToken, ValueTask> send, CancellationToken cancellationToken)
     {
         var name = command.CommandName!;
         var handled = _handlers.TryGetValue(name, out var handler);
@@ -246,7 +240,12 @@ public sealed class QmpSimulator : IAsyncDisposable
 
         try
         {
-            var value = await handler!(new QmpCommandContext(this, command, emit), cancellationToken).ConfigureAwait(false);
+            var context = new QmpCommandContext(this, command, (message, token) =>
+            {
+                _clients.SendToOthers(origin, message);
+                return send(message, token);
+            });
+            var value = await handler!(context, cancellationToken).ConfigureAwait(false);
             return QmpMessage.Return(value, command.Id);
         }
         catch (QmpCommandError error)
@@ -266,33 +265,82 @@ public sealed class QmpSimulator : IAsyncDisposable
         {
             var transportOptions = _options.Session.ToTransportOptions(_options.Session.CreateSegmentPool());
             var loop = new SimulatorAcceptLoop(
-                token => _listener!.AcceptAsync(tls: null, transportOptions, token),
-                ServeUntilQuitAsync,
+                token => AcceptWhenServingLessAsync(transportOptions, token),
+                StartServing,
                 logger);
-            var reason = await loop.RunAsync(_stop.Token).ConfigureAwait(false);
+            await loop.RunAsync(_stop.Token).ConfigureAwait(false);
             _listener!.Dispose();
-            _completion.TrySetResult(reason);
+            await EndAllAsync().ConfigureAwait(false);
+            _completion.TrySetResult(_quitRequested && _options.StopOnQuit ? QmpSimulatorStopReason.Quit : QmpSimulatorStopReason.Stopped);
         }
         catch (Exception ex)
         {
             QmpSimulatorLog.AcceptLoopFailed(logger, ex.Message, ex);
             _listener!.Dispose();
+            await EndAllAsync().ConfigureAwait(false);
             _completion.TrySetException(ex);
         }
     }
 
-    /// <summary>Serves one client; false when it sent <c>quit</c> and the simulator stops on quit.</summary>
-    private async Task<bool> ServeUntilQuitAsync(TransportConnection connection, CancellationToken cancellationToken)
+    /// <summary>
+    /// Accepts the next client once fewer than <see cref="QmpSimulatorOptions.MaximumClients"/> are
+    /// served (until then, clients wait in the listen backlog). The slot taken is given back when
+    /// the client's service ends.
+    /// </summary>
+    private async ValueTask<TransportConnection> AcceptWhenServingLessAsync(TransportOptions transportOptions, CancellationToken cancellationToken)
     {
-        await ServeAsync(connection, cancellationToken).ConfigureAwait(false);
-        return !(_quitRequested && _options.StopOnQuit);
+        await _clients.WaitForSlotAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await _listener!.AcceptAsync(tls: null, transportOptions, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            _clients.ReleaseSlot();
+            throw;
+        }
     }
 
-    private async Task ServeAsync(TransportConnection connection, CancellationToken cancellationToken)
+    /// <summary>Serves an accepted client in the background, beside the others; the accept loop goes on.</summary>
+    private Task<bool> StartServing(TransportConnection connection, CancellationToken cancellationToken)
+    {
+        _ = ServeAcceptedAsync(connection, cancellationToken);
+        return Task.FromResult(true);
+    }
+
+    /// <summary>
+    /// Serves one accepted client to the end, then gives back its slot. After a <c>quit</c> that
+    /// stops the simulator, accepting stops before the slot is given back, so that no other client
+    /// is accepted. Never faults: an unexpected failure stops the simulator with it.
+    /// </summary>
+    private async Task ServeAcceptedAsync(TransportConnection connection, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (await ServeAsync(connection, cancellationToken).ConfigureAwait(false) && _quitRequested && _options.StopOnQuit)
+            {
+                await _stop.CancelAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            QmpSimulatorLog.AcceptLoopFailed(_logger, ex.Message, ex);
+            _completion.TrySetException(ex);
+            await _stop.CancelAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _clients.ReleaseSlot();
+        }
+    }
+
+    /// <summary>Serves one client until its session ends.</summary>
+    /// <returns>Whether the client's <c>quit</c> ended it.</returns>
+    private async Task<bool> ServeAsync(TransportConnection connection, CancellationToken cancellationToken)
     {
         var session = new QmpServerSession(this, _options, _loggerFactory);
         Interlocked.Increment(ref _sessionsServed);
-        Volatile.Write(ref _current, session);
+        _clients.Add(session);
         try
         {
             await session.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -310,9 +358,11 @@ public sealed class QmpSimulator : IAsyncDisposable
         }
         finally
         {
-            Interlocked.CompareExchange(ref _current, null, session);
+            _clients.Remove(session);
             await EndQuietlyAsync(session).ConfigureAwait(false);
         }
+
+        return session.AnsweredQuit;
     }
 
     /// <summary>Whether the client negotiated (or left) within <see cref="QmpSimulatorOptions.NegotiationTimeout"/>.</summary>
@@ -331,6 +381,9 @@ public sealed class QmpSimulator : IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         return first != expired;
     }
+
+    /// <summary>Ends every client's session.</summary>
+    private Task EndAllAsync() => Task.WhenAll(_clients.Snapshot().Select(EndQuietlyAsync));
 
     private static async Task EndQuietlyAsync(QmpServerSession session)
     {

@@ -30,11 +30,18 @@ public sealed record QmpSimulatorOptions
     /// <summary>
     /// How long a client may take, from its connection being accepted, to negotiate capabilities
     /// (<c>qmp_capabilities</c>): one that has not by then is disconnected, so that an idle or slow
-    /// peer cannot hold the simulator (which, like QEMU's monitor, serves one client at a time) for
-    /// ever, and the next client is served. A client that negotiated keeps the monitor as long as it
+    /// peer cannot hold one of the simulator's <see cref="MaximumClients"/> places (by default its
+    /// only one, as QEMU's monitor serves one client at a time) for ever, and the next client is served. A client that negotiated keeps the monitor as long as it
     /// likes. Default 5 seconds; <see cref="Timeout.InfiniteTimeSpan"/> waits for ever, as QEMU does.
     /// </summary>
     public TimeSpan NegotiationTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How many accepted clients are served at once, each a monitor of the one simulated machine
+    /// (as QEMU serves one client on each of its <c>-qmp</c> monitors); further clients wait in the
+    /// listen backlog until one leaves. Default 1, as one QEMU monitor.
+    /// </summary>
+    public int MaximumClients { get; init; } = 1;
 
     /// <summary>
     /// Whether <c>StartAsync</c> on a Unix-domain path replaces a socket file there that no server
