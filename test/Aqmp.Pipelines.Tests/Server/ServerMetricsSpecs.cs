@@ -69,6 +69,40 @@ public class ServerMetricsSpecs
         });
     }
 
+    [Test]
+    public async Task Timeouts_are_tagged_as_such_and_TLS_sessions_count_their_plaintext_bytes()
+    {
+        var server = new PipeProtocolServer<string>(
+            Echo,
+            new PipeProtocolServerOptions { HandshakeTimeout = TimeSpan.FromMilliseconds(300), IdleTimeout = TimeSpan.FromMilliseconds(300) });
+        using var metrics = new Recorder(server.Meter);
+        var ended = new EndRecorder(server);
+        var endPoint = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0), TestCertificates.ServerOptions()).Bounded();
+
+        using var silent = await ConnectAsync(endPoint);
+        using var socket = await ConnectAsync(endPoint);
+        await using (var tls = new System.Net.Security.SslStream(new NetworkStream(socket, ownsSocket: false)))
+        {
+            await tls.AuthenticateAsClientAsync(TestCertificates.ClientOptions()).Bounded();
+            await tls.WriteAsync("tls line\n"u8.ToArray());
+            var buffer = new byte[64];
+            Assert.That(await tls.ReadAsync(buffer).AsTask().Bounded(), Is.EqualTo(9));
+            await ended.WaitForAsync(2);
+        }
+
+        await server.DisposeAsync();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(metrics.SumByReason(ServerMetricNames.EndedSessions), Is.EquivalentTo(new Dictionary<string, double>
+            {
+                ["handshake_timeout"] = 1, ["idle_timeout"] = 1,
+            }));
+            Assert.That(metrics.Sum(ServerMetricNames.BytesReceived), Is.EqualTo(9), "the session's bytes, not the TLS records'");
+            Assert.That(metrics.Sum(ServerMetricNames.BytesSent), Is.EqualTo(9));
+        });
+    }
+
     /// <summary>Collects every measurement of one meter's instruments.</summary>
     private sealed class Recorder : IDisposable
     {
