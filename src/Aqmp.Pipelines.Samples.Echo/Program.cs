@@ -1,16 +1,24 @@
-// Starts an echo server and a client on loopback and prints what they exchange.
-// Usage: dotnet run --project src/Aqmp.Pipelines.Samples.Echo [-- tcp|unix]
+// Starts an echo server and a client on loopback and prints what they exchange; `many [N]` runs
+// a PipeProtocolServer on TCP and Unix with N clients at once (100 by default).
+// Usage: dotnet run --project src/Aqmp.Pipelines.Samples.Echo [-- tcp|unix|many [N]]
 using System.Net;
 using System.Net.Sockets;
 using Aqmp.Pipelines.Samples.Echo;
 using Aqmp.Pipelines.Transports;
 
 var transport = args.FirstOrDefault() ?? "tcp";
+if (transport == "many")
+{
+    using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+    await ManyClients.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 100, limit.Token);
+    return;
+}
+
 EndPoint listenOn = transport switch
 {
     "tcp" => new IPEndPoint(IPAddress.Loopback, 0),
     "unix" => new UnixDomainSocketEndPoint(Path.Combine(Path.GetTempPath(), $"aqmp-echo-{Environment.ProcessId}.sock")),
-    _ => throw new ArgumentException($"unknown transport '{transport}': use tcp or unix"),
+    _ => throw new ArgumentException($"unknown transport '{transport}': use tcp, unix or many"),
 };
 
 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));

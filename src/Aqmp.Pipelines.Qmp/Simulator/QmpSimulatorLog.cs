@@ -5,9 +5,6 @@ namespace Aqmp.Pipelines.Qmp.Simulator;
 /// <summary>The log messages of <see cref="QmpSimulator"/>, source-generated (no cost when disabled).</summary>
 internal static partial class QmpSimulatorLog
 {
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Accepting a client failed ({Error}); retrying in {DelayMilliseconds} ms.")]
-    public static partial void AcceptFailedTransiently(ILogger logger, string error, double delayMilliseconds, Exception exception);
-
     [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "The simulator stopped accepting clients: {Summary}")]
     public static partial void AcceptLoopFailed(ILogger logger, string summary, Exception exception);
 

@@ -37,6 +37,13 @@ internal abstract class OwnedTransportConnection : TransportConnection
 
     public sealed override Exception? InputError => Stream.ConnectionError;
 
+    /// <summary>Told of every read that returned bytes and every batch sent; none by default. Set it before the connection is used.</summary>
+    internal TransportActivity? Activity
+    {
+        get => Stream.Activity;
+        set => Stream.Activity = value;
+    }
+
     /// <summary>The stream the reader reads.</summary>
     protected TransportStream Stream { get; }
 
@@ -135,6 +142,7 @@ internal abstract class OwnedTransportConnection : TransportConnection
                 }
 
                 Stream.WriteEnded(null);
+                Stream.Activity?.Sent(bytes);
                 _output.AdvanceSent(bytes);
             }
         }

@@ -124,7 +124,7 @@ public sealed class SocketListener : IDisposable
     public async ValueTask<TransportConnection> AcceptAsync(SslServerAuthenticationOptions? tls = null, TransportOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= TransportOptions.Default;
-        var socket = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+        var socket = await AcceptSocketAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             if (tls is null)
@@ -144,6 +144,17 @@ public sealed class SocketListener : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Accepts one connection and returns its socket as the system gave it, for a caller that
+    /// decides itself what to make of it (refuse it, authenticate it under its own deadline).
+    /// </summary>
+    /// <param name="cancellationToken">Cancels waiting for a peer.</param>
+    /// <returns>The connected socket; the caller owns it.</returns>
+    /// <exception cref="SocketException">Accepting failed (see <see cref="AcceptLoop.IsTransient"/> for the errors worth retrying).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    /// <exception cref="ObjectDisposedException">The listener was disposed.</exception>
+    public ValueTask<Socket> AcceptSocketAsync(CancellationToken cancellationToken = default) => _socket.AcceptAsync(cancellationToken);
 
     /// <summary>
     /// Stops listening; queued, not-yet-accepted connections are closed by the system, and a pending

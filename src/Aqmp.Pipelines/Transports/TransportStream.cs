@@ -37,6 +37,9 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
 
     public Stream Inner => inner;
 
+    /// <summary>Told of every read that returned bytes; none by default.</summary>
+    public TransportActivity? Activity { get; set; }
+
     public override bool CanRead => inner.CanRead;
 
     public override bool CanSeek => false;
@@ -61,7 +64,13 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
     {
         try
         {
-            return inner.Read(buffer[..Math.Min(buffer.Length, maximumReadSize)]);
+            var count = inner.Read(buffer[..Math.Min(buffer.Length, maximumReadSize)]);
+            if (count > 0)
+            {
+                Activity?.Received(count);
+            }
+
+            return count;
         }
         catch (Exception ex) when (IsConnectionFailure(ex))
         {
@@ -95,6 +104,11 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
         // Consumed here, once: a value task may be backed by a reusable source (a socket's), which
         // a second consumer would find already recycled for the next operation.
         var count = read.Result;
+        if (count > 0)
+        {
+            Activity?.Received(count);
+        }
+
         return EndsWhileWriting(count, waitsForData: buffer.IsEmpty) ? SettleThenEndAsync() : ValueTask.FromResult(count);
     }
 
@@ -172,6 +186,11 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
         catch (Exception ex) when (IsConnectionFailure(ex))
         {
             return EndOfStream(ex);
+        }
+
+        if (count > 0)
+        {
+            Activity?.Received(count);
         }
 
         return EndsWhileWriting(count, waitsForData) ? await SettleThenEndAsync().ConfigureAwait(false) : count;
