@@ -71,8 +71,10 @@ internal sealed class OutboundWriter<TMessage>
         _output = output;
 
         // Framing and publishing under the send buffer's own lock: a flush is then two plain writes.
+        // As every write happens under it, an idle session holds no send block.
         _lock = output.SyncRoot;
         (_framer, _onOutbound, _fail, _batchBytes) = (framer, onOutbound, fail, batchBytes);
+        output.ReleaseBlocksWhenIdle();
     }
 
     /// <summary>What <see cref="TryWrite(ReadOnlySpan{TMessage}, bool, out int, bool)"/> did with the messages.</summary>

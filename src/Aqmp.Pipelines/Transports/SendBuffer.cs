@@ -24,6 +24,12 @@ namespace Aqmp.Pipelines.Transports;
 /// next <see cref="GetMemory"/>, so a writer may go on filling it.
 /// </para>
 /// <para>
+/// <b>Idle blocks.</b> Once <see cref="ReleaseBlocksWhenIdle"/> was called, by a writer that writes
+/// only under <see cref="SyncRoot"/>, the send loop gives its block back to the pool whenever it
+/// parks with everything written sent, so that an idle connection holds no send buffer; the next
+/// write rents one again. Without that call the writer's last block stays, as any pipe writer's does.
+/// </para>
+/// <para>
 /// "Sent" means the socket or stream took the bytes. <see cref="WaitUntilSentAsync"/> waits for
 /// everything flushed so far; once the writer completed, the send loop ends when everything is
 /// sent (<see cref="WaitForDataAsync"/> returns false). If the send loop fails
@@ -54,6 +60,7 @@ internal sealed class SendBuffer : PipeWriter
     private long _published;          // bytes flushed so far: what the send loop may take (written under _sync)
     private long _sent;               // bytes the send loop has sent so far
     private bool _parked;             // the send loop waits for bytes (guarded by _sync)
+    private bool _releaseWhenIdle;    // every write happens under _sync: the loop may free idle blocks (guarded by _sync)
     private volatile bool _completed; // the writer completed: the loop drains and ends (set under _sync)
     private Exception? _failure;      // why the send loop stopped sending
     private int _hasWaiters;          // 1 while a flush or a WaitUntilSentAsync waits for the send loop
@@ -166,6 +173,24 @@ internal sealed class SendBuffer : PipeWriter
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Promises that from now on every write (<see cref="GetMemory"/> to <see cref="Advance"/>, and
+    /// any use of the memory obtained) happens under <see cref="SyncRoot"/>, which lets the send loop
+    /// return the buffer's blocks to the pool while it is parked with everything sent (at once, if
+    /// it is parked so now).
+    /// </summary>
+    public void ReleaseBlocksWhenIdle()
+    {
+        lock (_sync)
+        {
+            _releaseWhenIdle = true;
+            if (_parked)
+            {
+                ReleaseIdleBlocks();
+            }
+        }
     }
 
     /// <summary>
@@ -384,7 +409,12 @@ internal sealed class SendBuffer : PipeWriter
 
         // Own every line of the block before framing into it, in one sweep of full-line writes
         // (the send loop's core read it last): framing then stores into lines this core holds.
-        segment.Memory.Span.Clear();
+        // Only when it follows a filled block (a stream of sends): the first block after an idle
+        // spell takes a message or a few, not worth a sweep of the whole block.
+        if (_tail is not null)
+        {
+            segment.Memory.Span.Clear();
+        }
         _frameSpansBlocks |= _frameStart >= 0 && _written > _frameStart;
 
         if (_tail is null)
@@ -430,10 +460,37 @@ internal sealed class SendBuffer : PipeWriter
                 }
 
                 _parked = true;
+                if (_releaseWhenIdle)
+                {
+                    ReleaseIdleBlocks();
+                }
             }
 
             await _wake.WaitAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Returns every block to the pool when everything written was sent and no frame is open, so
+    /// that the next write starts a new one. Call under <see cref="SyncRoot"/> with the send loop
+    /// parked, and only once writers write under that lock.
+    /// </summary>
+    private void ReleaseIdleBlocks()
+    {
+        if (_written != _sent || _frameStart >= 0)
+        {
+            return;
+        }
+
+        for (var segment = _head ?? _first; segment is not null; segment = segment.Next)
+        {
+            segment.Release();
+        }
+
+        _head = null;
+        _headOffset = 0;
+        _tail = null;
+        Volatile.Write(ref _first, null);
     }
 
     /// <summary>

@@ -261,6 +261,62 @@ public class SendBufferSpecs
     }
 
     [Test]
+    public async Task Once_writers_promise_to_write_under_the_lock_a_loop_that_parks_with_everything_sent_gives_every_block_back()
+    {
+        using var pool = new SegmentPool(SegmentSize, maximumRetained: 64);
+        var buffer = NewBuffer(pool: pool);
+        buffer.ReleaseBlocksWhenIdle();
+        Write(buffer, Pattern(0, SegmentSize + 10));
+        Flush(buffer);
+        SendAll(buffer);
+        Assert.That(pool.FreeBlocks, Is.EqualTo(1), "the writer's block is still the writer's while the loop has not parked");
+
+        var data = WaitForData(buffer);
+
+        Assert.That(data.IsCompleted, Is.False, "parked");
+        Assert.That(pool.FreeBlocks, Is.EqualTo(2), "parked with everything sent: the writer's block went back too");
+        Write(buffer, Pattern(SegmentSize + 10, 20));
+        Assert.That(pool.FreeBlocks, Is.EqualTo(1), "the next write rents a block again");
+        Flush(buffer);
+        Assert.That(await data.Bounded(), Is.True);
+        Assert.That(SendAll(buffer), Is.EqualTo(Pattern(SegmentSize + 10, 20)), "the stream goes on where it was");
+    }
+
+    [Test]
+    public void A_loop_that_parks_with_bytes_written_but_not_flushed_keeps_the_block_that_holds_them()
+    {
+        using var pool = new SegmentPool(SegmentSize, maximumRetained: 64);
+        var buffer = NewBuffer(pool: pool);
+        buffer.ReleaseBlocksWhenIdle();
+        Write(buffer, Pattern(0, 10));
+        Flush(buffer);
+        SendAll(buffer);
+        Write(buffer, Pattern(10, 5));
+
+        _ = WaitForData(buffer);
+
+        Assert.That(pool.FreeBlocks, Is.Zero, "5 bytes wait for their flush in the writer's block");
+        Flush(buffer);
+        Assert.That(SendAll(buffer), Is.EqualTo(Pattern(10, 5)));
+    }
+
+    [Test]
+    public void A_promise_made_while_the_loop_is_parked_with_everything_sent_gives_the_block_back_at_once()
+    {
+        using var pool = new SegmentPool(SegmentSize, maximumRetained: 64);
+        var buffer = NewBuffer(pool: pool);
+        Write(buffer, Pattern(0, 10));
+        Flush(buffer);
+        SendAll(buffer);
+        _ = WaitForData(buffer);
+        Assert.That(pool.FreeBlocks, Is.Zero, "no promise: the writer keeps its block, as a pipe writer does");
+
+        buffer.ReleaseBlocksWhenIdle();
+
+        Assert.That(pool.FreeBlocks, Is.EqualTo(1));
+    }
+
+    [Test]
     public void A_segment_sent_only_partway_stays_out_of_the_pool()
     {
         using var pool = new SegmentPool(SegmentSize, maximumRetained: 64);
