@@ -85,6 +85,33 @@ public sealed class QemuDescriptorTests
     }
 
     [Test]
+    public async Task A_file_added_to_an_fd_set_is_opened_by_QEMU_as_dev_fdset_and_what_QEMU_writes_through_it_lands_in_the_file()
+    {
+        var client = await ConnectAsync();
+        var path = Path.Combine(Path.GetTempPath(), $"aqmp-fdset-{Guid.NewGuid():N}.img");
+        try
+        {
+            using (var file = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite))
+            {
+                RandomAccess.SetLength(file, 4096);
+                var entry = await client.AddFdAsync(file).Bounded();
+                await client.ExecuteAsync("blockdev-add", Arguments($$"""{"driver":"file","node-name":"disk0","filename":"/dev/fdset/{{entry.FdsetId}}"}""")).Bounded();
+            }
+
+            await client.ExecuteAsync("human-monitor-command", Arguments("""{"command-line":"qemu-io disk0 \"write -P 0x41 0 512\""}""")).Bounded();
+            await client.ExecuteAsync("blockdev-del", Arguments("""{"node-name":"disk0"}""")).Bounded();
+
+            var written = await File.ReadAllBytesAsync(path);
+            Assert.That(written.Take(512), Is.All.EqualTo((byte)0x41), "QEMU wrote through the descriptor it was passed");
+            Assert.That(written.Skip(512), Is.All.EqualTo((byte)0));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Test]
     public async Task Two_getfd_at_once_each_give_QEMU_their_own_descriptor()
     {
         var client = await ConnectAsync();
