@@ -83,7 +83,20 @@ internal sealed class UnixDescriptorConnection : OwnedTransportConnection
     /// <summary>Closes the descriptors that arrived with inbound bytes before <paramref name="end"/> and were not taken.</summary>
     public void CloseDescriptorsBefore(long end) => _received.CloseBefore(end);
 
-    protected override async ValueTask SendAsync(List<ArraySegment<byte>> chunks, long bytes)
+    protected override ValueTask SendAsync(List<ArraySegment<byte>> chunks, long bytes)
+    {
+        if (!IsAttachedBefore(_sentOffset + bytes))
+        {
+            // No descriptor goes with these bytes: sent as a plain socket connection sends them.
+            _sentOffset += bytes;
+            return SocketTransportConnection.SendGatheredAsync(_socket, chunks, bytes);
+        }
+
+        return SendWithAttachedAsync(chunks);
+    }
+
+    /// <summary>Sends <paramref name="chunks"/> chunk by chunk, each byte that descriptors are attached to alone with them.</summary>
+    private async ValueTask SendWithAttachedAsync(List<ArraySegment<byte>> chunks)
     {
         try
         {
@@ -149,6 +162,15 @@ internal sealed class UnixDescriptorConnection : OwnedTransportConnection
         }
 
         _received.CloseAll();
+    }
+
+    /// <summary>Whether descriptors are attached to a byte before <paramref name="end"/>.</summary>
+    private bool IsAttachedBefore(long end)
+    {
+        lock (_attachLock)
+        {
+            return _attached.TryPeek(out var next) && next.Offset < end;
+        }
     }
 
     /// <summary>The descriptors attached to a byte before <paramref name="end"/>, taken off the queue; null when none is.</summary>
