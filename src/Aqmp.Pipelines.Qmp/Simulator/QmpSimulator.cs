@@ -84,7 +84,7 @@ public sealed class QmpSimulator : IAsyncDisposable
         _loggerFactory = loggerFactory;
         _logger = loggerFactory?.CreateLogger<QmpSimulator>() ?? (ILogger)NullLogger.Instance;
         SimulatorCommands.Register(this, _machine, _options.Version, () => _quitRequested = true);
-        SimulatorDescriptorCommands.Register(this, Descriptors);
+        SimulatorDescriptorCommands.Register(this, Descriptors, _machine);
     }
 
     /// <summary>The address the simulator listens on, once started.</summary>

@@ -13,7 +13,7 @@ internal static class SimulatorDescriptorCommands
     private const string NoDescriptor = "No file descriptor supplied via SCM_RIGHTS";
 
     /// <summary>Registers the commands on <paramref name="simulator"/>, holding descriptors in <paramref name="held"/>.</summary>
-    public static void Register(QmpSimulator simulator, SimulatorDescriptors held)
+    public static void Register(QmpSimulator simulator, SimulatorDescriptors held, SimulatedMachine machine)
     {
         simulator.Handle("getfd", (context, _) =>
         {
@@ -90,7 +90,7 @@ internal static class SimulatorDescriptorCommands
             var arguments = context.Arguments!.Value;
             var fdsetId = arguments.GetProperty("fdset-id").GetInt64();
             long? fd = arguments.TryGetProperty("fd", out var number) ? number.GetInt64() : null;
-            if (held.Remove(fdsetId, fd))
+            if (held.Remove(fdsetId, fd, machine.IsRunning))
             {
                 return Value(null);
             }

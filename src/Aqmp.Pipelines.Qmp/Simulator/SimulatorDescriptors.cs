@@ -89,9 +89,12 @@ internal sealed class SimulatorDescriptors : IDisposable
         }
     }
 
-    /// <summary>Removes descriptor <paramref name="fd"/> of set <paramref name="fdsetId"/>, or every one of it when null.</summary>
+    /// <summary>
+    /// Marks descriptor <paramref name="fd"/> of set <paramref name="fdsetId"/> removed, or every one
+    /// of it when null; as QEMU, the removed ones are closed only while the machine runs.
+    /// </summary>
     /// <returns>False when there is no such set, or no such descriptor in it.</returns>
-    public bool Remove(long fdsetId, long? fd)
+    public bool Remove(long fdsetId, long? fd, bool machineRunning)
     {
         lock (_lock)
         {
@@ -118,7 +121,11 @@ internal sealed class SimulatorDescriptors : IDisposable
                 return false;
             }
 
-            CleanUp(fdsetId, entries, closeAll: false);
+            if (machineRunning)
+            {
+                CleanUp(fdsetId, entries, closeAll: false);
+            }
+
             return true;
         }
     }
@@ -133,7 +140,10 @@ internal sealed class SimulatorDescriptors : IDisposable
         {
             foreach (var (id, entries) in _sets.ToList())
             {
-                CleanUp(id, entries, closeAll: machineRunning);
+                if (machineRunning)
+                {
+                    CleanUp(id, entries, closeAll: true);
+                }
             }
         }
     }

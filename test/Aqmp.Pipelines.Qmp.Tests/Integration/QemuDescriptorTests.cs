@@ -112,6 +112,31 @@ public sealed class QemuDescriptorTests
     }
 
     [Test]
+    public async Task When_the_client_leaves_QEMU_closes_what_its_fd_sets_hold_and_keeps_named_descriptors_for_the_next()
+    {
+        var client = await ConnectAsync();
+        using var named = NewPipe();
+        using var added = NewPipe();
+        await client.GetFdAsync("kept", named.ClientSafePipeHandle).Bounded();
+        await client.AddFdAsync(added.ClientSafePipeHandle).Bounded();
+        await client.DisconnectAsync().Bounded();
+
+        named.DisposeLocalCopyOfClientHandle();
+        added.DisposeLocalCopyOfClientHandle();
+        Assert.That(await ReadToEndAsync(added).Bounded(), Is.Empty, "the fd set's descriptor was closed");
+        var namedEnd = ReadToEndAsync(named);
+        await Task.Delay(100);
+        Assert.That(namedEnd.IsCompleted, Is.False, "the named descriptor is kept for the next client");
+
+        var next = new QmpClient(Passing);
+        _clients.Add(next);
+        await next.ConnectAsync(Qemu.Address).Bounded();
+        Assert.That((await next.ExecuteAsync("query-fdsets").Bounded()).GetArrayLength(), Is.Zero);
+        await next.ExecuteAsync("closefd", Arguments("""{"fdname":"kept"}""")).Bounded();
+        Assert.That(await namedEnd.Bounded(), Is.Empty);
+    }
+
+    [Test]
     public async Task Two_getfd_at_once_each_give_QEMU_their_own_descriptor()
     {
         var client = await ConnectAsync();

@@ -14,8 +14,7 @@ namespace Aqmp.Pipelines.Qmp.Tests.Integration;
 /// The simulator's descriptor commands against a real QEMU 7.2: the same sequence of
 /// <c>getfd</c>, <c>closefd</c>, <c>add-fd</c>, <c>query-fdsets</c> and <c>remove-fd</c>, with and
 /// without descriptors, runs against each over a Unix socket, and the replies (values with their
-/// member order, or error class and text) must be the same once each side's descriptor numbers are
-/// replaced by the order they first appeared in. Skipped when QEMU is not on PATH, unless
+/// member order, or error class and text) must be the same, descriptor numbers aside. Skipped when QEMU is not on PATH, unless
 /// <c>AQMP_REQUIRE_QEMU=1</c>.
 /// </summary>
 [TestFixture]
@@ -68,13 +67,39 @@ public sealed partial class SimulatorDescriptorDifferentialTests
         Assert.That(await addedEnd.Bounded(), Is.Empty);
     }
 
+    [Test]
+    public async Task Descriptors_left_in_fd_sets_are_closed_when_the_last_client_leaves_a_running_machine_and_named_ones_are_kept()
+    {
+        await using var simulator = await SimulatorFixture.StartAsync();
+        using var named = NewPipe();
+        using var added = NewPipe();
+        await using (var client = new QmpClient(Passing))
+        {
+            await client.ConnectAsync(simulator.Address).Bounded();
+            await client.GetFdAsync("kept", named.ClientSafePipeHandle).Bounded();
+            await client.AddFdAsync(added.ClientSafePipeHandle).Bounded();
+        }
+
+        named.DisposeLocalCopyOfClientHandle();
+        added.DisposeLocalCopyOfClientHandle();
+        Assert.That(await ReadToEndAsync(added).Bounded(), Is.Empty, "the fd set's descriptor was closed");
+        var namedEnd = ReadToEndAsync(named);
+        await Task.Delay(100);
+        Assert.That(namedEnd.IsCompleted, Is.False, "the named descriptor is kept for the next client");
+
+        await using var next = new QmpClient(Passing);
+        await next.ConnectAsync(simulator.Address).Bounded();
+        Assert.That((await next.ExecuteAsync("query-fdsets").Bounded()).GetArrayLength(), Is.Zero);
+        await next.ExecuteAsync("closefd", Arguments("""{"fdname":"kept"}""")).Bounded();
+        Assert.That(await namedEnd.Bounded(), Is.Empty);
+    }
+
     /// <summary>Runs the sequence against the server at <paramref name="address"/>; returns each reply, descriptor numbers normalised.</summary>
     private static async Task<List<string>> RunAsync(string address)
     {
         await using var client = new QmpClient(Passing);
         await client.ConnectAsync(address).Bounded();
         var replies = new List<string>();
-        var fds = new Dictionary<string, string>();
         var pipes = new List<AnonymousPipeServerStream>();
         var added = new List<QmpFdSetEntry>();
         try
@@ -103,6 +128,15 @@ public sealed partial class SimulatorDescriptorDifferentialTests
             await Step(() => client.ExecuteAsync("query-fdsets"));
             await Step(() => client.ExecuteAsync("remove-fd", Arguments("""{"fdset-id":0}""")));
             await Step(() => client.ExecuteAsync("remove-fd", Arguments("""{"fdset-id":1}""")));
+            await Step(() => client.ExecuteAsync("query-fdsets"));
+            await Step(() => client.ExecuteAsync("stop"));
+            await Step(() => AddAsync("""{"opaque":"paused"}"""));
+            await Step(() => client.ExecuteAsync("remove-fd", Arguments("""{"fdset-id":0}""")));
+            await Step(() => client.ExecuteAsync("query-fdsets"));
+            await Step(() => client.ExecuteAsync("remove-fd", Arguments("""{"fdset-id":0}""")));
+            await Step(() => client.ExecuteAsync("cont"));
+            await Step(() => client.ExecuteAsync("query-fdsets"));
+            await Step(() => client.ExecuteAsync("remove-fd", Arguments("""{"fdset-id":0}""")));
             await Step(() => client.ExecuteAsync("query-fdsets"));
         }
         finally
@@ -141,16 +175,8 @@ public sealed partial class SimulatorDescriptorDifferentialTests
                 reply = $"error {error.ErrorClass}: {error.Description}";
             }
 
-            replies.Add(FdNumber().Replace(reply, match =>
-            {
-                var key = match.Groups[1].Value;
-                if (!fds.TryGetValue(key, out var name))
-                {
-                    fds[key] = name = $"fd#{fds.Count}";
-                }
-
-                return $"\"fd\":\"{name}\"";
-            }));
+            // Descriptor numbers are each process's own (and reused once closed): only where one stands is compared.
+            replies.Add(FdNumber().Replace(reply, "\"fd\":N"));
         }
     }
 
