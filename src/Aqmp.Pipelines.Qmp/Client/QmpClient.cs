@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Aqmp.Pipelines.Framing;
@@ -36,7 +37,7 @@ namespace Aqmp.Pipelines.Qmp.Client;
 /// no reply) and <see cref="ExecuteMessageAsync"/> raises <see cref="QmpExecuteInterruptedException"/>.
 /// </para>
 /// </remarks>
-public class QmpClient : PipeProtocol<QmpMessage>
+public partial class QmpClient : PipeProtocol<QmpMessage>
 {
     private const string CapabilitiesCommand = "qmp_capabilities";
     private const string QuitCommand = "quit";
@@ -165,7 +166,7 @@ public class QmpClient : PipeProtocol<QmpMessage>
     /// makes with that id (built once), and waits for its reply: null when the server closed the
     /// connection after <c>quit</c> without replying to it.
     /// </summary>
-    private async Task<QmpMessage?> ExecuteCoreAsync(string name, Func<JsonElement, QmpMessage> build, CancellationToken cancellationToken)
+    private async Task<QmpMessage?> ExecuteCoreAsync(string name, Func<JsonElement, QmpMessage> build, CancellationToken cancellationToken, ReadOnlyMemory<SafeHandle> descriptors = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var id = Interlocked.Increment(ref _nextId);
@@ -182,7 +183,15 @@ public class QmpClient : PipeProtocol<QmpMessage>
         var token = linked?.Token ?? cancellationToken;
         try
         {
-            await SendAsync(build(IdElement(id)), token).ConfigureAwait(false);
+            if (descriptors.IsEmpty)
+            {
+                await SendAsync(build(IdElement(id)), token).ConfigureAwait(false);
+            }
+            else
+            {
+                await SendWithDescriptorsAsync(build(IdElement(id)), descriptors, token).ConfigureAwait(false);
+            }
+
             return await pending.Reply.Task.WaitAsync(token).ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (linked is not null)

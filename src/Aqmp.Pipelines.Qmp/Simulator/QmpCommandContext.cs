@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using System.Text.Json;
 using Aqmp.Pipelines.Qmp.Messages;
 
@@ -8,12 +9,24 @@ public sealed class QmpCommandContext
 {
     private readonly Func<QmpMessage, CancellationToken, ValueTask> _emit;
 
-    internal QmpCommandContext(QmpSimulator simulator, QmpMessage command, Func<QmpMessage, CancellationToken, ValueTask> emit)
+    private readonly Func<SafeFileHandle?>? _takeDescriptor;
+
+    internal QmpCommandContext(QmpSimulator simulator, QmpMessage command, Func<QmpMessage, CancellationToken, ValueTask> emit, Func<SafeFileHandle?>? takeDescriptor = null)
     {
         Simulator = simulator;
         Command = command;
         _emit = emit;
+        _takeDescriptor = takeDescriptor;
     }
+
+    /// <summary>
+    /// Takes the file descriptor the client passed, as QEMU's monitor does for <c>getfd</c> and
+    /// <c>add-fd</c>: the first of those that came with the last message that carried any (the
+    /// others of that message are closed); the caller owns it. A second call returns null until the
+    /// client passes descriptors again. Null too over a connection that cannot pass descriptors.
+    /// </summary>
+    /// <returns>The descriptor, or null when none is held.</returns>
+    public SafeFileHandle? TakeDescriptor() => _takeDescriptor?.Invoke();
 
     /// <summary>The simulator running the command.</summary>
     public QmpSimulator Simulator { get; }

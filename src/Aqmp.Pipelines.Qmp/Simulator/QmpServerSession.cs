@@ -33,6 +33,7 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
     private Task _inBandWorker = Task.CompletedTask;
     private Exception? _inBandFault;
     private bool _negotiated;
+    private readonly HeldDescriptors _received = new();
 
     /// <summary>How many in-band requests wait at most, once oob is negotiated (QEMU's <c>QMP_REQ_QUEUE_LEN_MAX</c>).</summary>
     public const int InBandQueueLength = 8;
@@ -40,13 +41,13 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
     /// <summary>How long the end of a session waits for an in-band handler that ignores its cancellation.</summary>
     private static readonly TimeSpan InBandStopGrace = TimeSpan.FromSeconds(2);
 
-    public QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, ILoggerFactory? loggerFactory)
-        : this(simulator, options, new QemuInputFramer(options.MaximumMessageLength), loggerFactory)
+    public QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, ILoggerFactory? loggerFactory, bool passesDescriptors = false)
+        : this(simulator, options, new QemuInputFramer(options.MaximumMessageLength), loggerFactory, passesDescriptors)
     {
     }
 
-    private QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, QemuInputFramer framer, ILoggerFactory? loggerFactory)
-        : base(framer, options.Session, loggerFactory, "simulator")
+    private QmpServerSession(QmpSimulator simulator, QmpSimulatorOptions options, QemuInputFramer framer, ILoggerFactory? loggerFactory, bool passesDescriptors)
+        : base(framer, options.Session with { AllowDescriptorPassing = passesDescriptors }, loggerFactory, "simulator")
     {
         _simulator = simulator;
         _options = options;
@@ -73,6 +74,12 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
 
     protected override async ValueTask OnMessageAsync(QmpMessage message, MessageContext<QmpMessage> context, CancellationToken cancellationToken)
     {
+        if (AllowsDescriptorPassing)
+        {
+            // As QEMU's socket chardev: the descriptors of the last read that brought any replace those held.
+            _received.Replace(context.TakeDescriptors());
+        }
+
         if (_inBand is { } queue && !message.IsOutOfBand)
         {
             // As QEMU stops reading once its queue is full, the read loop does not return until
@@ -104,6 +111,7 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
             await Task.WhenAny(_inBandWorker, Task.Delay(InBandStopGrace, CancellationToken.None)).ConfigureAwait(false);
         }
 
+        _received.Replace(null);
         _ended.TrySetResult();
         if (_inBandFault is { } fault)
         {
@@ -181,7 +189,7 @@ internal sealed class QmpServerSession : PipeProtocol<QmpMessage>
             return;
         }
 
-        var reply = await _simulator.RunCommandAsync(this, message, context.SendAsync, cancellationToken).ConfigureAwait(false);
+        var reply = await _simulator.RunCommandAsync(this, message, context.SendAsync, cancellationToken, _received.TakeFirst).ConfigureAwait(false);
         await context.SendAsync(reply, cancellationToken).ConfigureAwait(false);
         if (name == QuitCommand && reply.Kind == QmpMessageKind.Return)
         {

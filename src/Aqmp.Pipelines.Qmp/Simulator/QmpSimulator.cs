@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net;
@@ -60,6 +61,7 @@ public sealed class QmpSimulator : IAsyncDisposable
     private SocketListener? _listener;
     private int _sessionsServed;
     private volatile bool _quitRequested;
+    private bool _passesDescriptors;
 
     /// <summary>Creates a simulator with the built-in commands; it serves nothing until started.</summary>
     /// <param name="options">Settings; <see cref="QmpSimulatorOptions.Default"/> when null.</param>
@@ -82,6 +84,7 @@ public sealed class QmpSimulator : IAsyncDisposable
         _loggerFactory = loggerFactory;
         _logger = loggerFactory?.CreateLogger<QmpSimulator>() ?? (ILogger)NullLogger.Instance;
         SimulatorCommands.Register(this, _machine, _options.Version, () => _quitRequested = true);
+        SimulatorDescriptorCommands.Register(this, Descriptors, _machine);
     }
 
     /// <summary>The address the simulator listens on, once started.</summary>
@@ -139,6 +142,9 @@ public sealed class QmpSimulator : IAsyncDisposable
         }
 
         _listener = await SocketListener.BindAsync(endPoint, backlog: Math.Max(16, _options.MaximumClients), _options.ReplaceStaleSocket, cancellationToken).ConfigureAwait(false);
+
+        // As QEMU's Unix-socket monitor: clients may pass descriptors (getfd, add-fd).
+        _passesDescriptors = endPoint is System.Net.Sockets.UnixDomainSocketEndPoint && OperatingSystem.IsLinux() && Environment.Is64BitProcess;
         _ = Task.Run(RunAcceptLoopAsync, CancellationToken.None);
         return _listener.LocalEndPoint;
     }
@@ -181,12 +187,16 @@ public sealed class QmpSimulator : IAsyncDisposable
 
     /// <summary>Stops the simulator (see <see cref="StopAsync"/>).</summary>
     /// <returns>A task that completes when the simulator has stopped.</returns>
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         // The stop source is cancelled, not disposed: a client's service that is still finishing
         // may cancel it again, and a cancelled source with no timer holds nothing.
-        return new ValueTask(StopAsync());
+        await StopAsync().ConfigureAwait(false);
+        Descriptors.Dispose();
     }
+
+    /// <summary>The descriptors clients passed with <c>getfd</c> and <c>add-fd</c>, held as QEMU holds them.</summary>
+    internal SimulatorDescriptors Descriptors { get; } = new();
 
     /// <summary>Whether a command is known: in QEMU 7.2's schema, or registered.</summary>
     internal bool Knows(string command) => QemuSchema.Qemu72.Command(command) is not null || _handlers.ContainsKey(command);
@@ -218,7 +228,7 @@ public sealed class QmpSimulator : IAsyncDisposable
     /// events the handler raises reach the other negotiated clients too; <paramref name="send"/>
     /// sends them to <paramref name="origin"/>, ahead of its reply.
     /// </summary>
-    internal async ValueTask<QmpMessage> RunCommandAsync(QmpServerSession origin, QmpMessage command, Func<QmpMessage, CancellationToken, ValueTask> send, CancellationToken cancellationToken)
+    internal async ValueTask<QmpMessage> RunCommandAsync(QmpServerSession origin, QmpMessage command, Func<QmpMessage, CancellationToken, ValueTask> send, CancellationToken cancellationToken, Func<SafeFileHandle?>? takeDescriptor = null)
     {
         var name = command.CommandName!;
         var handled = _handlers.TryGetValue(name, out var handler);
@@ -244,7 +254,7 @@ public sealed class QmpSimulator : IAsyncDisposable
             {
                 _clients.SendToOthers(origin, message);
                 return send(message, token);
-            });
+            }, takeDescriptor);
             var value = await handler!(context, cancellationToken).ConfigureAwait(false);
             return QmpMessage.Return(value, command.Id);
         }
@@ -263,7 +273,7 @@ public sealed class QmpSimulator : IAsyncDisposable
         var logger = _logger;
         try
         {
-            var transportOptions = _options.Session.ToTransportOptions(_options.Session.CreateSegmentPool());
+            var transportOptions = _options.Session.ToTransportOptions(_options.Session.CreateSegmentPool()) with { AllowDescriptorPassing = _passesDescriptors };
             var loop = new SimulatorAcceptLoop(
                 token => AcceptWhenServingLessAsync(transportOptions, token),
                 StartServing,
@@ -317,7 +327,7 @@ public sealed class QmpSimulator : IAsyncDisposable
     {
         try
         {
-            if (await ServeAsync(connection, cancellationToken).ConfigureAwait(false) && _quitRequested && _options.StopOnQuit)
+            if (await ServeAsync(connection, cancellationToken, _passesDescriptors).ConfigureAwait(false) && _quitRequested && _options.StopOnQuit)
             {
                 await _stop.CancelAsync().ConfigureAwait(false);
             }
@@ -336,9 +346,9 @@ public sealed class QmpSimulator : IAsyncDisposable
 
     /// <summary>Serves one client until its session ends.</summary>
     /// <returns>Whether the client's <c>quit</c> ended it.</returns>
-    private async Task<bool> ServeAsync(TransportConnection connection, CancellationToken cancellationToken)
+    private async Task<bool> ServeAsync(TransportConnection connection, CancellationToken cancellationToken, bool passesDescriptors = false)
     {
-        var session = new QmpServerSession(this, _options, _loggerFactory);
+        var session = new QmpServerSession(this, _options, _loggerFactory, passesDescriptors);
         Interlocked.Increment(ref _sessionsServed);
         _clients.Add(session);
         try
@@ -360,6 +370,11 @@ public sealed class QmpSimulator : IAsyncDisposable
         {
             _clients.Remove(session);
             await EndQuietlyAsync(session).ConfigureAwait(false);
+            if (_clients.Snapshot().Length == 0)
+            {
+                // As QEMU once no monitor is connected.
+                Descriptors.ClientsGone(_machine.IsRunning);
+            }
         }
 
         return session.AnsweredQuit;

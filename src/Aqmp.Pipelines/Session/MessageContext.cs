@@ -1,3 +1,7 @@
+using Aqmp.Pipelines.Transports;
+using Microsoft.Win32.SafeHandles;
+using System.Runtime.InteropServices;
+
 namespace Aqmp.Pipelines.Session;
 
 /// <summary>
@@ -14,6 +18,8 @@ public sealed class MessageContext<TMessage>
     private readonly OutboundWriter<TMessage> _outbound;
     private int _handlingThread;
     private volatile bool _endRequested;
+    private long _messageStart;   // the inbound stream range of the message being handled, when descriptors pass
+    private long _messageEnd;
 
     internal MessageContext(PipeProtocol<TMessage> session, OutboundWriter<TMessage> outbound)
     {
@@ -64,6 +70,58 @@ public sealed class MessageContext<TMessage>
         => _session.SendManyAsync(messages, IsHandlingThread, _outbound, cancellationToken);
 
     /// <summary>
+    /// Sends a message with file descriptors, as <see cref="PipeProtocol{TMessage}.SendWithDescriptorsAsync"/>
+    /// does, flushed as <see cref="SendAsync"/> flushes a reply.
+    /// </summary>
+    /// <param name="message">The message.</param>
+    /// <param name="descriptors">The handles whose descriptors go with the message's first byte (1 to 253).</param>
+    /// <param name="cancellationToken">Stops waiting for the transport; the message and descriptors are then not sent.</param>
+    /// <returns>A task that completes when the message is framed.</returns>
+    /// <exception cref="NotSupportedException">The session does not pass descriptors (<see cref="PipeProtocolOptions.AllowDescriptorPassing"/>).</exception>
+    /// <exception cref="ArgumentException">No descriptors, more than 253, or a null handle.</exception>
+    /// <exception cref="ObjectDisposedException">A handle is closed.</exception>
+    /// <exception cref="OperationCanceledException">As for <see cref="SendAsync"/>.</exception>
+    /// <exception cref="StateException">As for <see cref="SendAsync"/>.</exception>
+    public ValueTask SendWithDescriptorsAsync(TMessage message, ReadOnlyMemory<SafeHandle> descriptors, CancellationToken cancellationToken = default)
+        => _session.SendWithDescriptorsCoreAsync(message, descriptors, IsHandlingThread, _outbound, cancellationToken);
+
+    /// <summary>
+    /// Takes the file descriptors that arrived within the bytes of the message being handled (its
+    /// first byte to its last, and the bytes the framer skipped before it), in arrival order, as
+    /// handles the caller now owns and must dispose. Descriptors nobody takes are closed when the
+    /// handler returns; call this before. A second call for the same message returns none.
+    /// </summary>
+    /// <returns>The handles; empty when none arrived, or when called outside a handler.</returns>
+    /// <exception cref="NotSupportedException">The session does not pass descriptors (<see cref="PipeProtocolOptions.AllowDescriptorPassing"/>).</exception>
+    public SafeFileHandle[] TakeDescriptors()
+    {
+        var connection = Descriptors ?? throw PipeProtocol<TMessage>.DescriptorsNotAllowed();
+        var (start, end) = (Volatile.Read(ref _messageStart), Volatile.Read(ref _messageEnd));
+        return end > start ? connection.TakeDescriptors(start, end) : [];
+    }
+
+    /// <summary>The read loop hands <paramref name="reader"/>'s last message to the handler.</summary>
+    internal void BeginMessage(MessageReader<TMessage> reader)
+    {
+        if (Descriptors is not null)
+        {
+            Volatile.Write(ref _messageStart, reader.MessageStart);
+            Volatile.Write(ref _messageEnd, reader.MessageEnd);
+        }
+    }
+
+    /// <summary>The handler returned: the descriptors of its message nobody took are closed.</summary>
+    internal void EndMessage()
+    {
+        if (Descriptors is { } connection)
+        {
+            var end = Volatile.Read(ref _messageEnd);
+            Volatile.Write(ref _messageStart, end);
+            connection.CloseDescriptorsBefore(end);
+        }
+    }
+
+    /// <summary>
     /// Ends the session gracefully: the session goes <see cref="Runstate.Disconnecting"/> at once
     /// and its output closes (send the last replies before calling this: one sent after it is
     /// refused), what was sent is flushed, no further message is delivered once the handler
@@ -76,6 +134,9 @@ public sealed class MessageContext<TMessage>
         _endRequested = true;
         _session.EndSession(_outbound);
     }
+
+    /// <summary>The connection descriptors pass over, when the session allows it.</summary>
+    internal UnixDescriptorConnection? Descriptors { get; init; }
 
     private bool IsHandlingThread => Volatile.Read(ref _handlingThread) == Environment.CurrentManagedThreadId;
 

@@ -30,6 +30,14 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
     private bool _held;
     private bool _completed;
     private bool _failed;
+    private long _bufferOffset;               // the position in the inbound stream of _buffer.Start, when tracked
+    private readonly bool _tracksPositions = connection is UnixDescriptorConnection;
+
+    /// <summary>On a connection that passes descriptors, the inbound stream position of the last message's first byte (leading bytes the framer skipped included).</summary>
+    public long MessageStart { get; private set; }
+
+    /// <summary>On a connection that passes descriptors, the inbound stream position just past the last message.</summary>
+    public long MessageEnd { get; private set; }
 
     /// <summary>Whether the held read is the last: the peer ended the stream (or the connection failed) after it.</summary>
     public bool IsCompleted => _held && _completed;
@@ -52,6 +60,11 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
         {
             if (framer.TryReadMessage(_buffer, ref consumed, ref examined, out message))
             {
+                if (_tracksPositions)
+                {
+                    Track(_buffer.Slice(_buffer.Start, consumed).Length);
+                }
+
                 _buffer = _buffer.Slice(consumed);
                 _examined = default;
                 return true;
@@ -96,6 +109,11 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
             throw;
         }
 
+        if (_tracksPositions)
+        {
+            Track(_buffer.Length);
+        }
+
         _buffer = _buffer.Slice(_buffer.End);
         _examined = default;
         return true;
@@ -106,6 +124,7 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
     {
         if (_held)
         {
+            _bufferOffset += _tracksPositions ? _buffer.Length : 0;
             _buffer = _buffer.Slice(_buffer.End);
             _examined = default;
         }
@@ -154,6 +173,14 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
         {
             _examined = default;
         }
+    }
+
+    /// <summary>Records the message of <paramref name="length"/> bytes just taken from the front of the held read.</summary>
+    private void Track(long length)
+    {
+        MessageStart = _bufferOffset;
+        _bufferOffset += length;
+        MessageEnd = _bufferOffset;
     }
 
     /// <summary>Where the framer stopped looking in the partial frame, or <paramref name="start"/> when it has not looked yet.</summary>

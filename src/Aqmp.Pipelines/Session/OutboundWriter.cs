@@ -27,7 +27,7 @@ namespace Aqmp.Pipelines.Session;
 /// nobody writes into the pipe: senders queue up (<see cref="TryQueue"/>), in call order,
 /// <em>before</em> their messages are framed, so a sender that gives up (cancelled, or the session
 /// ended) has sent nothing. When the flush completes, the first sender in the queue is given the
-/// turn: it frames its message in its own flow (<see cref="TryWrite(ReadOnlySpan{TMessage}, bool, out int, bool)"/>
+/// turn: it frames its message in its own flow (<see cref="TryWrite(ReadOnlySpan{TMessage}, bool, out int, bool, OutboundDescriptors?)"/>
 /// with <c>hasTurn</c>), and hands the turn to the next as it leaves. Outbound memory stays below
 /// the pause threshold plus one batch and one message (plus the waiting senders' own messages).
 /// </para>
@@ -77,7 +77,10 @@ internal sealed class OutboundWriter<TMessage>
         output.ReleaseBlocksWhenIdle();
     }
 
-    /// <summary>What <see cref="TryWrite(ReadOnlySpan{TMessage}, bool, out int, bool)"/> did with the messages.</summary>
+    /// <summary>The connection descriptors sent with a message are attached to, when it passes descriptors.</summary>
+    public UnixDescriptorConnection? Descriptors { get; init; }
+
+    /// <summary>What <see cref="TryWrite(ReadOnlySpan{TMessage}, bool, out int, bool, OutboundDescriptors?)"/> did with the messages.</summary>
     public enum WriteResult
     {
         /// <summary>Framed and flushed (or held back for the read loop to flush).</summary>
@@ -110,12 +113,13 @@ internal sealed class OutboundWriter<TMessage>
     /// </param>
     /// <param name="written">How many were framed, from the first.</param>
     /// <param name="hasTurn">The caller was given its turn by <see cref="TryQueue"/>: it frames ahead of the queue, and passes the turn on.</param>
+    /// <param name="descriptors">Descriptors to send with the first byte of the first message, unless attached already; attached once it is framed.</param>
     /// <returns><see cref="WriteResult.Written"/> when all were framed; otherwise why the rest were not.</returns>
     /// <exception cref="Exception">
     /// The outbound filter or the framer refused message <paramref name="written"/> (it and those
     /// after it were not sent; those before it were).
     /// </exception>
-    public WriteResult TryWrite(ReadOnlySpan<TMessage> messages, bool readLoopFlushes, out int written, bool hasTurn = false)
+    public WriteResult TryWrite(ReadOnlySpan<TMessage> messages, bool readLoopFlushes, out int written, bool hasTurn = false, OutboundDescriptors? descriptors = null)
     {
         written = 0;
         Exception? failure = null;
@@ -146,6 +150,7 @@ internal sealed class OutboundWriter<TMessage>
                     break;
                 }
 
+                var start = _output.Written;
                 try
                 {
                     failure = Frame(messages[written]);
@@ -160,6 +165,13 @@ internal sealed class OutboundWriter<TMessage>
                 if (failure is not null)
                 {
                     break;
+                }
+
+                if (written == 0 && descriptors is { IsAttached: false } && Descriptors is { } connection)
+                {
+                    descriptors.Offset = start;
+                    descriptors.IsAttached = true;
+                    connection.Attach(descriptors);
                 }
             }
 

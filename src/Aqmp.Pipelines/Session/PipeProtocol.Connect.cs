@@ -32,6 +32,7 @@ public abstract partial class PipeProtocol<TMessage>
     public async Task ConnectAsync(EndPoint endPoint, SslClientAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
     {
         SocketTransport.ThrowIfUnsupported(endPoint);
+        ThrowIfDescriptorsCannotPass(endPoint, tls is not null);
         var attempt = BeginAttempt();
         PipeProtocolLog.Connecting(Logger, "Connecting", AddressParser.Format(endPoint));
         await EstablishAsync(attempt, token => ConnectTransportAsync(endPoint, tls, token), cancellationToken).ConfigureAwait(false);
@@ -67,6 +68,7 @@ public abstract partial class PipeProtocol<TMessage>
     public async Task<EndPoint> StartServerAsync(EndPoint endPoint, SslServerAuthenticationOptions? tls = null, CancellationToken cancellationToken = default)
     {
         SocketTransport.ThrowIfUnsupported(endPoint);
+        ThrowIfDescriptorsCannotPass(endPoint, tls is not null);
         SocketListener? bound = null;
         await AttemptAsync(
             BeginAttempt(),
@@ -175,6 +177,7 @@ public abstract partial class PipeProtocol<TMessage>
             throw new ArgumentException("The socket must be a connected stream socket.", nameof(socket));
         }
 
+        ThrowIfDescriptorsCannotPass(socket);
         return OpenAsync(() => SocketTransport.Open(socket, _transportOptions), cancellationToken);
     }
 
@@ -197,6 +200,7 @@ public abstract partial class PipeProtocol<TMessage>
             throw new ArgumentException("The stream must be readable and writable.", nameof(stream));
         }
 
+        ThrowIfDescriptorsCannotPass(false, "a stream");
         return OpenAsync(() => SocketTransport.Open(stream, _transportOptions), cancellationToken);
     }
 
@@ -213,6 +217,7 @@ public abstract partial class PipeProtocol<TMessage>
     public Task OpenAsync(IDuplexPipe pipe, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(pipe);
+        ThrowIfDescriptorsCannotPass(false, "a pipe");
         return OpenAsync(() => SocketTransport.Open(pipe, _transportOptions), cancellationToken);
     }
 
@@ -229,6 +234,7 @@ public abstract partial class PipeProtocol<TMessage>
     public Task OpenAsync(TransportConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
+        ThrowIfDescriptorsCannotPass(connection is UnixDescriptorConnection, "a connection opened without descriptor passing");
         return OpenAsync(() => SocketTransport.Adopt(connection, _transportOptions), cancellationToken);
     }
 

@@ -13,9 +13,10 @@ public abstract partial class PipeProtocol<TMessage>
     {
         var (connection, reader) = (connecting.Connection!, connecting.Reader!);
         OutboundWriter<TMessage>? outbound = null;
-        outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes);
+        var descriptors = connection as UnixDescriptorConnection;
+        outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes) { Descriptors = descriptors };
         var abort = new CancellationTokenSource();
-        var context = new MessageContext<TMessage>(this, outbound);
+        var context = new MessageContext<TMessage>(this, outbound) { Descriptors = descriptors };
         var readLoop = Task.Run(() => RunReadLoopAsync(reader, outbound, context, abort.Token));
         return new RunningState(connection, outbound, abort, readLoop);
     }
@@ -128,6 +129,7 @@ public abstract partial class PipeProtocol<TMessage>
                 return true;
             }
 
+            context.BeginMessage(reader);
             try
             {
                 var handled = OnMessageAsync(OnInbound(message), context, abort);
@@ -149,6 +151,10 @@ public abstract partial class PipeProtocol<TMessage>
                 // A write failed and the output is closed: this handler's reply could not be sent,
                 // which ends the handler; the input that arrived first is still delivered.
                 context.SetHandlingThread(true);
+            }
+            finally
+            {
+                context.EndMessage();
             }
 
             if (context.IsEndRequested)

@@ -1,4 +1,5 @@
 using Aqmp.Pipelines.Framing;
+using Aqmp.Pipelines.Transports;
 
 namespace Aqmp.Pipelines.Session;
 
@@ -68,14 +69,14 @@ public abstract partial class PipeProtocol<TMessage>
     /// Frames what it can at once (one lock), then waits in call order for the rest; with
     /// <paramref name="session"/> (a context's own session), only into that session.
     /// </summary>
-    internal ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, bool readLoopFlushes, OutboundWriter<TMessage>? session, CancellationToken cancellationToken)
+    internal ValueTask SendManyAsync(ReadOnlyMemory<TMessage> messages, bool readLoopFlushes, OutboundWriter<TMessage>? session, CancellationToken cancellationToken, OutboundDescriptors? descriptors = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var written = 0;
         return (session ?? (_state as RunningState)?.Outbound) is { } outbound
-            && outbound.TryWrite(messages.Span, readLoopFlushes, out written) == OutboundWriter<TMessage>.WriteResult.Written
+            && outbound.TryWrite(messages.Span, readLoopFlushes, out written, descriptors: descriptors) == OutboundWriter<TMessage>.WriteResult.Written
             ? ValueTask.CompletedTask
-            : SendQueuedAsync(messages[written..], session, cancellationToken);
+            : SendQueuedAsync(messages[written..], session, cancellationToken, descriptors);
     }
 
     /// <summary>
@@ -83,14 +84,14 @@ public abstract partial class PipeProtocol<TMessage>
     /// frames as many as it can at once, until all are framed; or raises why they cannot be sent.
     /// With <paramref name="session"/> (a context's own session), a later session is never written to.
     /// </summary>
-    private async ValueTask SendQueuedAsync(ReadOnlyMemory<TMessage> rest, OutboundWriter<TMessage>? session, CancellationToken cancellationToken)
+    private async ValueTask SendQueuedAsync(ReadOnlyMemory<TMessage> rest, OutboundWriter<TMessage>? session, CancellationToken cancellationToken, OutboundDescriptors? descriptors = null)
     {
         var hasTurn = false;
         while (!rest.IsEmpty)
         {
             var state = _state;
             var outbound = SendableOutbound(state, session);
-            var result = outbound.TryWrite(rest.Span, readLoopFlushes: false, out var written, hasTurn);
+            var result = outbound.TryWrite(rest.Span, readLoopFlushes: false, out var written, hasTurn, descriptors);
             rest = rest[written..];
             hasTurn = false;
             if (result == OutboundWriter<TMessage>.WriteResult.Busy)

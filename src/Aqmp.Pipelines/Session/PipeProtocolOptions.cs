@@ -92,6 +92,16 @@ public sealed record PipeProtocolOptions
     /// </summary>
     public TimeSpan ConnectTimeout { get; init; } = Timeout.InfiniteTimeSpan;
 
+    /// <summary>
+    /// Whether the session passes file descriptors with its messages
+    /// (<see cref="PipeProtocol{TMessage}.SendWithDescriptorsAsync"/>,
+    /// <see cref="MessageContext{TMessage}.TakeDescriptors"/>); only a plain Unix-domain socket can, on
+    /// 64-bit Linux (see <see cref="TransportOptions.AllowDescriptorPassing"/>). Connecting,
+    /// listening or opening over TCP, TLS, a stream or a pipe with this set raises
+    /// <see cref="NotSupportedException"/>. Default false.
+    /// </summary>
+    public bool AllowDescriptorPassing { get; init; }
+
     /// <summary>The options used when none are given.</summary>
     public static PipeProtocolOptions Default { get; } = new();
 
@@ -142,6 +152,7 @@ public sealed record PipeProtocolOptions
         ReceivePool = pool is not null && pool.MaxBufferSize >= ReceiveBufferSize ? pool : null,
         WaitForDataBeforeAllocatingBuffer = WaitForDataBeforeAllocatingBuffer,
         LingerTimeout = LingerTimeout,
+        AllowDescriptorPassing = AllowDescriptorPassing,
     };
 
     /// <summary>

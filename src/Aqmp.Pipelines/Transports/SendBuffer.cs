@@ -96,6 +96,9 @@ internal sealed class SendBuffer : PipeWriter
     /// <summary>Bytes flushed and not yet sent.</summary>
     public long Unsent => Volatile.Read(ref _published) - Volatile.Read(ref _sent);
 
+    /// <summary>Bytes written so far (the position in the outbound stream of the next byte written). Writer's side.</summary>
+    public long Written => _written;
+
     /// <inheritdoc/>
     public override bool CanGetUnflushedBytes => true;
 

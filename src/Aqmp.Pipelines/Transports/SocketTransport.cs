@@ -35,6 +35,7 @@ public static class SocketTransport
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         options ??= TransportOptions.Default;
+        ThrowIfDescriptorPassing(options, endPoint is UnixDomainSocketEndPoint && tls is null, tls is null ? "a TCP connection" : "a TLS connection");
         var socket = CreateSocket(endPoint);
         try
         {
@@ -74,8 +75,9 @@ public static class SocketTransport
         }
 
         options ??= TransportOptions.Default;
+        ThrowIfDescriptorPassing(options, socket.AddressFamily == AddressFamily.Unix, "a TCP socket");
         SocketConnection.SetRecommendedClientOptions(socket);
-        return new SocketTransportConnection(socket, options);
+        return options.AllowDescriptorPassing ? UnixDescriptorConnection.Create(socket, options) : new SocketTransportConnection(socket, options);
     }
 
     /// <summary>
@@ -94,7 +96,9 @@ public static class SocketTransport
             throw new ArgumentException("The stream must be readable and writable.", nameof(stream));
         }
 
-        return StreamTransportConnection.Create(stream, options ?? TransportOptions.Default);
+        options ??= TransportOptions.Default;
+        ThrowIfDescriptorPassing(options, false, "a stream");
+        return StreamTransportConnection.Create(stream, options);
     }
 
     /// <summary>
@@ -108,7 +112,9 @@ public static class SocketTransport
     public static TransportConnection Open(IDuplexPipe pipe, TransportOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(pipe);
-        return new DuplexPipeConnection(pipe, options ?? TransportOptions.Default);
+        options ??= TransportOptions.Default;
+        ThrowIfDescriptorPassing(options, false, "a pipe");
+        return new DuplexPipeConnection(pipe, options);
     }
 
     /// <summary>
@@ -117,7 +123,23 @@ public static class SocketTransport
     /// into <paramref name="connection"/>'s output, and closes or aborts it after its pipe.
     /// </summary>
     internal static TransportConnection Adopt(TransportConnection connection, TransportOptions options)
-        => connection.Pipe.Output is SendBuffer ? connection : new DuplexPipeConnection(connection.Pipe, options, connection);
+    {
+        ThrowIfDescriptorPassing(options, connection is UnixDescriptorConnection, "a connection opened without descriptor passing");
+        return connection.Pipe.Output is SendBuffer ? connection : new DuplexPipeConnection(connection.Pipe, options, connection);
+    }
+
+    /// <summary>
+    /// Throws when <paramref name="options"/> ask for descriptor passing and the connection is not
+    /// a Unix-domain stream socket (<paramref name="canPass"/> false), naming what it is.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Descriptors cannot be passed over <paramref name="what"/>.</exception>
+    internal static void ThrowIfDescriptorPassing(TransportOptions options, bool canPass, string what)
+    {
+        if (options.AllowDescriptorPassing && !canPass)
+        {
+            throw new NotSupportedException($"File descriptors can be passed only over a plain Unix-domain socket, not over {what}: turn AllowDescriptorPassing off for this connection.");
+        }
+    }
 
     private static async ValueTask ConnectSocketAsync(Socket socket, EndPoint endPoint, CancellationToken cancellationToken)
     {
@@ -166,6 +188,7 @@ public static class SocketTransport
         Func<SslStream, CancellationToken, Task> authenticate,
         CancellationToken cancellationToken)
     {
+        ThrowIfDescriptorPassing(options, false, "a TLS connection");
         var local = socket.LocalEndPoint;
         var remote = socket.RemoteEndPoint;
         var tls = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);

@@ -27,14 +27,21 @@ internal sealed class SocketTransportConnection : OwnedTransportConnection
 
     public override EndPoint? RemoteEndPoint { get; }
 
+    protected override ValueTask SendAsync(List<ArraySegment<byte>> chunks, long bytes) => SendGatheredAsync(_socket, chunks, bytes);
+
+    /// <summary>
+    /// Sends every byte of <paramref name="chunks"/> on <paramref name="socket"/>: one gathered send
+    /// when there are several, then the rest chunk by chunk; a socket failure is reported as the
+    /// <see cref="IOException"/> a <see cref="NetworkStream"/> raises.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    protected override async ValueTask SendAsync(List<ArraySegment<byte>> chunks, long bytes)
+    internal static async ValueTask SendGatheredAsync(Socket socket, List<ArraySegment<byte>> chunks, long bytes)
     {
         try
         {
             if (chunks.Count > 1)
             {
-                var sent = await _socket.SendAsync(chunks, SocketFlags.None).ConfigureAwait(false);
+                var sent = await socket.SendAsync(chunks, SocketFlags.None).ConfigureAwait(false);
                 if (sent == bytes)
                 {
                     return;
@@ -48,7 +55,7 @@ internal sealed class SocketTransportConnection : OwnedTransportConnection
                 var rest = chunk.AsMemory();
                 while (!rest.IsEmpty)
                 {
-                    rest = rest[await _socket.SendAsync(rest, SocketFlags.None).ConfigureAwait(false)..];
+                    rest = rest[await socket.SendAsync(rest, SocketFlags.None).ConfigureAwait(false)..];
                 }
             }
         }

@@ -53,6 +53,15 @@ public sealed record TransportOptions
     /// </summary>
     public TimeSpan LingerTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// Whether connections pass file descriptors (<c>SCM_RIGHTS</c>): only Unix-domain stream sockets
+    /// can, on 64-bit Linux. Every receive is then a <c>recvmsg</c> that collects the descriptors
+    /// arriving with the bytes (a plain read would silently drop them), and descriptors can be sent
+    /// with outbound bytes. Opening a TCP, TLS, stream or pipe connection with this set raises
+    /// <see cref="NotSupportedException"/>. Default false.
+    /// </summary>
+    public bool AllowDescriptorPassing { get; init; }
+
     /// <summary>The options used when none are given.</summary>
     public static TransportOptions Default { get; } = new();
 }
