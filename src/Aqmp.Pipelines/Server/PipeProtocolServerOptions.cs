@@ -47,9 +47,9 @@ public sealed class PipeProtocolServerOptions
     /// shared by all connections. Default: <see cref="PipeProtocolOptions"/>' defaults.
     /// </summary>
     /// <remarks>
-    /// An idle connection holds no receive buffer (with
-    /// <see cref="PipeProtocolOptions.WaitForDataBeforeAllocatingBuffer"/>), but its send buffer keeps
-    /// the last segment it sent from: for many mostly idle sessions, choose a small
+    /// An idle session holds no receive buffer (with
+    /// <see cref="PipeProtocolOptions.WaitForDataBeforeAllocatingBuffer"/>) and no send buffer (its
+    /// send loop returns its block to the pool when everything was sent), whatever the
     /// <see cref="PipeProtocolOptions.MinimumSegmentSize"/>.
     /// </remarks>
     public PipeProtocolOptions Transport { get; init; } = new();
