@@ -61,16 +61,22 @@ internal sealed class SocketTransportConnection : OwnedTransportConnection
         }
         catch (SocketException ex)
         {
-            // As a NetworkStream reports it: the session sees one kind of error from every transport.
-            throw new IOException($"Unable to write data to the transport connection: {ex.Message}.", ex);
+            throw SendFailed(ex);
         }
     }
 
-    protected override ValueTask ShutdownSendAsync(CancellationToken cancellationToken)
+    protected override ValueTask ShutdownSendAsync(CancellationToken cancellationToken) => ShutdownSend(_socket);
+
+    /// <summary>A failed socket send as a <see cref="NetworkStream"/> reports it: the session sees one kind of error from every transport.</summary>
+    internal static IOException SendFailed(SocketException error)
+        => new($"Unable to write data to the transport connection: {error.Message}.", error);
+
+    /// <summary>Closes <paramref name="socket"/>'s sending direction after everything was sent; a peer already gone is no error.</summary>
+    internal static ValueTask ShutdownSend(Socket socket)
     {
         try
         {
-            _socket.Shutdown(SocketShutdown.Send);
+            socket.Shutdown(SocketShutdown.Send);
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {

@@ -125,24 +125,11 @@ internal sealed class UnixDescriptorConnection : OwnedTransportConnection
         }
         catch (SocketException ex)
         {
-            // As a NetworkStream reports it: the session sees one kind of error from every transport.
-            throw new IOException($"Unable to write data to the transport connection: {ex.Message}.", ex);
+            throw SocketTransportConnection.SendFailed(ex);
         }
     }
 
-    protected override ValueTask ShutdownSendAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Send);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // The peer is already gone: everything was sent, nothing is left to close.
-        }
-
-        return ValueTask.CompletedTask;
-    }
+    protected override ValueTask ShutdownSendAsync(CancellationToken cancellationToken) => SocketTransportConnection.ShutdownSend(_socket);
 
     protected override void Release()
     {
