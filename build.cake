@@ -1,6 +1,6 @@
 // Aqmp.Pipelines build script.
 //   dotnet tool restore && dotnet cake --target=Test     (default target)
-// Targets: Clean, Build, Test, Bench, Soak, Pack (the three libraries' packages and the aqmp dotnet tool),
+// Targets: Clean, Build, Test, Bench, Soak, Pack (the core, Qmp and Hosting packages and the aqmp dotnet tool),
 // PublishNative (aqmp as one NativeAOT executable for linux-x64 in artifacts/native), ColdStart.
 // Test runs every test project and prints one line, "N passed, N failed, N skipped", right after
 // the last one (Cake's task table follows it). On CI (CI=true) it also runs the reliability tests
@@ -68,9 +68,9 @@ List<string> CheckPackages()
 
     var problems = new List<string>();
     var packages = GetFiles($"{artifacts}/packages/*.nupkg").ToList();
-    if (packages.Count != 3)
+    if (packages.Count != 4)
     {
-        problems.Add($"expected 3 packages in {artifacts}/packages, found {packages.Count}");
+        problems.Add($"expected 4 packages in {artifacts}/packages, found {packages.Count}");
     }
 
     foreach (var package in packages)
@@ -311,11 +311,11 @@ Task("ColdStart")
 });
 
 Task("Pack")
-    .Description("Packs the three libraries' packages and the aqmp dotnet tool into artifacts/packages, then opens each and checks its metadata (CheckPackages).")
+    .Description("Packs the libraries' packages (core, Qmp, Hosting) and the aqmp dotnet tool into artifacts/packages, then opens each and checks its metadata (CheckPackages).")
     .IsDependentOn("Build")
     .Does(() =>
 {
-    foreach (var project in new[] { "Aqmp.Pipelines", "Aqmp.Pipelines.Qmp", "Aqmp.Pipelines.Cli" })
+    foreach (var project in new[] { "Aqmp.Pipelines", "Aqmp.Pipelines.Qmp", "Aqmp.Pipelines.Hosting", "Aqmp.Pipelines.Cli" })
     {
         DotNetPack($"./src/{project}/{project}.csproj", new DotNetPackSettings
         {

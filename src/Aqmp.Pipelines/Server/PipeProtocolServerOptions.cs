@@ -4,7 +4,7 @@ using Aqmp.Pipelines.Session;
 namespace Aqmp.Pipelines.Server;
 
 /// <summary>The limits and timeouts of a <see cref="PipeProtocolServer{TMessage}"/>.</summary>
-public sealed class PipeProtocolServerOptions
+public sealed record PipeProtocolServerOptions
 {
     /// <summary>
     /// At most this many connections at once, handshaking or running; a connection accepted beyond it
