@@ -11,10 +11,13 @@ namespace Aqmp.Pipelines.Benchmarks.Server;
 /// Managed heap per idle server session: a <see cref="PipeProtocolServer{TMessage}"/> on a Unix
 /// socket, N clients in a child process (so that their sockets are not on this heap), each
 /// exchanging one line and then idle. The figure is the heap after a full blocking collection
-/// with the sessions idle, minus the heap before they connected, divided by N.
+/// with the sessions idle, minus the heap before they connected, divided by N. With
+/// <c>paced SECONDS</c>, every client then echoes one 64 B line per second for that long (each
+/// starting at a random point of the first second), and the client process reports the round
+/// trips' percentiles as its clients saw them.
 /// </summary>
 /// <remarks>
-/// <c>dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --idle-sessions 10000 [SEGMENT-SIZE [silent]]</c>
+/// <c>dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --idle-sessions 10000 [SEGMENT-SIZE [silent | paced SECONDS]]</c>
 /// (raise <c>ulimit -n</c> above N plus a few hundred first: each process holds N sockets).
 /// </remarks>
 internal static class IdleSessionsBenchmark
@@ -23,7 +26,8 @@ internal static class IdleSessionsBenchmark
     {
         var count = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 10_000;
         var segmentSize = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : new PipeProtocolOptions().MinimumSegmentSize;
-        var echo = args is not [_, _, "silent"];
+        var echo = args is not [_, _, "silent", ..];
+        var pacedSeconds = args is [_, _, "paced", var seconds] ? int.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture) : 0;
         var path = Path.Combine(Path.GetTempPath(), $"aqmp-idle-{Environment.ProcessId}.sock");
         await using var server = new PipeProtocolServer<string>(
             _ => new LineEcho(),
@@ -59,6 +63,17 @@ internal static class IdleSessionsBenchmark
             $"{count} idle sessions ({(echo ? "one line echoed each" : "silent")}, {segmentSize / 1024} KiB segments): heap {before / 1024.0 / 1024:0.0} MiB before, {after / 1024.0 / 1024:0.0} MiB with them idle: " +
             $"{perSession:0} B ({perSession / 1024:0.00} KiB) per session; connected and echoed in {connected.TotalSeconds:0.0} s; " +
             $"process working set {Environment.WorkingSet / 1024.0 / 1024:0} MiB");
+
+        if (pacedSeconds > 0)
+        {
+            var (gen0, gen1, gen2, allocated) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalAllocatedBytes());
+            await clients.StandardInput.WriteLineAsync($"pace {pacedSeconds}");
+            await clients.StandardInput.FlushAsync();
+            Console.WriteLine(await clients.StandardOutput.ReadLineAsync());
+            Console.WriteLine(
+                $"server during the paced echoes: {(GC.GetTotalAllocatedBytes() - allocated) / 1024.0 / 1024:0.0} MiB allocated, " +
+                $"collections gen0 {GC.CollectionCount(0) - gen0}, gen1 {GC.CollectionCount(1) - gen1}, gen2 {GC.CollectionCount(2) - gen2}");
+        }
 
         await clients.StandardInput.WriteLineAsync("exit");
         await clients.WaitForExitAsync();
@@ -106,13 +121,57 @@ internal static class IdleSessionsBenchmark
         if (untilEnter)
         {
             Console.WriteLine("ready");
-            await Console.In.ReadLineAsync();
+            while (await Console.In.ReadLineAsync() is { } command && command.StartsWith("pace ", StringComparison.Ordinal))
+            {
+                Console.WriteLine(await PacedEchoAsync(sockets, int.Parse(command[5..], System.Globalization.CultureInfo.InvariantCulture)));
+            }
         }
 
         foreach (var socket in sockets)
         {
             socket.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Every socket echoes one 64 B line per second for <paramref name="seconds"/> seconds, each
+    /// starting at a random point of the first second; returns the round trips' percentiles.
+    /// </summary>
+    private static async Task<string> PacedEchoAsync(Socket[] sockets, int seconds)
+    {
+        var line = Encoding.ASCII.GetBytes(new string('x', 63) + "\n");
+        var roundTrips = new long[sockets.Length][];
+        var random = new Random(1);
+        var offsets = sockets.Select(_ => TimeSpan.FromMilliseconds(random.Next(1000))).ToArray();
+        var start = Stopwatch.GetTimestamp();
+        await Task.WhenAll(sockets.Select(async (socket, i) =>
+        {
+            var times = roundTrips[i] = new long[seconds];
+            var buffer = new byte[64];
+            for (var n = 0; n < seconds; n++)
+            {
+                var due = offsets[i] + TimeSpan.FromSeconds(n) - Stopwatch.GetElapsedTime(start);
+                if (due > TimeSpan.Zero)
+                {
+                    await Task.Delay(due);
+                }
+
+                var sent = Stopwatch.GetTimestamp();
+                await socket.SendAsync(line);
+                var read = 0;
+                while (read < line.Length)
+                {
+                    read += await socket.ReceiveAsync(buffer.AsMemory(read));
+                }
+
+                times[n] = Stopwatch.GetTimestamp() - sent;
+            }
+        }));
+
+        var all = roundTrips.SelectMany(t => t).Order().ToArray();
+        double Ms(double quantile) => all[Math.Min(all.Length - 1, (int)(quantile * all.Length))] * 1000.0 / Stopwatch.Frequency;
+        return $"{sockets.Length} clients x {seconds} paced 64 B echoes ({all.Length} round trips in {Stopwatch.GetElapsedTime(start).TotalSeconds:0.0} s): " +
+            $"p50 {Ms(0.50):0.00} ms, p90 {Ms(0.90):0.00} ms, p99 {Ms(0.99):0.00} ms, p99.9 {Ms(0.999):0.00} ms, max {Ms(1):0.00} ms";
     }
 
     /// <summary>Connects, retrying while the listener's backlog is full (a Unix socket says EAGAIN at once).</summary>

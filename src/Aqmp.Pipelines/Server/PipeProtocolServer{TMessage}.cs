@@ -37,6 +37,9 @@ namespace Aqmp.Pipelines.Server;
 /// <typeparam name="TMessage">The sessions' message type.</typeparam>
 public sealed partial class PipeProtocolServer<TMessage> : IAsyncDisposable
 {
+    /// <summary>How many returned blocks the server's shared segment pool keeps at most.</summary>
+    private const int SharedPoolRetention = 4096;
+
     private readonly Func<ServerConnectionInfo, PipeProtocol<TMessage>> _factory;
     private readonly ILogger _logger;
     private readonly ServerMetrics _metrics;
@@ -68,7 +71,10 @@ public sealed partial class PipeProtocolServer<TMessage> : IAsyncDisposable
         Options = options;
         _logger = loggerFactory?.CreateLogger(LoggerCategory.For(typeof(PipeProtocolServer<>), null)) ?? NullLogger.Instance;
         _metrics = new ServerMetrics(options.MeterFactory);
-        _transportOptions = options.Transport.ToTransportOptions(options.Transport.CreateSegmentPool());
+        // One pool for every connection, keeping as many returned blocks as were ever in use at
+        // once (up to a bound): sessions rent and return a block for each burst they send or
+        // receive, and a pool sized for one connection would leave most of them to be allocated.
+        _transportOptions = options.Transport.ToTransportOptions(new SegmentPool(options.Transport.MinimumSegmentSize, SharedPoolRetention));
         _rateLimiter = options.MaximumAcceptsPerSecond is { } rate ? new AcceptRateLimiter(rate) : null;
         if (options.IdleTimeout != Timeout.InfiniteTimeSpan)
         {
