@@ -60,6 +60,7 @@ public sealed partial class PipeProtocolServer<TMessage>
         try
         {
             session.Protocol = _factory(session.Info);
+            session.Protocol.MessageActivity = _metrics;
             connection = tls is null
                 ? SocketTransport.Open(session.Socket, _transportOptions)
                 : await SocketTransport.AuthenticateAsync(

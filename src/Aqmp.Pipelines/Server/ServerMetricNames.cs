@@ -39,6 +39,18 @@ public static class ServerMetricNames
     /// <summary>Counter (bytes): sent by all sessions, counted per batch handed to the transport.</summary>
     public const string BytesSent = "aqmp.server.io.sent";
 
+    /// <summary>Counter (messages): delivered to the sessions' handlers, counted per read.</summary>
+    public const string MessagesReceived = "aqmp.server.messages.received";
+
+    /// <summary>Counter (messages): framed by the sessions and handed to their transports, counted per flush.</summary>
+    public const string MessagesSent = "aqmp.server.messages.sent";
+
+    /// <summary>
+    /// Histogram (seconds): each wait of a session's flush for its transport to take what was
+    /// unsent (the peer is not reading fast enough); the session's senders queue meanwhile.
+    /// </summary>
+    public const string BackpressureDuration = "aqmp.server.backpressure.duration";
+
     /// <summary>The tag naming a <see cref="SessionEndReason"/> in snake case (<c>peer_closed</c>).</summary>
     public const string EndReasonTag = "aqmp.session.end_reason";
 

@@ -7,7 +7,7 @@ namespace Aqmp.Pipelines.Server;
 /// Every recording checks <see cref="Instrument.Enabled"/> first where it would cost anything: with
 /// no listener the per-read and per-send calls only read a flag.
 /// </summary>
-internal sealed class ServerMetrics : IDisposable
+internal sealed class ServerMetrics : Session.MessageActivity, IDisposable
 {
     private static readonly string[] ReasonNames =
         [.. Enum.GetValues<SessionEndReason>().Select(reason => ToSnakeCase(reason.ToString()))];
@@ -23,6 +23,9 @@ internal sealed class ServerMetrics : IDisposable
     private readonly Counter<long> _acceptErrors;
     private readonly Counter<long> _bytesReceived;
     private readonly Counter<long> _bytesSent;
+    private readonly Counter<long> _messagesReceived;
+    private readonly Counter<long> _messagesSent;
+    private readonly Histogram<double> _backpressureDuration;
 
     public ServerMetrics(IMeterFactory? factory)
     {
@@ -38,6 +41,9 @@ internal sealed class ServerMetrics : IDisposable
         _acceptErrors = Meter.CreateCounter<long>(ServerMetricNames.AcceptErrors, "{error}", "Transient accept errors, each retried.");
         _bytesReceived = Meter.CreateCounter<long>(ServerMetricNames.BytesReceived, "By", "Bytes received by all sessions.");
         _bytesSent = Meter.CreateCounter<long>(ServerMetricNames.BytesSent, "By", "Bytes sent by all sessions.");
+        _messagesReceived = Meter.CreateCounter<long>(ServerMetricNames.MessagesReceived, "{message}", "Messages delivered to the sessions' handlers.");
+        _messagesSent = Meter.CreateCounter<long>(ServerMetricNames.MessagesSent, "{message}", "Messages framed and handed to the transports.");
+        _backpressureDuration = Meter.CreateHistogram<double>(ServerMetricNames.BackpressureDuration, "s", "Each wait of a session's flush for its transport.");
     }
 
     /// <summary>The meter the instruments live on.</summary>
@@ -89,6 +95,30 @@ internal sealed class ServerMetrics : IDisposable
         if (_bytesSent.Enabled)
         {
             _bytesSent.Add(bytes);
+        }
+    }
+
+    public override void MessagesReceived(int count)
+    {
+        if (_messagesReceived.Enabled)
+        {
+            _messagesReceived.Add(count);
+        }
+    }
+
+    public override void MessagesSent(int count)
+    {
+        if (_messagesSent.Enabled)
+        {
+            _messagesSent.Add(count);
+        }
+    }
+
+    public override void BackpressureWaited(TimeSpan elapsed)
+    {
+        if (_backpressureDuration.Enabled)
+        {
+            _backpressureDuration.Record(elapsed.TotalSeconds);
         }
     }
 

@@ -77,6 +77,9 @@ internal sealed class OutboundWriter<TMessage>
         output.ReleaseBlocksWhenIdle();
     }
 
+    /// <summary>Told of each flush's messages and of each wait for the transport; null for none.</summary>
+    public MessageActivity? Activity { get; init; }
+
     /// <summary>The connection descriptors sent with a message are attached to, when it passes descriptors.</summary>
     public UnixDescriptorConnection? Descriptors { get; init; }
 
@@ -333,6 +336,11 @@ internal sealed class OutboundWriter<TMessage>
         ValueTask<FlushResult> flush;
         try
         {
+            if (_unflushedMessages > 0)
+            {
+                Activity?.MessagesSent(_unflushedMessages);
+            }
+
             _unflushedMessages = 0;
             flush = _output.FlushHeld();
             if (flush.IsCompletedSuccessfully)
@@ -363,9 +371,11 @@ internal sealed class OutboundWriter<TMessage>
     {
         Exception? failure = null;
         var cancelled = false;
+        var waitStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             var result = await flush.ConfigureAwait(false);
+            Activity?.BackpressureWaited(System.Diagnostics.Stopwatch.GetElapsedTime(waitStarted));
             cancelled = result.IsCanceled; // the teardown gave up on the drain: nothing more is flushed
             ThrowIfTransportClosed(result);
         }

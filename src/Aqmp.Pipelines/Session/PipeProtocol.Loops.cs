@@ -14,7 +14,7 @@ public abstract partial class PipeProtocol<TMessage>
         var (connection, reader) = (connecting.Connection!, connecting.Reader!);
         OutboundWriter<TMessage>? outbound = null;
         var descriptors = connection as UnixDescriptorConnection;
-        outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes) { Descriptors = descriptors };
+        outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes) { Descriptors = descriptors, Activity = MessageActivity };
         var abort = new CancellationTokenSource();
         var context = new MessageContext<TMessage>(this, outbound) { Descriptors = descriptors };
         var readLoop = Task.Run(() => RunReadLoopAsync(reader, outbound, context, abort.Token));
@@ -122,12 +122,15 @@ public abstract partial class PipeProtocol<TMessage>
         // While this thread runs the handlers synchronously, their replies are left for this loop
         // to flush (the mark is cleared before every wait, and set again after it).
         context.SetHandlingThread(true);
+        var delivered = 0;
         while (reader.TryRead(out var message) || reader.TryReadFinal(out message))
         {
             if (abort.IsCancellationRequested)
             {
                 return true;
             }
+
+            delivered++;
 
             context.BeginMessage(reader);
             try
@@ -168,6 +171,11 @@ public abstract partial class PipeProtocol<TMessage>
         // Every frame of this read is handled: the replies to them leave together.
         context.SetHandlingThread(false);
         outbound.FlushDeferred();
+        if (delivered > 0)
+        {
+            MessageActivity?.MessagesReceived(delivered);
+        }
+
         return false;
     }
 

@@ -41,6 +41,9 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
     private readonly PipeProtocolOptions _options;
     private readonly TransportOptions _transportOptions;
 
+    /// <summary>Counts the messages of the sessions started from now on (a server's metrics); null for none.</summary>
+    internal MessageActivity? MessageActivity { get; set; }
+
     private volatile bool _disposed;
 
     /// <summary>

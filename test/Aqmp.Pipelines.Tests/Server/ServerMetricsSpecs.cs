@@ -65,6 +65,9 @@ public class ServerMetricsSpecs
             Assert.That(metrics.Count(ServerMetricNames.HandshakeDuration), Is.EqualTo(2));
             Assert.That(metrics.Sum(ServerMetricNames.BytesReceived), Is.EqualTo(6 + 6 + 41));
             Assert.That(metrics.Sum(ServerMetricNames.BytesSent), Is.EqualTo(6 + 6));
+            Assert.That(metrics.Sum(ServerMetricNames.MessagesReceived), Is.EqualTo(2), "the oversize line is no message");
+            Assert.That(metrics.Sum(ServerMetricNames.MessagesSent), Is.EqualTo(2));
+            Assert.That(metrics.Count(ServerMetricNames.BackpressureDuration), Is.Zero, "nobody waited");
             Assert.That(metrics.Transports, Is.EquivalentTo(new[] { "tcp" }));
         });
     }
@@ -101,6 +104,39 @@ public class ServerMetricsSpecs
             Assert.That(metrics.Sum(ServerMetricNames.BytesReceived), Is.EqualTo(9), "the session's bytes, not the TLS records'");
             Assert.That(metrics.Sum(ServerMetricNames.BytesSent), Is.EqualTo(9));
         });
+    }
+
+    [Test]
+    public async Task A_peer_that_reads_late_makes_the_senders_wait_and_each_wait_is_recorded_and_every_message_is_counted_once()
+    {
+        const int Lines = 5000;
+        var payload = new string('x', 1023);
+        var server = new PipeProtocolServer<string>(info =>
+        {
+            var session = new LineProtocol(name: "s" + info.Id);
+            session.OnLine = async (line, token) =>
+            {
+                for (var i = 0; i < Lines; i++)
+                {
+                    await session.SendLineAsync(payload, token);
+                }
+            };
+            return session;
+        });
+        using var metrics = new Recorder(server.Meter);
+        var endPoint = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
+        using var client = await ConnectAsync(endPoint);
+
+        await SendLinesAsync(client, "flood");
+        await WaitUntilAsync(() => metrics.Sum(ServerMetricNames.MessagesReceived) == 1, "the request was delivered");
+        await Task.Delay(200);   // the server fills the socket and its send buffer, then waits
+        var received = await RawPeer.ReadLinesAsync(client, Lines).Bounded();
+        await server.DisposeAsync();
+
+        Assert.That(received, Has.Count.EqualTo(Lines));
+        Assert.That(metrics.Count(ServerMetricNames.BackpressureDuration), Is.GreaterThan(0), "5 MB to a peer not reading: a flush waited");
+        Assert.That(metrics.Sum(ServerMetricNames.MessagesSent), Is.EqualTo(Lines));
+        Assert.That(metrics.Sum(ServerMetricNames.MessagesReceived), Is.EqualTo(1));
     }
 
     /// <summary>Collects every measurement of one meter's instruments.</summary>
