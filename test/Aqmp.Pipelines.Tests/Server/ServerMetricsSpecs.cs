@@ -124,12 +124,13 @@ public class ServerMetricsSpecs
             return session;
         });
         using var metrics = new Recorder(server.Meter);
-        var endPoint = await server.ListenAsync(new IPEndPoint(IPAddress.Loopback, 0)).Bounded();
+        // A Unix socket: its kernel buffers stay small (loopback TCP may grow them past what is sent).
+        var path = Path.Combine(Path.GetTempPath(), $"aqmp-metrics-{Guid.NewGuid():N}.sock");
+        var endPoint = await server.ListenAsync(new UnixDomainSocketEndPoint(path)).Bounded();
         using var client = await ConnectAsync(endPoint);
 
         await SendLinesAsync(client, "flood");
-        await WaitUntilAsync(() => metrics.Sum(ServerMetricNames.MessagesReceived) == 1, "the request was delivered");
-        await Task.Delay(200);   // the server fills the socket and its send buffer, then waits
+        await Task.Delay(200);   // the server fills the socket and its send buffer, then waits: the handler is still sending
         var received = await RawPeer.ReadLinesAsync(client, Lines).Bounded();
         await server.DisposeAsync();
 
