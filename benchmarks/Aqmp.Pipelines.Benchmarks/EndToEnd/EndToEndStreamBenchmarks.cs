@@ -45,6 +45,7 @@ public class EndToEndStreamBenchmarks
     private LineCounterSession? _receiverSession;
     private SocketConnection? _socketConnection;
     private PipeReader? _streamPipeReader;
+    private PipeWriter? _streamPipeWriter;
     private StreamReader? _streamReader;
     private StreamWriter? _streamWriter;
 
@@ -120,6 +121,30 @@ public class EndToEndStreamBenchmarks
         await _senderSession.OpenAsync(client);
     }
 
+    /// <summary>Session sender sending in bursts with <c>SendManyAsync</c>, raw socket receiver.</summary>
+    [GlobalSetup(Target = nameof(SessionSendMany_RawReceive))]
+    public Task SetupSessionManyRaw() => SetupSessionRaw();
+
+    /// <summary>Hand-written pipe writer on a Pipelines.Sockets.Unofficial <see cref="SocketConnection"/> (its pump sends), raw socket receiver.</summary>
+    [GlobalSetup(Target = nameof(PipeWriterSend_RawReceive))]
+    public async Task SetupPipeWriterRaw()
+    {
+        BuildWire();
+        BuildPayloads();
+        (var client, _rawReceiver) = await Loopback.ConnectPairAsync(Transport);
+        _socketConnection = SocketConnection.Create(client);
+    }
+
+    /// <summary>Hand-written pipe writer from <see cref="PipeWriter.Create(Stream, StreamPipeWriterOptions?)"/> over a <see cref="NetworkStream"/> (a flush writes to the socket inline), raw socket receiver.</summary>
+    [GlobalSetup(Target = nameof(StreamPipeWriterSend_RawReceive))]
+    public async Task SetupStreamPipeWriterRaw()
+    {
+        BuildWire();
+        BuildPayloads();
+        (var client, _rawReceiver) = await Loopback.ConnectPairAsync(Transport);
+        _streamPipeWriter = PipeWriter.Create(new NetworkStream(client, ownsSocket: true));
+    }
+
     /// <summary><see cref="StreamWriter"/> over a <see cref="NetworkStream"/> (default buffer), raw socket receiver.</summary>
     [GlobalSetup(Target = nameof(StreamWriterSend_RawReceive))]
     public async Task SetupStreamWriterRaw()
@@ -158,6 +183,7 @@ public class EndToEndStreamBenchmarks
         Loopback.Close(_rawReceiver);
         _socketConnection?.Dispose();
         _streamPipeReader?.Complete();
+        _streamPipeWriter?.Complete();
         _streamReader?.Dispose();
         if (_streamWriter is not null)
         {
@@ -278,6 +304,57 @@ public class EndToEndStreamBenchmarks
         return Verify(tally.Lines, tally.PayloadBytes);
     }
 
+    /// <summary>The session's batch send: <c>SendManyAsync</c> in bursts of 64 lines → raw socket receiver.</summary>
+    /// <returns>The bytes moved.</returns>
+    [Benchmark]
+    public async Task<long> SessionSendMany_RawReceive()
+    {
+        var send = Task.Run(() => _senderSession!.SendInBurstsAsync(_payloads, 64));
+        var tally = await ReceiveRawAsync(_rawReceiver!, send);
+        return Verify(tally.Lines, tally.PayloadBytes);
+    }
+
+    /// <summary>
+    /// Hand-written (a), send side: per line <c>GetSpan</c>, copy, <c>Advance</c>, <c>FlushAsync</c>
+    /// on a <see cref="SocketConnection"/>'s output (one writer, no framer, no lock) → raw socket receiver.
+    /// </summary>
+    /// <returns>The bytes moved.</returns>
+    [Benchmark]
+    public async Task<long> PipeWriterSend_RawReceive()
+    {
+        var send = Task.Run(() => WriteLinesAsync(_socketConnection!.Output, _payloads));
+        var tally = await ReceiveRawAsync(_rawReceiver!, send);
+        return Verify(tally.Lines, tally.PayloadBytes);
+    }
+
+    /// <summary>Hand-written (a'), send side: the same writes on <c>PipeWriter.Create(NetworkStream)</c> → raw socket receiver.</summary>
+    /// <returns>The bytes moved.</returns>
+    [Benchmark]
+    public async Task<long> StreamPipeWriterSend_RawReceive()
+    {
+        var send = Task.Run(() => WriteLinesAsync(_streamPipeWriter!, _payloads));
+        var tally = await ReceiveRawAsync(_rawReceiver!, send);
+        return Verify(tally.Lines, tally.PayloadBytes);
+    }
+
+    /// <summary>What a hand-written line sender on a pipe does: each line written and flushed at once.</summary>
+    private static async Task WriteLinesAsync(PipeWriter output, ReadOnlySequence<byte>[] payloads)
+    {
+        foreach (var payload in payloads)
+        {
+            var length = (int)payload.Length;
+            var span = output.GetSpan(length + 1);
+            payload.FirstSpan.CopyTo(span);
+            span[length] = (byte)'\n';
+            output.Advance(length + 1);
+            var flush = await output.FlushAsync();
+            if (flush.IsCompleted)
+            {
+                throw new EndOfStreamException("The pipe's reader completed.");
+            }
+        }
+    }
+
     /// <summary>Baseline (b), send side: <c>StreamWriter.WriteLineAsync</c> per line on a <c>NetworkStream</c> → raw socket receiver.</summary>
     /// <returns>The bytes moved.</returns>
     [Benchmark]
@@ -366,6 +443,7 @@ public class EndToEndStreamBenchmarks
         Loopback.Close(_rawReceiver);
         _socketConnection?.Dispose();
         _streamPipeReader?.Complete();
+        _streamPipeWriter?.Complete();
         _streamReader?.Dispose();
         _streamWriter?.BaseStream.Dispose();
         _senderSession?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
