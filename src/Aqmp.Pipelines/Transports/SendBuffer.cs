@@ -53,6 +53,7 @@ internal sealed class SendBuffer : PipeWriter
     private long _sentSeen;           // _sent when the writer last read it
     private long _frameStart = -1;    // _written when the open frame began; -1 when none is open
     private bool _frameSpansBlocks;   // the open frame has bytes in a block before the tail
+    private int _framesInTail;        // frames begun in the tail block
     private long _publishLimit = long.MaxValue; // nothing past this is ever published (Withhold)
 
     // Shared between the writer and the send loop.
@@ -148,6 +149,7 @@ internal sealed class SendBuffer : PipeWriter
     {
         _frameStart = _written;
         _frameSpansBlocks = false;
+        _framesInTail++;
     }
 
     /// <summary>Closes the open frame: its bytes stay, to be sent at the next flush.</summary>
@@ -411,13 +413,16 @@ internal sealed class SendBuffer : PipeWriter
         segment.RunningIndex = _written;
 
         // Own every line of the block before framing into it, in one sweep of full-line writes
-        // (the send loop's core read it last): framing then stores into lines this core holds.
-        // Only when it follows a filled block (a stream of sends): the first block after an idle
-        // spell takes a message or a few, not worth a sweep of the whole block.
-        if (_tail is not null)
+        // (the send loop's core read it last), when it follows a block filled with small frames
+        // (under 1 KiB on average): their stores then go to lines this core holds. Large frames
+        // are copied in full lines anyway, and the first block after an idle spell takes a
+        // message or a few: neither is worth a sweep of the whole block.
+        if (_tail is not null && _framesInTail * 1024L > _tail.End)
         {
             segment.Memory.Span.Clear();
         }
+
+        _framesInTail = 0;
         _frameSpansBlocks |= _frameStart >= 0 && _written > _frameStart;
 
         if (_tail is null)
