@@ -8,7 +8,7 @@ namespace Aqmp.Pipelines.Benchmarks.EndToEnd;
 /// A receiving session: counts the lines and payload bytes delivered to <see cref="OnMessageAsync"/>,
 /// checks every line's length, and completes a task when the expected number has arrived.
 /// </summary>
-internal sealed class LineCounterSession(int payloadLength) : PipeProtocol<ReadOnlySequence<byte>>(new LineFramer())
+internal sealed class LineCounterSession(int payloadLength, PipeProtocolOptions? options = null) : PipeProtocol<ReadOnlySequence<byte>>(new LineFramer(), options)
 {
     private long _expected;
     private long _count;
@@ -68,7 +68,7 @@ internal sealed class LineCounterSession(int payloadLength) : PipeProtocol<ReadO
 }
 
 /// <summary>A sending session: queues pre-built payloads with <see cref="PipeProtocol{TMessage}.SendAsync"/>.</summary>
-internal sealed class LineSenderSession() : PipeProtocol<ReadOnlySequence<byte>>(new LineFramer())
+internal sealed class LineSenderSession(PipeProtocolOptions? options = null) : PipeProtocol<ReadOnlySequence<byte>>(new LineFramer(), options)
 {
     /// <summary>Queues every payload, in order, waiting whenever the outbound queue is full.</summary>
     public async Task SendAllAsync(ReadOnlySequence<byte>[] payloads)
