@@ -16,8 +16,24 @@ public sealed partial class PipeProtocolServer<TMessage>
 
     private readonly Task _idleSweep = Task.CompletedTask;
 
+    /// <summary>Starts the end of a running session (see <see cref="ServerSession{TMessage}"/>); made once, shared by all.</summary>
+    private readonly Action<ServerSession<TMessage>> _endSession;
+
+    /// <summary>Connections accepted and not yet finished (counted and told); the shutdown waits for none to be left.</summary>
+    private int _unfinished;
+
+    /// <summary>Completed when no connection is left unfinished once the shutdown has begun.</summary>
+    private readonly TaskCompletionSource _allFinished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Serves one connection up to running: the handshake, then the watch on its runstate. Nothing
+    /// waits while it runs; its end (<see cref="EndRunningAsync"/>) starts when something asks for
+    /// it or it leaves <see cref="Runstate.Running"/> by itself. Never faults.
+    /// </summary>
     private async Task ServeAsync(ServerSession<TMessage> session, SslServerAuthenticationOptions? tls)
     {
+        // Off the accept loop, on the thread pool, as Task.Run would start it, without the task it makes.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         var protocol = await HandshakeAsync(session, tls).ConfigureAwait(false);
         if (protocol is null)
         {
@@ -37,8 +53,14 @@ public sealed partial class PipeProtocolServer<TMessage>
             // The shutdown began while this handshake completed: it may not have seen the session running.
             session.Request(SessionEndReason.Graceful);
         }
+    }
 
-        await session.EndRequested.ConfigureAwait(false);
+    /// <summary>Ends a running session that was asked to end or ended by itself: disconnect, dispose, count. Never faults.</summary>
+    private async Task EndRunningAsync(ServerSession<TMessage> session)
+    {
+        // Started under the session's lock (from its runstate event) or on a sweep or shutdown: off them.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        var protocol = session.Protocol!;
         protocol.RunstateChanged -= session.OnRunstateChanged;
         var (reason, error) = await EndAsync(session, protocol).ConfigureAwait(false);
         Interlocked.Decrement(ref _running);
@@ -166,6 +188,10 @@ public sealed partial class PipeProtocolServer<TMessage>
         _sessions.TryRemove(session.Info.Id, out _);
         Interlocked.Decrement(ref _occupied);
         Finish(session.Info, reason, error, ran, Stopwatch.GetElapsedTime(session.AcceptedAt));
+        if (Interlocked.Decrement(ref _unfinished) == 0 && _stopHandshakes.IsCancellationRequested)
+        {
+            _allFinished.TrySetResult();
+        }
     }
 
     /// <summary>Counts an ended connection and tells <see cref="SessionEnded"/>.</summary>
