@@ -41,7 +41,7 @@ public sealed partial class PipeProtocolServer<TMessage>
         }
 
         Interlocked.Increment(ref _running);
-        protocol.RunstateChanged += session.OnRunstateChanged;
+        protocol.RunstateObserver = session;
         session.MarkRunning();
         if (protocol.Runstate != Runstate.Running)
         {
@@ -61,7 +61,7 @@ public sealed partial class PipeProtocolServer<TMessage>
         // Started under the session's lock (from its runstate event) or on a sweep or shutdown: off them.
         await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         var protocol = session.Protocol!;
-        protocol.RunstateChanged -= session.OnRunstateChanged;
+        protocol.RunstateObserver = null;
         var (reason, error) = await EndAsync(session, protocol).ConfigureAwait(false);
         Interlocked.Decrement(ref _running);
         Finish(session, reason, error, ran: true);

@@ -19,7 +19,7 @@ namespace Aqmp.Pipelines.Server;
 /// <param name="socket">The accepted socket.</param>
 /// <param name="metrics">Where reads and sends are counted.</param>
 /// <param name="ended">Starts the end of the running session (called once, possibly under the session's lock: it must only start work).</param>
-internal sealed class ServerSession<TMessage>(ServerConnectionInfo info, Socket socket, ServerMetrics metrics, Action<ServerSession<TMessage>> ended) : TransportActivity
+internal sealed class ServerSession<TMessage>(ServerConnectionInfo info, Socket socket, ServerMetrics metrics, Action<ServerSession<TMessage>> ended) : TransportActivity, IRunstateObserver
 {
     /// <summary>No end asked for yet.</summary>
     private const int NoEnd = 0;
@@ -81,11 +81,10 @@ internal sealed class ServerSession<TMessage>(ServerConnectionInfo info, Socket 
     }
 
     /// <summary>Watches the session's runstate: leaving <see cref="Runstate.Running"/> is its end.</summary>
-    /// <param name="sender">The session.</param>
-    /// <param name="e">The change.</param>
-    public void OnRunstateChanged(object? sender, RunstateChangedEventArgs e)
+    /// <param name="current">The runstate entered.</param>
+    public void RunstateEntered(Runstate current)
     {
-        if (e.Current != Runstate.Running)
+        if (current != Runstate.Running)
         {
             EndedByItself();
         }

@@ -12,9 +12,8 @@ public abstract partial class PipeProtocol<TMessage>
     private RunningState StartSession(ConnectingState connecting)
     {
         var (connection, reader) = (connecting.Connection!, connecting.Reader!);
-        OutboundWriter<TMessage>? outbound = null;
         var descriptors = connection as UnixDescriptorConnection;
-        outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes) { Descriptors = descriptors, Activity = MessageActivity };
+        var outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, this, _options.OutboundBatchBytes) { Descriptors = descriptors, Activity = MessageActivity };
         var abort = new CancellationTokenSource();
         var context = new MessageContext<TMessage>(this, outbound) { Descriptors = descriptors };
         var readLoop = RunReadLoopAsync(reader, outbound, context, abort.Token);
@@ -204,6 +203,12 @@ public abstract partial class PipeProtocol<TMessage>
             }
         }
     }
+
+    /// <inheritdoc/>
+    TMessage IOutboundOwner<TMessage>.FilterOutbound(TMessage message) => OnOutbound(message);
+
+    /// <inheritdoc/>
+    void IOutboundOwner<TMessage>.OutboundFailed(OutboundWriter<TMessage> outbound, Exception error) => EndSession(outbound, error);
 
     /// <summary>
     /// Logs how a loop or a send ended the session with <paramref name="error"/>, and returns the

@@ -34,7 +34,7 @@ namespace Aqmp.Pipelines.Session;
 /// runs in the sender's context, one message at a time, in the order messages are written.
 /// </para>
 /// </remarks>
-public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
+public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable, IOutboundOwner<TMessage>
 {
     private readonly Lock _gate = new();
     private readonly IMessageFramer<TMessage> _framer;
@@ -43,6 +43,9 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
 
     /// <summary>Counts the messages of the sessions started from now on (a server's metrics); null for none.</summary>
     internal MessageActivity? MessageActivity { get; set; }
+
+    /// <summary>Told of every runstate transition, before the <see cref="RunstateChanged"/> handlers; null for none.</summary>
+    internal IRunstateObserver? RunstateObserver { get; set; }
 
     private volatile bool _disposed;
 
