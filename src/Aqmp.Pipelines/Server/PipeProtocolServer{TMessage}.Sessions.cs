@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Security;
+using System.Net.Sockets;
 using Aqmp.Pipelines.Session;
 using Aqmp.Pipelines.Transports;
 
@@ -30,11 +31,11 @@ public sealed partial class PipeProtocolServer<TMessage>
     /// waits while it runs; its end (<see cref="EndRunningAsync"/>) starts when something asks for
     /// it or it leaves <see cref="Runstate.Running"/> by itself. Never faults.
     /// </summary>
-    private async Task ServeAsync(ServerSession<TMessage> session, SslServerAuthenticationOptions? tls)
+    private async Task ServeAsync(ServerSession<TMessage> session, Socket socket, SslServerAuthenticationOptions? tls)
     {
         // Off the accept loop, on the thread pool, as Task.Run would start it, without the task it makes.
         await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
-        var protocol = await HandshakeAsync(session, tls).ConfigureAwait(false);
+        var protocol = await HandshakeAsync(session, socket, tls).ConfigureAwait(false);
         if (protocol is null)
         {
             return;
@@ -68,7 +69,7 @@ public sealed partial class PipeProtocolServer<TMessage>
     }
 
     /// <summary>The TLS handshake and the session's, under the handshake deadline; the running session, or null when it failed (and was counted).</summary>
-    private async Task<PipeProtocol<TMessage>?> HandshakeAsync(ServerSession<TMessage> session, SslServerAuthenticationOptions? tls)
+    private async Task<PipeProtocol<TMessage>?> HandshakeAsync(ServerSession<TMessage> session, Socket socket, SslServerAuthenticationOptions? tls)
     {
         Interlocked.Increment(ref _handshaking);
         _metrics.HandshakeStarted();
@@ -84,9 +85,9 @@ public sealed partial class PipeProtocolServer<TMessage>
             session.Protocol = _factory(session.Info);
             session.Protocol.MessageActivity = _metrics;
             connection = tls is null
-                ? SocketTransport.Open(session.Socket, _transportOptions)
+                ? SocketTransport.Open(socket, _transportOptions)
                 : await SocketTransport.AuthenticateAsync(
-                    session.Socket,
+                    socket,
                     _transportOptions,
                     (stream, token) => stream.AuthenticateAsServerAsync(tls, token),
                     deadline.Token).ConfigureAwait(false);
@@ -105,7 +106,7 @@ public sealed partial class PipeProtocolServer<TMessage>
             if (connection is null)
             {
                 // Not handed to a session (which closes what it was given): ours to close.
-                session.Socket.Dispose();
+                socket.Dispose();
             }
 
             if (session.Protocol is { } protocol)

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using Aqmp.Pipelines.Session;
 using Aqmp.Pipelines.Transports;
 
@@ -16,10 +15,9 @@ namespace Aqmp.Pipelines.Server;
 /// <see cref="EndedByItself"/>), through <paramref name="ended"/>.
 /// </remarks>
 /// <param name="info">The connection.</param>
-/// <param name="socket">The accepted socket.</param>
 /// <param name="metrics">Where reads and sends are counted.</param>
 /// <param name="ended">Starts the end of the running session (called once, possibly under the session's lock: it must only start work).</param>
-internal sealed class ServerSession<TMessage>(ServerConnectionInfo info, Socket socket, ServerMetrics metrics, Action<ServerSession<TMessage>> ended) : TransportActivity, IRunstateObserver
+internal sealed class ServerSession<TMessage>(ServerConnectionInfo info, ServerMetrics metrics, Action<ServerSession<TMessage>> ended) : TransportActivity, IRunstateObserver
 {
     /// <summary>No end asked for yet.</summary>
     private const int NoEnd = 0;
@@ -39,9 +37,6 @@ internal sealed class ServerSession<TMessage>(ServerConnectionInfo info, Socket 
     private int _stages;
 
     public ServerConnectionInfo Info { get; } = info;
-
-    /// <summary>The accepted socket, owned by this record until a connection takes it.</summary>
-    public Socket Socket { get; } = socket;
 
     /// <summary>When it was accepted.</summary>
     public long AcceptedAt { get; } = Stopwatch.GetTimestamp();
