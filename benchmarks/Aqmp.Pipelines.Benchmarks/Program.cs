@@ -7,6 +7,8 @@
 // dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --idle-sessions 10000
 // Connections per second (one line each, then closed): PipeProtocolServer against a raw accept loop:
 // dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --accept-rate 5000 [ROUNDS]
+// A metrics listener attached vs none, session -> server session over Unix, interleaved rounds:
+// dotnet run -c Release --project benchmarks/Aqmp.Pipelines.Benchmarks -- --metrics-overhead [ROUNDS] [MIB-PER-STREAM]
 // Two builds compared, interleaved (A, B, B, A, ...): benchmarks/ab.sh --help
 using Aqmp.Pipelines.Benchmarks;
 using BenchmarkDotNet.Running;
@@ -24,6 +26,11 @@ if (args is ["--idle-sessions", ..])
 if (args is ["--accept-rate", ..])
 {
     return await Aqmp.Pipelines.Benchmarks.Server.AcceptRateBenchmark.RunAsync(args[1..]);
+}
+
+if (args is ["--metrics-overhead", ..])
+{
+    return await Aqmp.Pipelines.Benchmarks.Server.ServerMetricsOverheadBenchmark.RunAsync(args[1..]);
 }
 
 if (args is ["--idle-clients", ..])

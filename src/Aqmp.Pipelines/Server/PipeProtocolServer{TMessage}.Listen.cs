@@ -114,9 +114,10 @@ public sealed partial class PipeProtocolServer<TMessage>
             return ValueTask.FromResult(true);
         }
 
-        var session = new ServerSession<TMessage>(info, socket, _metrics);
+        var session = new ServerSession<TMessage>(info, _metrics, _endSession);
+        Interlocked.Increment(ref _unfinished);
         _sessions[id] = session;
-        session.Served = Task.Run(() => ServeAsync(session, tls));
+        _ = ServeAsync(session, socket, tls);
         return ValueTask.FromResult(true);
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Security;
+using System.Net.Sockets;
 using Aqmp.Pipelines.Session;
 using Aqmp.Pipelines.Transports;
 
@@ -16,16 +17,32 @@ public sealed partial class PipeProtocolServer<TMessage>
 
     private readonly Task _idleSweep = Task.CompletedTask;
 
-    private async Task ServeAsync(ServerSession<TMessage> session, SslServerAuthenticationOptions? tls)
+    /// <summary>Starts the end of a running session (see <see cref="ServerSession{TMessage}"/>); made once, shared by all.</summary>
+    private readonly Action<ServerSession<TMessage>> _endSession;
+
+    /// <summary>Connections accepted and not yet finished (counted and told); the shutdown waits for none to be left.</summary>
+    private int _unfinished;
+
+    /// <summary>Completed when no connection is left unfinished once the shutdown has begun.</summary>
+    private readonly TaskCompletionSource _allFinished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Serves one connection up to running: the handshake, then the watch on its runstate. Nothing
+    /// waits while it runs; its end (<see cref="EndRunningAsync"/>) starts when something asks for
+    /// it or it leaves <see cref="Runstate.Running"/> by itself. Never faults.
+    /// </summary>
+    private async Task ServeAsync(ServerSession<TMessage> session, Socket socket, SslServerAuthenticationOptions? tls)
     {
-        var protocol = await HandshakeAsync(session, tls).ConfigureAwait(false);
+        // Off the accept loop, on the thread pool, as Task.Run would start it, without the task it makes.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        var protocol = await HandshakeAsync(session, socket, tls).ConfigureAwait(false);
         if (protocol is null)
         {
             return;
         }
 
         Interlocked.Increment(ref _running);
-        protocol.RunstateChanged += session.OnRunstateChanged;
+        protocol.RunstateObserver = session;
         session.MarkRunning();
         if (protocol.Runstate != Runstate.Running)
         {
@@ -37,16 +54,22 @@ public sealed partial class PipeProtocolServer<TMessage>
             // The shutdown began while this handshake completed: it may not have seen the session running.
             session.Request(SessionEndReason.Graceful);
         }
+    }
 
-        await session.EndRequested.ConfigureAwait(false);
-        protocol.RunstateChanged -= session.OnRunstateChanged;
+    /// <summary>Ends a running session that was asked to end or ended by itself: disconnect, dispose, count. Never faults.</summary>
+    private async Task EndRunningAsync(ServerSession<TMessage> session)
+    {
+        // Started under the session's lock (from its runstate event) or on a sweep or shutdown: off them.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        var protocol = session.Protocol!;
+        protocol.RunstateObserver = null;
         var (reason, error) = await EndAsync(session, protocol).ConfigureAwait(false);
         Interlocked.Decrement(ref _running);
         Finish(session, reason, error, ran: true);
     }
 
     /// <summary>The TLS handshake and the session's, under the handshake deadline; the running session, or null when it failed (and was counted).</summary>
-    private async Task<PipeProtocol<TMessage>?> HandshakeAsync(ServerSession<TMessage> session, SslServerAuthenticationOptions? tls)
+    private async Task<PipeProtocol<TMessage>?> HandshakeAsync(ServerSession<TMessage> session, Socket socket, SslServerAuthenticationOptions? tls)
     {
         Interlocked.Increment(ref _handshaking);
         _metrics.HandshakeStarted();
@@ -62,9 +85,9 @@ public sealed partial class PipeProtocolServer<TMessage>
             session.Protocol = _factory(session.Info);
             session.Protocol.MessageActivity = _metrics;
             connection = tls is null
-                ? SocketTransport.Open(session.Socket, _transportOptions)
+                ? SocketTransport.Open(socket, _transportOptions)
                 : await SocketTransport.AuthenticateAsync(
-                    session.Socket,
+                    socket,
                     _transportOptions,
                     (stream, token) => stream.AuthenticateAsServerAsync(tls, token),
                     deadline.Token).ConfigureAwait(false);
@@ -83,7 +106,7 @@ public sealed partial class PipeProtocolServer<TMessage>
             if (connection is null)
             {
                 // Not handed to a session (which closes what it was given): ours to close.
-                session.Socket.Dispose();
+                socket.Dispose();
             }
 
             if (session.Protocol is { } protocol)
@@ -166,6 +189,10 @@ public sealed partial class PipeProtocolServer<TMessage>
         _sessions.TryRemove(session.Info.Id, out _);
         Interlocked.Decrement(ref _occupied);
         Finish(session.Info, reason, error, ran, Stopwatch.GetElapsedTime(session.AcceptedAt));
+        if (Interlocked.Decrement(ref _unfinished) == 0 && _stopHandshakes.IsCancellationRequested)
+        {
+            _allFinished.TrySetResult();
+        }
     }
 
     /// <summary>Counts an ended connection and tells <see cref="SessionEnded"/>.</summary>

@@ -60,7 +60,12 @@ public sealed partial class PipeProtocolServer<TMessage>
             }
         }
 
-        var served = Task.WhenAll(sessions.Select(session => session.Served));
+        if (Volatile.Read(ref _unfinished) == 0)
+        {
+            _allFinished.TrySetResult();
+        }
+
+        var served = _allFinished.Task;
         try
         {
             await served.WaitAsync(Options.ShutdownTimeout, cancellationToken).ConfigureAwait(false);

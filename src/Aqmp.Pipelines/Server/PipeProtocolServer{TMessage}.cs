@@ -76,6 +76,7 @@ public sealed partial class PipeProtocolServer<TMessage> : IAsyncDisposable
         // receive, and a pool sized for one connection would leave most of them to be allocated.
         _transportOptions = options.Transport.ToTransportOptions(new SegmentPool(options.Transport.MinimumSegmentSize, SharedPoolRetention));
         _rateLimiter = options.MaximumAcceptsPerSecond is { } rate ? new AcceptRateLimiter(rate) : null;
+        _endSession = session => _ = EndRunningAsync(session);
         if (options.IdleTimeout != Timeout.InfiniteTimeSpan)
         {
             _idleSweep = Task.Run(SweepIdleSessionsAsync);

@@ -136,9 +136,26 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> ReadAsync(CancellationToken cancellationToken = default)
+        => Hold(await ReleaseAndReadAsync(cancellationToken).ConfigureAwait(false));
+
+    /// <summary>
+    /// <see cref="ReadAsync"/> in two halves, for a loop that waits on the input's own read (holding
+    /// no state machine of this reader while it waits): hands the held read back and starts the
+    /// next read; pass its result to <see cref="Hold"/>.
+    /// </summary>
+    /// <param name="cancellationToken">Stops waiting (<see cref="OperationCanceledException"/>).</param>
+    /// <returns>The input's read.</returns>
+    public ValueTask<ReadResult> ReleaseAndReadAsync(CancellationToken cancellationToken = default)
     {
         Release();
-        var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return _input.ReadAsync(cancellationToken);
+    }
+
+    /// <summary>Holds the result of the read <see cref="ReleaseAndReadAsync"/> started.</summary>
+    /// <param name="result">The read's result.</param>
+    /// <returns>False when the read was cancelled with <see cref="PipeReader.CancelPendingRead"/> (nothing is held then).</returns>
+    public bool Hold(ReadResult result)
+    {
         if (result.IsCanceled)
         {
             // Handed back as examined as far as before, or a pipe would count those bytes anew.

@@ -47,8 +47,7 @@ internal sealed class OutboundWriter<TMessage>
     private readonly Lock _lock;
     private readonly SendBuffer _output;
     private readonly IMessageFramer<TMessage> _framer;
-    private readonly Func<TMessage, TMessage> _onOutbound;
-    private readonly Action<Exception> _fail;
+    private readonly IOutboundOwner<TMessage> _owner;
     private readonly long _batchBytes;
 
     // Guarded by _lock.
@@ -63,17 +62,16 @@ internal sealed class OutboundWriter<TMessage>
     /// <summary>Creates the writer of one session.</summary>
     /// <param name="output">The transport's send buffer; messages are framed straight into it.</param>
     /// <param name="framer">Frames each message.</param>
-    /// <param name="onOutbound">The session's outbound filter, applied to each message as it is framed.</param>
-    /// <param name="fail">Ends the session with an error (called outside this writer's lock).</param>
+    /// <param name="owner">The session: its outbound filter, applied to each message as it is framed, and its end with an error (called outside this writer's lock).</param>
     /// <param name="batchBytes">Unflushed bytes at which a batch (held-back replies, a burst) is flushed on the way.</param>
-    public OutboundWriter(SendBuffer output, IMessageFramer<TMessage> framer, Func<TMessage, TMessage> onOutbound, Action<Exception> fail, long batchBytes)
+    public OutboundWriter(SendBuffer output, IMessageFramer<TMessage> framer, IOutboundOwner<TMessage> owner, long batchBytes)
     {
         _output = output;
 
         // Framing and publishing under the send buffer's own lock: a flush is then two plain writes.
         // As every write happens under it, an idle session holds no send block.
         _lock = output.SyncRoot;
-        (_framer, _onOutbound, _fail, _batchBytes) = (framer, onOutbound, fail, batchBytes);
+        (_framer, _owner, _batchBytes) = (framer, owner, batchBytes);
         output.ReleaseBlocksWhenIdle();
     }
 
@@ -199,7 +197,7 @@ internal sealed class OutboundWriter<TMessage>
         if (failure is not null)
         {
             // The transport is gone, or part of a frame is in the pipe: the session ends with this error.
-            _fail(failure);
+            _owner.OutboundFailed(this, failure);
             if (result == WriteResult.Written)
             {
                 ExceptionDispatchInfo.Throw(failure);
@@ -265,7 +263,7 @@ internal sealed class OutboundWriter<TMessage>
         _output.BeginFrame();
         try
         {
-            _framer.WriteMessage(_onOutbound(message), _output);
+            _framer.WriteMessage(_owner.FilterOutbound(message), _output);
             _unflushedMessages++;
             return null;
         }
@@ -441,7 +439,7 @@ internal sealed class OutboundWriter<TMessage>
     {
         if (failure is not null)
         {
-            _fail(failure);
+            _owner.OutboundFailed(this, failure);
         }
     }
 

@@ -135,7 +135,7 @@ public abstract partial class PipeProtocol<TMessage>
             attempt,
             async token =>
             {
-                var connection = await listener.AcceptAsync(tls, _transportOptions, token).ConfigureAwait(false);
+                var connection = await listener.AcceptAsync(tls, TransportOptions, token).ConfigureAwait(false);
                 listener.Dispose();
                 return connection;
             },
@@ -178,7 +178,7 @@ public abstract partial class PipeProtocol<TMessage>
         }
 
         ThrowIfDescriptorsCannotPass(socket);
-        return OpenAsync(() => SocketTransport.Open(socket, _transportOptions), cancellationToken);
+        return OpenAsync(() => SocketTransport.Open(socket, TransportOptions), cancellationToken);
     }
 
     /// <summary>
@@ -201,7 +201,7 @@ public abstract partial class PipeProtocol<TMessage>
         }
 
         ThrowIfDescriptorsCannotPass(false, "a stream");
-        return OpenAsync(() => SocketTransport.Open(stream, _transportOptions), cancellationToken);
+        return OpenAsync(() => SocketTransport.Open(stream, TransportOptions), cancellationToken);
     }
 
     /// <summary>
@@ -218,7 +218,7 @@ public abstract partial class PipeProtocol<TMessage>
     {
         ArgumentNullException.ThrowIfNull(pipe);
         ThrowIfDescriptorsCannotPass(false, "a pipe");
-        return OpenAsync(() => SocketTransport.Open(pipe, _transportOptions), cancellationToken);
+        return OpenAsync(() => SocketTransport.Open(pipe, TransportOptions), cancellationToken);
     }
 
     /// <summary>
@@ -235,7 +235,7 @@ public abstract partial class PipeProtocol<TMessage>
     {
         ArgumentNullException.ThrowIfNull(connection);
         ThrowIfDescriptorsCannotPass(connection is UnixDescriptorConnection, "a connection opened without descriptor passing");
-        return OpenAsync(() => SocketTransport.Adopt(connection, _transportOptions), cancellationToken);
+        return OpenAsync(() => SocketTransport.IsOwn(connection) ? connection : SocketTransport.Adopt(connection, TransportOptions), cancellationToken);
     }
 
     /// <summary>
@@ -273,7 +273,7 @@ public abstract partial class PipeProtocol<TMessage>
         timeout.CancelAfter(limit);
         try
         {
-            return await SocketTransport.ConnectAsync(endPoint, tls, _transportOptions, timeout.Token).ConfigureAwait(false);
+            return await SocketTransport.ConnectAsync(endPoint, tls, TransportOptions, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {

@@ -61,7 +61,7 @@ public abstract partial class PipeProtocol<TMessage>
     /// <summary>Throws at once when this session passes descriptors and <paramref name="what"/> cannot carry them.</summary>
     /// <exception cref="NotSupportedException">Descriptors cannot pass over it.</exception>
     private void ThrowIfDescriptorsCannotPass(bool canPass, string what)
-        => SocketTransport.ThrowIfDescriptorPassing(_transportOptions, canPass, what);
+        => SocketTransport.ThrowIfDescriptorPassing(_options.AllowDescriptorPassing, canPass, what);
 
     /// <summary>As <see cref="ThrowIfDescriptorsCannotPass(bool, string)"/> for a connection to, or a listener on, <paramref name="endPoint"/>.</summary>
     private void ThrowIfDescriptorsCannotPass(EndPoint endPoint, bool tls)

@@ -12,12 +12,11 @@ public abstract partial class PipeProtocol<TMessage>
     private RunningState StartSession(ConnectingState connecting)
     {
         var (connection, reader) = (connecting.Connection!, connecting.Reader!);
-        OutboundWriter<TMessage>? outbound = null;
         var descriptors = connection as UnixDescriptorConnection;
-        outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, OnOutbound, error => EndSession(outbound!, error), _options.OutboundBatchBytes) { Descriptors = descriptors, Activity = MessageActivity };
+        var outbound = new OutboundWriter<TMessage>((SendBuffer)connection.Pipe.Output, _framer, this, _options.OutboundBatchBytes) { Descriptors = descriptors, Activity = MessageActivity };
         var abort = new CancellationTokenSource();
         var context = new MessageContext<TMessage>(this, outbound) { Descriptors = descriptors };
-        var readLoop = Task.Run(() => RunReadLoopAsync(reader, outbound, context, abort.Token));
+        var readLoop = RunReadLoopAsync(reader, outbound, context, abort.Token);
         return new RunningState(connection, outbound, abort, readLoop);
     }
 
@@ -36,6 +35,8 @@ public abstract partial class PipeProtocol<TMessage>
     {
         const string name = "Reader";
 
+        // On the thread pool from here on, as Task.Run would start it, without the task it makes.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         // Marks this flow (and OnMessageAsync, which runs in it) as the read loop: see DisconnectAsync.
         SessionFlow.Enter(this, SessionFlowRole.ReadLoop);
         try
@@ -72,7 +73,7 @@ public abstract partial class PipeProtocol<TMessage>
                     return;
                 }
 
-                if (!await reader.ReadAsync().ConfigureAwait(false))
+                if (!reader.Hold(await reader.ReleaseAndReadAsync().ConfigureAwait(false)))
                 {
                     // Stopped by the disconnect; the read is handed back, so that a graceful close
                     // may drain the same reader.
@@ -202,6 +203,12 @@ public abstract partial class PipeProtocol<TMessage>
             }
         }
     }
+
+    /// <inheritdoc/>
+    TMessage IOutboundOwner<TMessage>.FilterOutbound(TMessage message) => OnOutbound(message);
+
+    /// <inheritdoc/>
+    void IOutboundOwner<TMessage>.OutboundFailed(OutboundWriter<TMessage> outbound, Exception error) => EndSession(outbound, error);
 
     /// <summary>
     /// Logs how a loop or a send ended the session with <paramref name="error"/>, and returns the

@@ -106,7 +106,8 @@ public abstract partial class PipeProtocol<TMessage>
         }
 
         PipeProtocolLog.Transition(Logger, previous.Runstate, next.Runstate);
-        previous.Next.SetResult(next);
+        previous.Next.Complete(next);
+        RunstateObserver?.RunstateEntered(next.Runstate);
         if (RunstateChanged is not { } handlers)
         {
             return;
@@ -134,13 +135,58 @@ public abstract partial class PipeProtocol<TMessage>
         /// Completed with the state entered by the next runstate transition. A copy made with
         /// <c>with</c> (the same runstate) shares it, so a watcher never misses a transition.
         /// </summary>
-        public TaskCompletionSource<SessionState> Next { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Transition Next { get; } = new();
 
         /// <summary>The connection attempt under way (Connecting) or rolling back (Disconnecting), if any.</summary>
         public ConnectAttempt? Attempt { get; init; }
 
         /// <summary>The writer of the session that is running or being torn down, if any.</summary>
         public virtual OutboundWriter<TMessage>? SessionOutbound => null;
+    }
+
+    /// <summary>
+    /// The next runstate transition after a state, shared by the copies <c>with</c> makes of it:
+    /// its task is made only when someone waits for it (most transitions have no watcher).
+    /// </summary>
+    private sealed class Transition
+    {
+        /// <summary>Null; the source a waiter made; or the state entered, when the transition came first.</summary>
+        private object? _value;
+
+        /// <summary>Completes with the state entered by the transition.</summary>
+        public Task<SessionState> Task
+        {
+            get
+            {
+                while (true)
+                {
+                    switch (Volatile.Read(ref _value))
+                    {
+                        case TaskCompletionSource<SessionState> waiting:
+                            return waiting.Task;
+                        case SessionState entered:
+                            return System.Threading.Tasks.Task.FromResult(entered);
+                        default:
+                            var source = new TaskCompletionSource<SessionState>(TaskCreationOptions.RunContinuationsAsynchronously);
+                            if (Interlocked.CompareExchange(ref _value, source, null) is null)
+                            {
+                                return source.Task;
+                            }
+
+                            break;
+                    }
+                }
+            }
+        }
+
+        /// <summary>Records the transition into <paramref name="entered"/> and wakes whoever waits. Called once.</summary>
+        public void Complete(SessionState entered)
+        {
+            if (Interlocked.CompareExchange(ref _value, entered, null) is TaskCompletionSource<SessionState> waiting)
+            {
+                waiting.SetResult(entered);
+            }
+        }
     }
 
     /// <summary>No transport, no loops.</summary>

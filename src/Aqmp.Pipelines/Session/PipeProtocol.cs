@@ -34,15 +34,18 @@ namespace Aqmp.Pipelines.Session;
 /// runs in the sender's context, one message at a time, in the order messages are written.
 /// </para>
 /// </remarks>
-public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
+public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable, IOutboundOwner<TMessage>
 {
     private readonly Lock _gate = new();
     private readonly IMessageFramer<TMessage> _framer;
     private readonly PipeProtocolOptions _options;
-    private readonly TransportOptions _transportOptions;
+    private TransportOptions? _transportOptions;
 
     /// <summary>Counts the messages of the sessions started from now on (a server's metrics); null for none.</summary>
     internal MessageActivity? MessageActivity { get; set; }
+
+    /// <summary>Told of every runstate transition, before the <see cref="RunstateChanged"/> handlers; null for none.</summary>
+    internal IRunstateObserver? RunstateObserver { get; set; }
 
     private volatile bool _disposed;
 
@@ -63,9 +66,26 @@ public abstract partial class PipeProtocol<TMessage> : IAsyncDisposable
         _framer = framer;
         _options = options ?? PipeProtocolOptions.Default;
         _options.Validate();
-        _transportOptions = _options.ToTransportOptions(_options.CreateSegmentPool());
         Name = name;
         Logger = loggerFactory?.CreateLogger(LoggerCategory.For(GetType(), name)) ?? NullLogger.Instance;
+    }
+
+    /// <summary>
+    /// The options of the transports this session opens itself, with a segment pool of its own:
+    /// made on first use, so that a session only ever handed open connections (a server's) has none.
+    /// </summary>
+    private TransportOptions TransportOptions
+    {
+        get
+        {
+            if (Volatile.Read(ref _transportOptions) is { } options)
+            {
+                return options;
+            }
+
+            Interlocked.CompareExchange(ref _transportOptions, _options.ToTransportOptions(_options.CreateSegmentPool()), null);
+            return _transportOptions;
+        }
     }
 
     /// <summary>The connection's nickname, if any.</summary>

@@ -94,7 +94,7 @@ internal abstract class OwnedTransportConnection : TransportConnection
     }
 
     /// <summary>Starts the send loop; a subclass calls it once its constructor has set up what <see cref="SendAsync"/> uses.</summary>
-    protected void StartSending() => _sendLoop = Task.Run(SendLoopAsync);
+    protected void StartSending() => _sendLoop = SendLoopAsync();
 
     /// <summary>Sends <paramref name="bytes"/> bytes held by <paramref name="chunks"/>, in order, all of them, or throws.</summary>
     /// <param name="chunks">The bytes, in order; valid until the returned task completes.</param>
@@ -125,6 +125,8 @@ internal abstract class OwnedTransportConnection : TransportConnection
     /// </summary>
     private async Task SendLoopAsync()
     {
+        // On the thread pool from here on, as Task.Run would start it, without the task it makes.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         try
         {
             while (await _output.WaitForDataAsync().ConfigureAwait(false))

@@ -125,8 +125,14 @@ public static class SocketTransport
     internal static TransportConnection Adopt(TransportConnection connection, TransportOptions options)
     {
         ThrowIfDescriptorPassing(options, connection is UnixDescriptorConnection, "a connection opened without descriptor passing");
-        return connection.Pipe.Output is SendBuffer ? connection : new DuplexPipeConnection(connection.Pipe, options, connection);
+        return IsOwn(connection) ? connection : new DuplexPipeConnection(connection.Pipe, options, connection);
     }
+
+    /// <summary>
+    /// Whether <paramref name="connection"/> is one of this library's (its output is a send buffer
+    /// with a send loop of its own), which <see cref="Adopt"/> returns as it is.
+    /// </summary>
+    internal static bool IsOwn(TransportConnection connection) => connection.Pipe.Output is SendBuffer;
 
     /// <summary>
     /// Throws when <paramref name="options"/> ask for descriptor passing and the connection is not
@@ -134,8 +140,16 @@ public static class SocketTransport
     /// </summary>
     /// <exception cref="NotSupportedException">Descriptors cannot be passed over <paramref name="what"/>.</exception>
     internal static void ThrowIfDescriptorPassing(TransportOptions options, bool canPass, string what)
+        => ThrowIfDescriptorPassing(options.AllowDescriptorPassing, canPass, what);
+
+    /// <summary>
+    /// Throws when descriptor passing is asked for (<paramref name="allowDescriptorPassing"/>) and
+    /// the connection is not a Unix-domain stream socket (<paramref name="canPass"/> false), naming what it is.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Descriptors cannot be passed over <paramref name="what"/>.</exception>
+    internal static void ThrowIfDescriptorPassing(bool allowDescriptorPassing, bool canPass, string what)
     {
-        if (options.AllowDescriptorPassing && !canPass)
+        if (allowDescriptorPassing && !canPass)
         {
             throw new NotSupportedException($"File descriptors can be passed only over a plain Unix-domain socket, not over {what}: turn AllowDescriptorPassing off for this connection.");
         }

@@ -9,6 +9,12 @@ namespace Aqmp.Pipelines.Transports;
 /// inline through a <see cref="NetworkStream"/>; its send loop sends everything flushed since its
 /// last turn in one socket call, gathered from the buffer's segments when there are several.
 /// </summary>
+/// <remarks>
+/// The socket is switched to non-blocking once its stream is made, so that each batch is first
+/// offered to the kernel synchronously: a send the kernel takes whole needs no asynchronous socket
+/// operation, whose state the socket would otherwise keep for its lifetime (an idle connection
+/// holds none).
+/// </remarks>
 internal sealed class SocketTransportConnection : OwnedTransportConnection
 {
     private readonly Socket _socket;
@@ -18,6 +24,7 @@ internal sealed class SocketTransportConnection : OwnedTransportConnection
         : base(new TransportStream(new NetworkStream(socket, ownsSocket: true), options.ReceiveBufferSize), options)
     {
         _socket = socket;
+        socket.Blocking = false;
         LocalEndPoint = socket.LocalEndPoint;
         RemoteEndPoint = socket.RemoteEndPoint;
         StartSending();
@@ -32,10 +39,49 @@ internal sealed class SocketTransportConnection : OwnedTransportConnection
     /// <summary>
     /// Sends every byte of <paramref name="chunks"/> on <paramref name="socket"/>: one gathered send
     /// when there are several, then the rest chunk by chunk; a socket failure is reported as the
-    /// <see cref="IOException"/> a <see cref="NetworkStream"/> raises.
+    /// <see cref="IOException"/> a <see cref="NetworkStream"/> raises. A non-blocking socket is
+    /// first offered everything synchronously, and only what it did not take is sent asynchronously.
     /// </summary>
+    internal static ValueTask SendGatheredAsync(Socket socket, List<ArraySegment<byte>> chunks, long bytes)
+    {
+        if (socket.Blocking)
+        {
+            return SendAsynchronouslyAsync(socket, chunks, bytes);
+        }
+
+        int sent;
+        SocketError error;
+        try
+        {
+            sent = chunks.Count == 1 ? socket.Send(chunks[0].AsSpan(), SocketFlags.None, out error) : socket.Send(chunks, SocketFlags.None, out error);
+        }
+        catch (SocketException ex)
+        {
+            return ValueTask.FromException(SendFailed(ex));
+        }
+
+        if (error is not (SocketError.Success or SocketError.WouldBlock))
+        {
+            return ValueTask.FromException(SendFailed(new SocketException((int)error)));
+        }
+
+        if (error == SocketError.Success && sent == bytes)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        if (error == SocketError.Success)
+        {
+            Skip(chunks, sent);
+            bytes -= sent;
+        }
+
+        return SendAsynchronouslyAsync(socket, chunks, bytes);
+    }
+
+    /// <summary>The asynchronous send of <see cref="SendGatheredAsync"/>.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    internal static async ValueTask SendGatheredAsync(Socket socket, List<ArraySegment<byte>> chunks, long bytes)
+    private static async ValueTask SendAsynchronouslyAsync(Socket socket, List<ArraySegment<byte>> chunks, long bytes)
     {
         try
         {

@@ -24,9 +24,8 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
 {
     private Exception? _readError;
     private Exception? _writeError;
-    private readonly Lock _settleLock = new();
-    private int _writesInFlight;              // guarded by _settleLock
-    private TaskCompletionSource? _settled;   // a read's wait for the writes in flight to end; guarded by _settleLock
+    private int _writesInFlight;
+    private TaskCompletionSource? _settled;   // a read's wait for the writes in flight to end
 
     /// <summary>
     /// The connection failure behind the end of the stream: the error that ended reading (reported
@@ -123,13 +122,7 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
         => inner.WriteAsync(buffer, cancellationToken);
 
     /// <summary>The send loop starts a write to the inner stream or socket.</summary>
-    public void WriteStarted()
-    {
-        lock (_settleLock)
-        {
-            _writesInFlight++;
-        }
-    }
+    public void WriteStarted() => Interlocked.Increment(ref _writesInFlight);
 
     /// <summary>The send loop's write ended, failed with <paramref name="error"/> when not null.</summary>
     public void WriteEnded(Exception? error)
@@ -139,18 +132,8 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
             Interlocked.CompareExchange(ref _writeError, error, null);
         }
 
-        TaskCompletionSource? settled = null;
-        lock (_settleLock)
-        {
-            _writesInFlight--;
-            if (!IsWriteInFlight)
-            {
-                settled = _settled;
-                _settled = null;
-            }
-        }
-
-        settled?.TrySetResult();
+        Interlocked.Decrement(ref _writesInFlight);
+        WakeIfSettled();
     }
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
@@ -216,17 +199,16 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
     /// </summary>
     private async ValueTask<int> SettleThenEndAsync()
     {
-        Task settled;
-        lock (_settleLock)
+        if (!IsWriteInFlight)
         {
-            if (!IsWriteInFlight)
-            {
-                return 0;
-            }
-
-            settled = (_settled ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            return 0;
         }
 
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var settled = (Interlocked.CompareExchange(ref _settled, waiter, null) ?? waiter).Task;
+
+        // The write may have ended before the wait was published: then nobody else wakes it.
+        WakeIfSettled();
         try
         {
             await settled.WaitAsync(SettleLimit).ConfigureAwait(false);
@@ -237,6 +219,15 @@ internal sealed class TransportStream(Stream inner, int maximumReadSize = int.Ma
         }
 
         return 0;
+    }
+
+    /// <summary>Wakes the read waiting for the writes in flight, once none is (or one failed).</summary>
+    private void WakeIfSettled()
+    {
+        if (!IsWriteInFlight)
+        {
+            Interlocked.Exchange(ref _settled, null)?.TrySetResult();
+        }
     }
 
     private int EndOfStream(Exception error)
