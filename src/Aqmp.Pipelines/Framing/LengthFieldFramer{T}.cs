@@ -182,23 +182,21 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         var frameLength = UnknownLength;
         if (first.Length >= _wideReadEnd)
         {
-            var bytes = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref MemoryMarshal.GetReference(first), LengthFieldOffset));
-            if (!BitConverter.IsLittleEndian)
-            {
-                bytes = BinaryPrimitives.ReverseEndianness(bytes);
-            }
-
-            var value = _bigEndian ? BinaryPrimitives.ReverseEndianness(bytes) >> _bigEndianShift : bytes & _littleEndianMask;
+            ref var field = ref Unsafe.Add(ref MemoryMarshal.GetReference(first), LengthFieldOffset);
+            var value = _bigEndian ? ReadBigEndian(ref field) >> _bigEndianShift : ReadLittleEndian(ref field) & _littleEndianMask;
             if (value - _smallestValidValue < _validValueCount)
             {
                 frameLength = (long)value + _frameLengthOverValue;
                 if (frameLength <= first.Length)
                 {
-                    // The whole frame is in the first segment: positions are made from the segment's start, without seeking.
+                    // The whole frame is in the first segment: positions are made from the segment's
+                    // start, without seeking. The end's index adds the value last (the frame's length
+                    // wraps around int as the index does: their sum fits), so that the next frame waits
+                    // on one addition after the field's load.
                     var start = input.Start;
                     var segment = start.GetObject();
                     var startIndex = start.GetInteger();
-                    var end = new SequencePosition(segment, startIndex + (int)frameLength);
+                    var end = new SequencePosition(segment, startIndex + (int)_frameLengthOverValue + (int)value);
                     consumed = end;
                     examined = end;
                     Deliver(input, new SequencePosition(segment, startIndex + InitialBytesToStrip), end, out message);
@@ -331,6 +329,16 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
 
         return frameLength;
     }
+
+    /// <summary>The 8 bytes at <paramref name="source"/> as a big-endian value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ReadBigEndian(ref byte source)
+        => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(ref source)) : Unsafe.ReadUnaligned<ulong>(ref source);
+
+    /// <summary>The 8 bytes at <paramref name="source"/> as a little-endian value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ReadLittleEndian(ref byte source)
+        => BitConverter.IsLittleEndian ? Unsafe.ReadUnaligned<ulong>(ref source) : BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(ref source));
 
     /// <summary>The length field's value, read from the start of <paramref name="field"/> (at least the field's length).</summary>
     private ulong ReadLengthField(ReadOnlySpan<byte> field) => _fieldKind switch
