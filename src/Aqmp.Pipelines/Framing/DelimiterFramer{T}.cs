@@ -24,9 +24,11 @@ namespace Aqmp.Pipelines.Framing;
 /// with several, for the bytes that start any of them, each such byte checked against the
 /// delimiters in order; a frame whose
 /// delimiter lies past it (or, with several delimiters, near its end) takes a path kept out of line
-/// that resumes where the previous call on the same frame stopped (the <c>examined</c> position the
-/// session hands back, less the longest delimiter's length minus one, for a delimiter cut by a read),
-/// so a long frame costs one pass. Parsing allocates nothing. The framer keeps no per-stream state:
+/// that searches the following segments one at a time, each in one vectorized pass for the bytes
+/// that start a delimiter (comparing across segments only a delimiter that starts in a segment's
+/// last bytes), and resumes where the previous call on the same frame stopped (the
+/// <c>examined</c> position the session hands back, less the longest delimiter's length minus one,
+/// for a delimiter cut by a read), so a long frame costs one pass. Parsing allocates nothing. The framer keeps no per-stream state:
 /// one instance may serve many sessions.
 /// </para>
 /// <para>
@@ -228,9 +230,9 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
     /// Finds the earliest delimiter of <paramref name="input"/> starting at or after
     /// <paramref name="from"/>, when that is final (no delimiter whose first bytes end the input
     /// may still complete before it, or at the same byte while listed before it), segment by
-    /// segment: each segment is searched in one vectorized pass (for the one delimiter, or for the
-    /// bytes that start any of them) for delimiters wholly within it; only candidates in a
-    /// segment's last bytes, which a delimiter may continue past, are compared across segments.
+    /// segment: each segment is searched in one vectorized pass for the bytes that start a
+    /// delimiter, each such byte compared with the delimiters in order, within the segment or, for
+    /// one in its last bytes, which a delimiter may continue past, across segments.
     /// </summary>
     private bool TryFindEarliest(in ReadOnlySequence<byte> input, long from, out FoundDelimiter found)
     {
@@ -243,10 +245,7 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
             if (from - offset < span.Length)
             {
                 var searchFrom = (int)Math.Max(0, from - offset);
-                int delimiterLength;
-                var index = _onlyDelimiter is { } only
-                    ? IndexOfOnly(input, next, span, searchFrom, only, out delimiterLength)
-                    : IndexOfEarliest(input, next, span, searchFrom, out delimiterLength);
+                var index = IndexOfEarliest(input, next, span, searchFrom, out var delimiterLength);
                 if (index == Undecided)
                 {
                     break;
@@ -276,34 +275,8 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
     }
 
     /// <summary>
-    /// With one delimiter: where it starts in <paramref name="span"/> at or after
-    /// <paramref name="searchFrom"/>, wholly within the span or continued in the segments from
-    /// <paramref name="next"/> on; or -1.
-    /// </summary>
-    private static int IndexOfOnly(in ReadOnlySequence<byte> input, SequencePosition next, ReadOnlySpan<byte> span, int searchFrom, byte[] only, out int delimiterLength)
-    {
-        delimiterLength = only.Length;
-        var within = span[searchFrom..].IndexOf(only);
-        if (within >= 0)
-        {
-            return searchFrom + within;
-        }
-
-        // Only a delimiter starting in the span's last bytes may continue past it.
-        for (var index = Math.Max(searchFrom, span.Length - (only.Length - 1)); index < span.Length; index++)
-        {
-            if (span[index] == only[0] && Continues(input, next, span[index..], only) == Match.Whole)
-            {
-                return index;
-            }
-        }
-
-        return -1;
-    }
-
-    /// <summary>
-    /// With several delimiters: where the earliest delimiter starts in <paramref name="span"/> at
-    /// or after <paramref name="searchFrom"/> (of two at the same byte, the one listed first),
+    /// Where the earliest delimiter starts in <paramref name="span"/> at or after
+    /// <paramref name="searchFrom"/> (of two at the same byte, the one listed first),
     /// wholly within the span or continued in the segments from <paramref name="next"/> on; -1 if
     /// none does; <see cref="Undecided"/> when one whose first bytes end the input may still
     /// complete there, or at the same byte while listed before the one found.
