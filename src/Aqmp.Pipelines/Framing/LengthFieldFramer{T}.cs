@@ -50,12 +50,15 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
     private readonly bool _bigEndian;
 
     // Decided once here, so that a frame's fast path costs one load, one byte-order branch and
-    // one range check: how the field is read (an 8-byte load when the first segment holds
-    // _wideReadEnd bytes, otherwise by _fieldKind), which field values make a valid frame (those in
+    // one range check: how the field is read (a 4-byte big-endian field, the commonest, as such;
+    // any other with an 8-byte load, shifted or masked, when the first segment holds _wideReadEnd
+    // bytes; otherwise by _fieldKind), which field values make a valid frame (those in
     // [_smallestValidValue, _smallestValidValue + _validValueCount), compared as one unsigned
     // subtraction), whose length is the value plus _frameLengthOverValue.
     private readonly FieldKind _fieldKind;
     private readonly int _wideReadEnd;
+    private readonly nint _fieldOffset;
+    private readonly bool _fourBytesBigEndian;
     private readonly int _bigEndianShift;
     private readonly ulong _littleEndianMask;
     private readonly ulong _smallestValidValue;
@@ -112,6 +115,8 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         _fieldKind = KindOf(lengthFieldLength, _bigEndian);
         _bigEndianShift = 64 - (8 * lengthFieldLength);
         _littleEndianMask = ulong.MaxValue >> _bigEndianShift;
+        _fieldOffset = lengthFieldOffset;
+        _fourBytesBigEndian = _fieldKind == FieldKind.FourBigEndian;
         _wideReadEnd = lengthFieldOffset > int.MaxValue - sizeof(ulong) ? int.MaxValue : lengthFieldOffset + sizeof(ulong);
 
         // A frame is valid when max(header, bytes to strip) <= value + adjustment + header <= maximum.
@@ -174,20 +179,20 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
     public bool TryReadMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         // Fast path: 8 bytes in the first segment from the field on (all but the shortest frames):
-        // any field is one 8-byte load, shifted or masked down to its size, with no branch on its
-        // layout, and one range check decides whether its value is valid. Everything else (a
+        // a 4-byte big-endian field is one 4-byte load, any other one 8-byte load shifted or masked
+        // down to its size, and one range check decides whether its value is valid. Everything else (a
         // frame past the first segment, too few bytes to load at once, an invalid value, which
         // the slow path reads again to say what is wrong with it) takes one call out of line.
         var first = input.FirstSpan;
-        var frameLength = UnknownLength;
         if (first.Length >= _wideReadEnd)
         {
-            ref var field = ref Unsafe.Add(ref MemoryMarshal.GetReference(first), LengthFieldOffset);
-            var value = _bigEndian ? ReadBigEndian(ref field) >> _bigEndianShift : ReadLittleEndian(ref field) & _littleEndianMask;
+            ref var field = ref Unsafe.Add(ref MemoryMarshal.GetReference(first), _fieldOffset);
+            var value = _fourBytesBigEndian ? ReadFourBytesBigEndian(ref field)
+                : _bigEndian ? ReadBigEndian(ref field) >> _bigEndianShift
+                : ReadLittleEndian(ref field) & _littleEndianMask;
             if (value - _smallestValidValue < _validValueCount)
             {
-                frameLength = (long)value + _frameLengthOverValue;
-                if (frameLength <= first.Length)
+                if ((long)value <= first.Length - _frameLengthOverValue)
                 {
                     // The whole frame is in the first segment: positions are made from the segment's
                     // start, without seeking. The end's index adds the value last (the frame's length
@@ -202,10 +207,12 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
                     Deliver(input, new SequencePosition(segment, startIndex + InitialBytesToStrip), end, out message);
                     return true;
                 }
+
+                return TryReadStraddlingFrame(input, (long)value + _frameLengthOverValue, ref consumed, ref examined, out message);
             }
         }
 
-        return TryReadStraddlingFrame(input, frameLength, ref consumed, ref examined, out message);
+        return TryReadStraddlingFrame(input, UnknownLength, ref consumed, ref examined, out message);
     }
 
     /// <summary>
@@ -329,6 +336,11 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
 
         return frameLength;
     }
+
+    /// <summary>The 4 bytes at <paramref name="source"/> as a big-endian value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ReadFourBytesBigEndian(ref byte source)
+        => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref source)) : Unsafe.ReadUnaligned<uint>(ref source);
 
     /// <summary>The 8 bytes at <paramref name="source"/> as a big-endian value.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
