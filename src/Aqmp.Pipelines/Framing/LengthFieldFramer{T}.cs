@@ -267,6 +267,8 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
     private bool TryReadStraddlingFrame(in ReadOnlySequence<byte> input, long frameLength, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         var buffered = input.Length;
+        // A length read on the fast path came from a first segment of at least _wideReadEnd bytes.
+        var firstSegmentHolds = frameLength == UnknownLength ? 0 : _wideReadEnd;
         if (frameLength == UnknownLength && buffered >= _headerLength)
         {
             Span<byte> field = stackalloc byte[8];
@@ -279,7 +281,11 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
             var end = input.GetPosition(frameLength);
             consumed = end;
             examined = end;
-            Deliver(input, input.GetPosition(InitialBytesToStrip), end, out message);
+            var start = input.Start;
+            var payloadStart = InitialBytesToStrip <= firstSegmentHolds
+                ? new SequencePosition(start.GetObject(), start.GetInteger() + InitialBytesToStrip)
+                : input.GetPosition(InitialBytesToStrip);
+            Deliver(input, payloadStart, end, out message);
             return true;
         }
 
