@@ -24,9 +24,11 @@ namespace Aqmp.Pipelines.Framing;
 /// with several, for the bytes that start any of them, each such byte checked against the
 /// delimiters in order; a frame whose
 /// delimiter lies past it (or, with several delimiters, near its end) takes a path kept out of line
-/// that resumes where the previous call on the same frame stopped (the <c>examined</c> position the
-/// session hands back, less the longest delimiter's length minus one, for a delimiter cut by a read),
-/// so a long frame costs one pass. Parsing allocates nothing. The framer keeps no per-stream state:
+/// that searches the following segments one at a time, each in one vectorized pass for the bytes
+/// that start a delimiter (comparing across segments only a delimiter that starts in a segment's
+/// last bytes), and resumes where the previous call on the same frame stopped (the
+/// <c>examined</c> position the session hands back, less the longest delimiter's length minus one,
+/// for a delimiter cut by a read), so a long frame costs one pass. Parsing allocates nothing. The framer keeps no per-stream state:
 /// one instance may serve many sessions.
 /// </para>
 /// <para>
@@ -41,6 +43,9 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
 {
     /// <summary>The default <see cref="MaximumPayloadLength"/>: 64 KiB.</summary>
     public const int DefaultMaximumPayloadLength = 64 * 1024;
+
+    /// <summary>What a segment's search returns when a delimiter cut by the input's end may still complete first.</summary>
+    private const int Undecided = -2;
 
     private readonly byte[][] _delimiters;
     private readonly int _longestDelimiter;
@@ -121,7 +126,7 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
         var index = first.IndexOf(only);
         if (index >= 0)
         {
-            message = CutInFirstSegment(input, index, only.Length, ref consumed, ref examined);
+            CutInFirstSegment(input, index, only.Length, ref consumed, ref examined, out message);
             return true;
         }
 
@@ -197,26 +202,15 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
     private bool TryReadStraddlingFrame(in ReadOnlySequence<byte> input, long searched, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         var from = Math.Max(searched, ExaminedLength(input, examined) - (_longestDelimiter - 1));
-        if (_onlyDelimiter is { } only)
+        if (TryFindEarliest(input, from, out var found))
         {
-            // One delimiter: the first found is final, and the reader that found it has the
-            // positions of its start and end, without seeking through the segments again.
-            var reader = new SequenceReader<byte>(input);
-            reader.Advance(from);
-            if (reader.TryReadTo(out ReadOnlySequence<byte> _, only, advancePastDelimiter: false))
-            {
-                ThrowIfTooLong(reader.Consumed);
-                var delimiterStart = reader.Position;
-                reader.Advance(only.Length);
-                var frameEnd = reader.Position;
-                consumed = frameEnd;
-                examined = frameEnd;
-                message = DecodeFrame(input.Slice(input.Start, StripDelimiter ? delimiterStart : frameEnd));
-                return true;
-            }
-        }
-        else if (TryReadEarliest(input, from, ref consumed, ref examined, out message))
-        {
+            ThrowIfTooLong(found.PayloadLength);
+            var frameEnd = found.Segment is null
+                ? input.GetPosition(found.Length, found.Start)
+                : new SequencePosition(found.Segment, found.Index + found.Length);
+            consumed = frameEnd;
+            examined = frameEnd;
+            Deliver(input, StripDelimiter ? found.Start : frameEnd, out message);
             return true;
         }
 
@@ -232,28 +226,127 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
         return false;
     }
 
-    /// <summary>With several delimiters: reads the frame that ends at the earliest delimiter past <paramref name="from"/>, when no other may still overtake it.</summary>
-    private bool TryReadEarliest(in ReadOnlySequence<byte> input, long from, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    /// <summary>
+    /// Finds the earliest delimiter of <paramref name="input"/> starting at or after
+    /// <paramref name="from"/>, when that is final (no delimiter whose first bytes end the input
+    /// may still complete before it, or at the same byte while listed before it), segment by
+    /// segment: each segment is searched in one vectorized pass for the bytes that start a
+    /// delimiter, each such byte compared with the delimiters in order, within the segment or, for
+    /// one in its last bytes, which a delimiter may continue past, across segments.
+    /// </summary>
+    private bool TryFindEarliest(in ReadOnlySequence<byte> input, long from, out FoundDelimiter found)
     {
-        var index = IndexOfEarliest(input, from, out var which);
-        if (index >= 0 && !MayBeOvertaken(input, index, which))
+        var current = input.Start;
+        var next = current;
+        long offset = 0;
+        while (input.TryGet(ref next, out var memory))
         {
-            ThrowIfTooLong(index);
-            var delimiterLength = _delimiters[which].Length;
-            var end = input.GetPosition(index + delimiterLength);
-            consumed = end;
-            examined = end;
-            message = DecodeFrame(input.Slice(0, StripDelimiter ? index : index + delimiterLength));
-            return true;
+            var span = memory.Span;
+            if (from - offset < span.Length)
+            {
+                var searchFrom = (int)Math.Max(0, from - offset);
+                var index = IndexOfEarliest(input, next, span, searchFrom, out var delimiterLength);
+                if (index == Undecided)
+                {
+                    break;
+                }
+
+                if (index >= 0)
+                {
+                    var segment = current.GetObject();
+                    var segmentIndex = current.GetInteger() + index;
+                    var within = index + delimiterLength <= span.Length;
+                    found = new FoundDelimiter(
+                        new SequencePosition(segment, segmentIndex),
+                        within ? segment : null,
+                        segmentIndex,
+                        delimiterLength,
+                        offset + index);
+                    return true;
+                }
+            }
+
+            offset += span.Length;
+            current = next;
         }
 
-        message = default!;
+        found = default;
         return false;
+    }
+
+    /// <summary>
+    /// Where the earliest delimiter starts in <paramref name="span"/> at or after
+    /// <paramref name="searchFrom"/> (of two at the same byte, the one listed first),
+    /// wholly within the span or continued in the segments from <paramref name="next"/> on; -1 if
+    /// none does; <see cref="Undecided"/> when one whose first bytes end the input may still
+    /// complete there, or at the same byte while listed before the one found.
+    /// </summary>
+    private int IndexOfEarliest(in ReadOnlySequence<byte> input, SequencePosition next, ReadOnlySpan<byte> span, int searchFrom, out int delimiterLength)
+    {
+        var index = searchFrom;
+        while (true)
+        {
+            var candidate = span[index..].IndexOfAny(_firstBytes);
+            if (candidate < 0)
+            {
+                delimiterLength = 0;
+                return -1;
+            }
+
+            index += candidate;
+            var rest = span[index..];
+            foreach (var delimiter in _delimiters)
+            {
+                var match = rest.Length >= delimiter.Length
+                    ? rest.StartsWith(delimiter) ? Match.Whole : Match.None
+                    : Continues(input, next, rest, delimiter);
+                if (match != Match.None)
+                {
+                    delimiterLength = delimiter.Length;
+                    return match == Match.Whole ? index : Undecided;
+                }
+            }
+
+            index++;
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="delimiter"/> starts with <paramref name="head"/> (a segment's last
+    /// bytes) and goes on in the segments from <paramref name="next"/> on: wholly, not at all, or
+    /// as far as the input goes.
+    /// </summary>
+    private static Match Continues(in ReadOnlySequence<byte> input, SequencePosition next, ReadOnlySpan<byte> head, ReadOnlySpan<byte> delimiter)
+    {
+        if (!delimiter.StartsWith(head))
+        {
+            return Match.None;
+        }
+
+        var rest = delimiter[head.Length..];
+        while (!rest.IsEmpty)
+        {
+            if (!input.TryGet(ref next, out var memory))
+            {
+                return Match.CutByEnd;
+            }
+
+            var span = memory.Span;
+            var length = Math.Min(span.Length, rest.Length);
+            if (!span[..length].SequenceEqual(rest[..length]))
+            {
+                return Match.None;
+            }
+
+            rest = rest[length..];
+        }
+
+        return Match.Whole;
     }
 
     /// <summary>The frame ending at a delimiter at <paramref name="index"/> of the first segment, cut with positions made from the segment's start, without seeking.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private TMessage CutInFirstSegment(in ReadOnlySequence<byte> input, int index, int delimiterLength, ref SequencePosition consumed, ref SequencePosition examined)
+    private void CutInFirstSegment(in ReadOnlySequence<byte> input, int index, int delimiterLength, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         ThrowIfTooLong(index);
         var start = input.Start;
@@ -262,7 +355,27 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
         var end = new SequencePosition(segment, startIndex + index + delimiterLength);
         consumed = end;
         examined = end;
-        return DecodeFrame(input.Slice(start, StripDelimiter ? new SequencePosition(segment, startIndex + index) : end));
+        Deliver(input, StripDelimiter ? new SequencePosition(segment, startIndex + index) : end, out message);
+    }
+
+    /// <summary>
+    /// The message of <paramref name="input"/>'s bytes up to <paramref name="end"/>: that slice
+    /// itself for <see cref="DelimiterFramer"/>, whose messages are frames, cut straight into
+    /// <paramref name="message"/> without a virtual call; otherwise what <see cref="DecodeFrame"/>
+    /// makes of it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Deliver(in ReadOnlySequence<byte> input, SequencePosition end, out TMessage message)
+    {
+        if (typeof(TMessage) == typeof(ReadOnlySequence<byte>) && this is DelimiterFramer)
+        {
+            Unsafe.SkipInit(out message);
+            Unsafe.As<TMessage, ReadOnlySequence<byte>>(ref message) = input.Slice(input.Start, end);
+        }
+        else
+        {
+            message = DecodeFrame(input.Slice(input.Start, end));
+        }
     }
 
     /// <summary>
@@ -276,7 +389,7 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
         var (index, delimiterLength, searched) = IndexOfEarliestDecided(input.FirstSpan);
         if (index >= 0)
         {
-            message = CutInFirstSegment(input, index, delimiterLength, ref consumed, ref examined);
+            CutInFirstSegment(input, index, delimiterLength, ref consumed, ref examined, out message);
             return true;
         }
 
@@ -321,55 +434,6 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
         }
     }
 
-    /// <summary>Where the earliest delimiter starting at or after <paramref name="from"/> starts in <paramref name="input"/>, or -1.</summary>
-    private long IndexOfEarliest(in ReadOnlySequence<byte> input, long from, out int which)
-    {
-        var best = -1L;
-        which = -1;
-        for (var k = 0; k < _delimiters.Length; k++)
-        {
-            var reader = new SequenceReader<byte>(input);
-            reader.Advance(from);
-            if (reader.TryReadTo(out ReadOnlySequence<byte> _, _delimiters[k], advancePastDelimiter: false) && (best < 0 || reader.Consumed < best))
-            {
-                best = reader.Consumed;
-                which = k;
-            }
-        }
-
-        return best;
-    }
-
-    /// <summary>
-    /// Whether a delimiter whose first bytes end <paramref name="input"/> may still complete at a
-    /// byte before <paramref name="index"/>, or at it while listed before <paramref name="which"/>.
-    /// Only one starting within the longest delimiter's length of the end can.
-    /// </summary>
-    private bool MayBeOvertaken(in ReadOnlySequence<byte> input, long index, int which)
-    {
-        var buffered = input.Length;
-        if (index + _longestDelimiter <= buffered)
-        {
-            return false;
-        }
-
-        var tail = input.Slice(buffered - Math.Min(buffered, _longestDelimiter - 1));
-        for (var k = 0; k < _delimiters.Length; k++)
-        {
-            var delimiter = _delimiters[k];
-            for (var n = (int)Math.Min(delimiter.Length - 1, tail.Length); n >= 1; n--)
-            {
-                var start = buffered - n;
-                if ((start < index || (start == index && k < which)) && new SequenceReader<byte>(tail.Slice(tail.Length - n)).IsNext(delimiter.AsSpan(0, n)))
-                {
-                    return true;
-                }
-            }
-        }
-
-        return false;
-    }
-
     /// <summary>How many bytes of <paramref name="input"/> lie before <paramref name="examined"/>; 0 for its start or no position.</summary>
     private static long ExaminedLength(in ReadOnlySequence<byte> input, SequencePosition examined)
         => examined.GetObject() is null || examined.Equals(input.Start) ? 0 : input.Slice(input.Start, examined).Length;
@@ -384,4 +448,20 @@ public abstract class DelimiterFramer<TMessage> : IMessageFramer<TMessage>
 
     [DoesNotReturn]
     private static void ThrowFrameTooLarge(long maximumLength, long observedLength) => throw new FrameTooLargeException(maximumLength, observedLength);
+
+    /// <summary>How a delimiter compares with bytes that go on past a segment.</summary>
+    private enum Match
+    {
+        /// <summary>It differs.</summary>
+        None,
+
+        /// <summary>It is there whole.</summary>
+        Whole,
+
+        /// <summary>It is there as far as the input goes, which ends before it does.</summary>
+        CutByEnd,
+    }
+
+    /// <summary>A delimiter found: where it starts (with its segment and index there when it lies wholly in that segment), its length, and the payload's length before it.</summary>
+    private readonly record struct FoundDelimiter(SequencePosition Start, object? Segment, int Index, int Length, long PayloadLength);
 }

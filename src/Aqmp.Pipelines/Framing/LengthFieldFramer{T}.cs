@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Aqmp.Pipelines.Framing;
 
@@ -42,14 +43,22 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
     /// <summary>The default <see cref="MaximumFrameLength"/>: 1 MiB.</summary>
     public const int DefaultMaximumFrameLength = 1024 * 1024;
 
+    /// <summary>What <see cref="TryReadStraddlingFrame"/> is passed when the frame's length is not read yet.</summary>
+    private const long UnknownLength = -1;
+
     private readonly int _headerLength;
     private readonly bool _bigEndian;
 
-    // Decided once here, so that a frame's fast path costs one switch and one range check:
-    // how the field is read, and which field values make a valid frame (those in
+    // Decided once here, so that a frame's fast path costs one load, one byte-order branch and
+    // one range check: how the field is read (a 4-byte big-endian field, the commonest, as such;
+    // any other with an 8-byte load, shifted or masked, when the first segment holds _wideReadEnd
+    // bytes; otherwise by _fieldKind), which field values make a valid frame (those in
     // [_smallestValidValue, _smallestValidValue + _validValueCount), compared as one unsigned
     // subtraction), whose length is the value plus _frameLengthOverValue.
     private readonly FieldKind _fieldKind;
+    private readonly int _wideReadEnd;
+    private readonly nint _fieldOffset;
+    private readonly bool _fourBytesBigEndian;
     private readonly int _bigEndianShift;
     private readonly ulong _littleEndianMask;
     private readonly ulong _smallestValidValue;
@@ -106,6 +115,9 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
         _fieldKind = KindOf(lengthFieldLength, _bigEndian);
         _bigEndianShift = 64 - (8 * lengthFieldLength);
         _littleEndianMask = ulong.MaxValue >> _bigEndianShift;
+        _fieldOffset = lengthFieldOffset;
+        _fourBytesBigEndian = _fieldKind == FieldKind.FourBigEndian;
+        _wideReadEnd = lengthFieldOffset > int.MaxValue - sizeof(ulong) ? int.MaxValue : lengthFieldOffset + sizeof(ulong);
 
         // A frame is valid when max(header, bytes to strip) <= value + adjustment + header <= maximum.
         _frameLengthOverValue = (long)lengthAdjustment + _headerLength;
@@ -166,42 +178,41 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
     /// <exception cref="FrameTooLargeException">The frame is longer than <see cref="MaximumFrameLength"/>.</exception>
     public bool TryReadMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
-        // Fast path: the whole frame is in the first segment (always so for a single-segment buffer).
+        // Fast path: 8 bytes in the first segment from the field on (all but the shortest frames):
+        // a 4-byte big-endian field is one 4-byte load, any other one 8-byte load shifted or masked
+        // down to its size, and one range check decides whether its value is valid. Everything else (a
+        // frame past the first segment, too few bytes to load at once, an invalid value, which
+        // the slow path reads again to say what is wrong with it) takes one call out of line.
         var first = input.FirstSpan;
-        if (first.Length >= _headerLength)
+        if (first.Length >= _wideReadEnd)
         {
-            // With 8 bytes in view from the field on (all but the shortest frames), any field is
-            // one 8-byte load, shifted or masked down to its size: no branch on its layout.
-            var field = first[LengthFieldOffset..];
-            ulong value;
-            if (field.Length >= sizeof(ulong))
+            ref var field = ref Unsafe.Add(ref MemoryMarshal.GetReference(first), _fieldOffset);
+            var value = _fourBytesBigEndian ? ReadFourBytesBigEndian(ref field)
+                : _bigEndian ? ReadBigEndian(ref field) >> _bigEndianShift
+                : ReadLittleEndian(ref field) & _littleEndianMask;
+            if (value - _smallestValidValue < _validValueCount)
             {
-                var bytes = BinaryPrimitives.ReadUInt64LittleEndian(field);
-                value = _bigEndian ? BinaryPrimitives.ReverseEndianness(bytes) >> _bigEndianShift : bytes & _littleEndianMask;
-            }
-            else
-            {
-                value = ReadLengthField(field);
-            }
+                if ((long)value <= first.Length - _frameLengthOverValue)
+                {
+                    // The whole frame is in the first segment: positions are made from the segment's
+                    // start, without seeking. The end's index adds the value last (the frame's length
+                    // wraps around int as the index does: their sum fits), so that the next frame waits
+                    // on one addition after the field's load.
+                    var start = input.Start;
+                    var segment = start.GetObject();
+                    var startIndex = start.GetInteger();
+                    var end = new SequencePosition(segment, startIndex + (int)_frameLengthOverValue + (int)value);
+                    consumed = end;
+                    examined = end;
+                    Deliver(input, new SequencePosition(segment, startIndex + InitialBytesToStrip), end, out message);
+                    return true;
+                }
 
-            var frameLength = value - _smallestValidValue < _validValueCount
-                ? (long)value + _frameLengthOverValue
-                : FrameLength(value, input.Length); // throws: the same checks, one by one, to say which failed
-            if (frameLength <= first.Length)
-            {
-                // Positions are made from the segment's start, without seeking.
-                var start = input.Start;
-                var segment = start.GetObject();
-                var startIndex = start.GetInteger();
-                var end = new SequencePosition(segment, startIndex + (int)frameLength);
-                consumed = end;
-                examined = end;
-                message = DecodeFrame(input.Slice(new SequencePosition(segment, startIndex + InitialBytesToStrip), end));
-                return true;
+                return TryReadStraddlingFrame(input, (long)value + _frameLengthOverValue, ref consumed, ref examined, out message);
             }
         }
 
-        return TryReadStraddlingFrame(input, ref consumed, ref examined, out message);
+        return TryReadStraddlingFrame(input, UnknownLength, ref consumed, ref examined, out message);
     }
 
     /// <summary>
@@ -247,31 +258,60 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
 
     /// <summary>
     /// The slow path of <see cref="TryReadMessage"/>, kept out of line so that the fast path stays
-    /// small: the header or the frame does not fit the first segment. Copies the length field out
-    /// (it may straddle segments) and cuts the frame by offsets.
+    /// small: the frame does not fit the first segment (<paramref name="frameLength"/>, valid, read
+    /// from it already), or its length is not known yet (<see cref="UnknownLength"/>: the first
+    /// segment holds too few bytes to read the field at once, or the field is invalid): the field,
+    /// which may straddle segments, is copied out and checked. Cuts the frame by offsets.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool TryReadStraddlingFrame(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    private bool TryReadStraddlingFrame(in ReadOnlySequence<byte> input, long frameLength, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         var buffered = input.Length;
-        if (buffered >= _headerLength)
+        // A length read on the fast path came from a first segment of at least _wideReadEnd bytes.
+        var firstSegmentHolds = frameLength == UnknownLength ? 0 : _wideReadEnd;
+        if (frameLength == UnknownLength && buffered >= _headerLength)
         {
             Span<byte> field = stackalloc byte[8];
             input.Slice(LengthFieldOffset, LengthFieldLength).CopyTo(field);
-            var frameLength = FrameLength(ReadLengthField(field), buffered);
-            if (frameLength <= buffered)
-            {
-                var end = input.GetPosition(frameLength);
-                consumed = end;
-                examined = end;
-                message = DecodeFrame(input.Slice(input.GetPosition(InitialBytesToStrip), end));
-                return true;
-            }
+            frameLength = FrameLength(ReadLengthField(field), buffered);
+        }
+
+        if (frameLength != UnknownLength && frameLength <= buffered)
+        {
+            var end = input.GetPosition(frameLength);
+            consumed = end;
+            examined = end;
+            var start = input.Start;
+            var payloadStart = InitialBytesToStrip <= firstSegmentHolds
+                ? new SequencePosition(start.GetObject(), start.GetInteger() + InitialBytesToStrip)
+                : input.GetPosition(InitialBytesToStrip);
+            Deliver(input, payloadStart, end, out message);
+            return true;
         }
 
         examined = input.End;
         message = default!;
         return false;
+    }
+
+    /// <summary>
+    /// The message of the frame's bytes from <paramref name="start"/> to <paramref name="end"/> of
+    /// <paramref name="input"/>: that slice itself for <see cref="LengthFieldFramer"/>, whose
+    /// messages are frames, cut straight into <paramref name="message"/> without a virtual call;
+    /// otherwise what <see cref="DecodeFrame"/> makes of it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Deliver(in ReadOnlySequence<byte> input, SequencePosition start, SequencePosition end, out TMessage message)
+    {
+        if (typeof(TMessage) == typeof(ReadOnlySequence<byte>) && this is LengthFieldFramer)
+        {
+            Unsafe.SkipInit(out message);
+            Unsafe.As<TMessage, ReadOnlySequence<byte>>(ref message) = input.Slice(start, end);
+        }
+        else
+        {
+            message = DecodeFrame(input.Slice(start, end));
+        }
     }
 
     /// <summary>The frame's length, header included, from its length field's value; throws when that is not a valid length within the limit.</summary>
@@ -302,6 +342,21 @@ public abstract class LengthFieldFramer<TMessage> : IMessageFramer<TMessage>
 
         return frameLength;
     }
+
+    /// <summary>The 4 bytes at <paramref name="source"/> as a big-endian value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ReadFourBytesBigEndian(ref byte source)
+        => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref source)) : Unsafe.ReadUnaligned<uint>(ref source);
+
+    /// <summary>The 8 bytes at <paramref name="source"/> as a big-endian value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ReadBigEndian(ref byte source)
+        => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(ref source)) : Unsafe.ReadUnaligned<ulong>(ref source);
+
+    /// <summary>The 8 bytes at <paramref name="source"/> as a little-endian value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ReadLittleEndian(ref byte source)
+        => BitConverter.IsLittleEndian ? Unsafe.ReadUnaligned<ulong>(ref source) : BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(ref source));
 
     /// <summary>The length field's value, read from the start of <paramref name="field"/> (at least the field's length).</summary>
     private ulong ReadLengthField(ReadOnlySpan<byte> field) => _fieldKind switch

@@ -64,12 +64,12 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
     /// <exception cref="FrameTooLargeException">The payload is longer than <see cref="MaximumPayloadLength"/>.</exception>
     public bool TryReadMessage(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
-        // Fast path: the whole frame is in the first segment (always so for a single-segment buffer).
-        // A one or two-byte varint (a payload under 16 KiB) is read inline; a longer one, or one cut
-        // by the segment's end, by the general loop.
+        // Fast path: the whole frame is in the first segment (always so for a single-segment buffer)
+        // behind a one or two-byte varint (a payload under 16 KiB), read inline. A longer varint,
+        // one cut by the segment's end, or a payload past the segment takes one call out of line.
         var first = input.FirstSpan;
-        int prefixLength;
-        int payloadLength;
+        var prefixLength = 0;
+        var payloadLength = 0;
         if (!first.IsEmpty && first[0] < ContinuationBit)
         {
             prefixLength = 1;
@@ -80,30 +80,29 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
             prefixLength = 2;
             payloadLength = (first[0] & ~ContinuationBit) | (first[1] << 7);
         }
-        else
+
+        if (prefixLength > 0)
         {
-            (prefixLength, payloadLength) = ReadPrefix(first, input.Length);
+            if (payloadLength > MaximumPayloadLength)
+            {
+                ThrowFrameTooLarge(MaximumPayloadLength, input.Length);
+            }
+
+            if (prefixLength + payloadLength <= first.Length)
+            {
+                // Positions are made from the segment's start, without seeking.
+                var start = input.Start;
+                var segment = start.GetObject();
+                var startIndex = start.GetInteger();
+                var end = new SequencePosition(segment, startIndex + prefixLength + payloadLength);
+                consumed = end;
+                examined = end;
+                Deliver(input, new SequencePosition(segment, startIndex + prefixLength), end, out message);
+                return true;
+            }
         }
 
-        if (payloadLength > MaximumPayloadLength)
-        {
-            ThrowFrameTooLarge(MaximumPayloadLength, input.Length);
-        }
-
-        if (prefixLength > 0 && prefixLength + (long)payloadLength <= first.Length)
-        {
-            // Positions are made from the segment's start, without seeking.
-            var start = input.Start;
-            var segment = start.GetObject();
-            var startIndex = start.GetInteger();
-            var end = new SequencePosition(segment, startIndex + prefixLength + payloadLength);
-            consumed = end;
-            examined = end;
-            message = DecodePayload(input.Slice(new SequencePosition(segment, startIndex + prefixLength), end));
-            return true;
-        }
-
-        return TryReadStraddlingFrame(input, ref consumed, ref examined, out message);
+        return TryReadStraddlingFrame(input, prefixLength, payloadLength, ref consumed, ref examined, out message);
     }
 
     /// <summary>Writes the varint of <paramref name="message"/>'s payload length, then the payload, in one span of <paramref name="output"/>.</summary>
@@ -152,29 +151,65 @@ public abstract class VarintLengthFramer<TMessage> : IMessageFramer<TMessage>
 
     /// <summary>
     /// The slow path of <see cref="TryReadMessage"/>, kept out of line so that the fast path stays
-    /// small: the prefix or the payload does not fit the first segment. Copies the prefix's bytes
-    /// out (they may straddle segments) and cuts the payload by offsets.
+    /// small: the payload does not fit the first segment (<paramref name="prefixLength"/> and
+    /// <paramref name="payloadLength"/> read from it already), or the prefix was not read
+    /// (<paramref name="prefixLength"/> is 0: it is read from the first segment, or, when it
+    /// straddles segments, its bytes are copied out and read). Cuts the payload by offsets.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool TryReadStraddlingFrame(in ReadOnlySequence<byte> input, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
+    private bool TryReadStraddlingFrame(in ReadOnlySequence<byte> input, int prefixLength, int payloadLength, ref SequencePosition consumed, ref SequencePosition examined, out TMessage message)
     {
         var buffered = input.Length;
-        Span<byte> prefix = stackalloc byte[MaximumVarintLength];
-        prefix = prefix[..(int)Math.Min(buffered, MaximumVarintLength)];
-        input.Slice(0, prefix.Length).CopyTo(prefix);
-        var (prefixLength, payloadLength) = ReadPrefix(prefix, buffered);
+        if (prefixLength == 0)
+        {
+            (prefixLength, payloadLength) = ReadPrefix(input.FirstSpan, buffered);
+        }
+
+        var prefixInFirstSegment = prefixLength > 0;
+        if (!prefixInFirstSegment)
+        {
+            Span<byte> prefix = stackalloc byte[MaximumVarintLength];
+            prefix = prefix[..(int)Math.Min(buffered, MaximumVarintLength)];
+            input.Slice(0, prefix.Length).CopyTo(prefix);
+            (prefixLength, payloadLength) = ReadPrefix(prefix, buffered);
+        }
+
         if (prefixLength > 0 && prefixLength + (long)payloadLength <= buffered)
         {
             var end = input.GetPosition(prefixLength + (long)payloadLength);
             consumed = end;
             examined = end;
-            message = DecodePayload(input.Slice(input.GetPosition(prefixLength), end));
+            var start = input.Start;
+            var payloadStart = prefixInFirstSegment
+                ? new SequencePosition(start.GetObject(), start.GetInteger() + prefixLength)
+                : input.GetPosition(prefixLength);
+            Deliver(input, payloadStart, end, out message);
             return true;
         }
 
         examined = input.End;
         message = default!;
         return false;
+    }
+
+    /// <summary>
+    /// The message of the payload from <paramref name="start"/> to <paramref name="end"/> of
+    /// <paramref name="input"/>: that slice itself for <see cref="VarintLengthFramer"/>, whose
+    /// messages are payloads, cut straight into <paramref name="message"/> without a virtual call;
+    /// otherwise what <see cref="DecodePayload"/> makes of it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Deliver(in ReadOnlySequence<byte> input, SequencePosition start, SequencePosition end, out TMessage message)
+    {
+        if (typeof(TMessage) == typeof(ReadOnlySequence<byte>) && this is VarintLengthFramer)
+        {
+            Unsafe.SkipInit(out message);
+            Unsafe.As<TMessage, ReadOnlySequence<byte>>(ref message) = input.Slice(start, end);
+        }
+        else
+        {
+            message = DecodePayload(input.Slice(start, end));
+        }
     }
 
     /// <summary>

@@ -140,6 +140,26 @@ public class DelimiterFramerSpecs
 
     // ---- Zero-length frames ---------------------------------------------------------------------
 
+    [TestCase("\r\n")]
+    [TestCase("END")]
+    [TestCase("\r\n\r\n")]
+    [TestCase("\r\n|\n")]
+    [TestCase("abc|b")]
+    public void Frames_longer_than_a_segment_are_cut_at_their_delimiters_wherever_segment_boundaries_fall_in_them(string delimiterList)
+    {
+        var delimiters = delimiterList.Split('|');
+        var stream = $"{new string('x', 40)}{delimiters[0]}{new string('y', 23)}{delimiters[^1]}{delimiters[0]}z{delimiters[0]}rest";
+        foreach (var strip in new[] { true, false })
+        {
+            var expected = Reference(stream, delimiters, strip);
+            var framer = Framer(delimiters, stripDelimiter: strip);
+            for (var segmentSize = 1; segmentSize <= 9; segmentSize++)
+            {
+                Assert.That(Read(framer, SegmentedSequence.OfSegmentSize(Bytes(stream), segmentSize)), Is.EqualTo(expected), $"strip {strip}, {segmentSize}-byte segments");
+            }
+        }
+    }
+
     [Test]
     public void Consecutive_delimiters_are_empty_frames()
     {

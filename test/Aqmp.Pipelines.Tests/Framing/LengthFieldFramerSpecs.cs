@@ -243,6 +243,29 @@ public class LengthFieldFramerSpecs
         Assert.That(error!.Detail, Does.Contain("strip"));
     }
 
+    [TestCase(8, 0, 0, null, 0x8000_0000_0000_0001UL, "negative")]
+    [TestCase(4, 0, -4, 0, 3UL, "shorter than its")]
+    [TestCase(2, 0, 0, 5, 2UL, "strip")]
+    [TestCase(3, 2, 0, null, 5000UL, null)]
+    public void A_malformed_or_oversize_header_followed_by_many_bytes_in_one_segment_raises_as_when_it_ends_the_buffer(int fieldLength, int offset, int adjustment, int? strip, ulong value, string? detail)
+    {
+        var layout = new Layout(fieldLength, offset, adjustment, strip);
+        byte[] stream = [.. layout.Header(value), .. Bytes(40, 1)];
+
+        foreach (var input in new[] { new ReadOnlySequence<byte>(stream), new ReadOnlySequence<byte>(layout.Header(value)) })
+        {
+            if (detail is null)
+            {
+                Assert.Throws<FrameTooLargeException>(() => FramerSpecKit.ReadAll(layout.Framer(), input));
+            }
+            else
+            {
+                var error = Assert.Throws<FrameHeaderException>(() => FramerSpecKit.ReadAll(layout.Framer(), input));
+                Assert.That(error!.Detail, Does.Contain(detail));
+            }
+        }
+    }
+
     private static IEnumerable<TestCaseData> BoundaryLayouts()
     {
         yield return new TestCaseData(new Layout(2), 40).SetArgDisplayNames("2-byte field, limit 40");
