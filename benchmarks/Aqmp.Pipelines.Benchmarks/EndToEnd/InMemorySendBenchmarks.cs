@@ -15,26 +15,12 @@ namespace Aqmp.Pipelines.Benchmarks.EndToEnd;
 /// Both pipes have a 1 MiB pause threshold and 64 KiB segments, like a session's send pipe. The drain checks every
 /// line's length and the operation checks the line count and total, so a wrong run throws.
 /// </remarks>
-[Config(typeof(EndToEndStreamBenchmarks.StreamConfig))]
-public class InMemorySendBenchmarks
+public class InMemorySendBenchmarks : InMemoryPipeBenchmarks
 {
-    /// <summary>Bytes one operation moves, terminators included.</summary>
-    public const int StreamBytes = EndToEndStreamBenchmarks.StreamBytes;
-
-    private const int ChunkBytes = 64 * 1024;
-
-    private static readonly PipeOptions SendPipe = new(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, minimumSegmentSize: 64 * 1024, useSynchronizationContext: false);
-
     private byte[] _wire = [];
     private ReadOnlySequence<byte>[] _payloads = [];
     private Pipe? _pipe;
     private LineSenderSession? _session;
-
-    /// <summary>Line length including its LF.</summary>
-    [Params(64, 4096)]
-    public int LineLength { get; set; }
-
-    private int Lines => StreamBytes / LineLength;
 
     /// <summary>Builds the stream and, for the session, opens it over a fresh pipe.</summary>
     [GlobalSetup]
@@ -43,20 +29,10 @@ public class InMemorySendBenchmarks
         _wire = LineStream.BuildWire(Lines, LineLength);
         _payloads = LineStream.Payloads(_wire, LineLength);
 
-        _pipe = new Pipe(SendPipe);
-        var inbound = new Pipe(SendPipe); // never written: the session only sends
-        _session = new LineSenderSession();
+        _pipe = new Pipe(MemoryPipe);
+        var inbound = new Pipe(MemoryPipe); // never written: the session only sends
+        Session = _session = new LineSenderSession();
         await _session.OpenAsync(new DuplexPipe(inbound.Reader, _pipe.Writer));
-    }
-
-    /// <summary>Closes the session.</summary>
-    [GlobalCleanup]
-    public async Task Cleanup()
-    {
-        if (_session is not null)
-        {
-            await _session.DisposeAsync();
-        }
     }
 
     /// <summary>Baseline: the pre-built stream written into the pipe by hand, 64 KiB per write and flush.</summary>
@@ -64,7 +40,7 @@ public class InMemorySendBenchmarks
     [Benchmark(Baseline = true)]
     public async Task<long> HandWrittenChunks_MemoryPipe()
     {
-        var pipe = new Pipe(SendPipe);
+        var pipe = new Pipe(MemoryPipe);
         var drain = DrainAsync(pipe.Reader);
         for (var offset = 0; offset < _wire.Length; offset += ChunkBytes)
         {
@@ -147,12 +123,5 @@ public class InMemorySendBenchmarks
         }
 
         return received.Bytes;
-    }
-
-    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input { get; } = input;
-
-        public PipeWriter Output { get; } = output;
     }
 }
