@@ -45,7 +45,7 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
     /// <summary>Takes the next complete message from the held read, without waiting.</summary>
     /// <param name="message">The message; it may point into the held read, valid until the read is handed back.</param>
     /// <returns>Whether a complete message was buffered.</returns>
-    /// <exception cref="ProtocolException">The framer refused the bytes; the reader is then failed.</exception>
+    /// <exception cref="ProtocolException">The framer refused the bytes; the caller then hands the read back with <see cref="Release"/>'s <c>failed</c>.</exception>
     public bool TryRead([MaybeNullWhen(false)] out TMessage message)
     {
         message = default;
@@ -56,24 +56,16 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
 
         var consumed = _buffer.Start;
         var examined = ExaminedOr(_buffer.Start);
-        try
+        if (framer.TryReadMessage(_buffer, ref consumed, ref examined, out message))
         {
-            if (framer.TryReadMessage(_buffer, ref consumed, ref examined, out message))
+            if (_tracksPositions)
             {
-                if (_tracksPositions)
-                {
-                    Track(_buffer.Slice(_buffer.Start, consumed).Length);
-                }
-
-                _buffer = _buffer.Slice(consumed);
-                _examined = default;
-                return true;
+                Track(_buffer.Slice(_buffer.Start, consumed).Length);
             }
-        }
-        catch
-        {
-            _failed = true;
-            throw;
+
+            _buffer = _buffer.Slice(consumed);
+            _examined = default;
+            return true;
         }
 
         _examined = examined;
@@ -96,17 +88,9 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
             return false;
         }
 
-        try
+        if (!framer.TryReadFinalMessage(_buffer, out message))
         {
-            if (!framer.TryReadFinalMessage(_buffer, out message))
-            {
-                return false;
-            }
-        }
-        catch
-        {
-            _failed = true;
-            throw;
+            return false;
         }
 
         if (_tracksPositions)
@@ -174,7 +158,7 @@ internal sealed class MessageReader<TMessage>(TransportConnection connection, IM
     /// looked (to its end once the reader or its caller failed, so that a pipe-backed transport
     /// does not count the buffered bytes as new while the session ends). Idempotent.
     /// </summary>
-    /// <param name="failed">The caller is failing (a handler threw): hand the read back fully examined.</param>
+    /// <param name="failed">The caller is failing (the framer or a handler threw): hand the read back fully examined, now and on every later call.</param>
     public void Release(bool failed = false)
     {
         if (!_held)
